@@ -1,0 +1,1 @@
+"""Data: public-format readers, canonical artifact schemas, validation with quarantine, synthetic world."""

@@ -1,0 +1,12 @@
+"""Public-format readers; each returns :class:`uniembed.data.curate.SourceRecords`.
+
+``FORMATS`` maps the ``format`` key of a source in the data config to its reader; the other
+keys of the source are the reader's keyword arguments.
+"""
+from .mbeir import read_mbeir
+from .mmeb import read_mmeb
+from .pairs import read_captions, read_nli
+
+FORMATS = {"mbeir": read_mbeir, "mmeb": read_mmeb, "nli_csv": read_nli, "captions": read_captions}
+
+__all__ = ["FORMATS", "read_mbeir", "read_mmeb", "read_nli", "read_captions"]
