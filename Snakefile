@@ -1,0 +1,22 @@
+# Universal multimodal embedding training (U-MARVEL, UniME-V2) as a Snakemake workflow.
+# Thin by design: load + validate config, include one rule file per stage, define `all`.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/build.smk"
+include: "workflow/rules/curate.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,35 @@
+# Embedded default: build the tiny model and generate the synthetic data, offline.
+
+
+if STAGE_CONFIG.model.build is not None:
+
+    rule build_model:
+        output:
+            directory(MODEL_DIR),
+        log:
+            f"{LOGS}/build_model.log",
+        benchmark:
+            f"{BENCHMARKS}/build_model.tsv"
+        params:
+            args=STAGE_ARGS,
+        conda:
+            "../../envs/curate.yaml"
+        shell:
+            "python -m uniembed.stages.build_model {params.args} > {log} 2>&1"
+
+
+if STAGE_CONFIG.data.generator is not None:
+
+    rule generate_data:
+        output:
+            directory(DATA_ROOT),
+        log:
+            f"{LOGS}/generate_data.log",
+        benchmark:
+            f"{BENCHMARKS}/generate_data.tsv"
+        params:
+            args=STAGE_ARGS,
+        conda:
+            "../../envs/curate.yaml"
+        shell:
+            "python -m uniembed.stages.generate_data {params.args} > {log} 2>&1"

@@ -1,0 +1,23 @@
+# Curation (design.md §3.1): one job per source -> canonical Parquet tables + quarantine + summary.
+
+
+rule curate:
+    input:
+        generated_data(),
+    output:
+        **{t: curated("{source}", t) for t in CURATED_TABLES},
+        summary=f"{RUN_DIR}/curated/{{source}}/summary.json",
+    log:
+        f"{LOGS}/curate_{{source}}.log",
+    benchmark:
+        f"{BENCHMARKS}/curate_{{source}}.tsv"
+    params:
+        args=STAGE_ARGS,
+        out_dir=lambda wildcards: f"{RUN_DIR}/curated/{wildcards.source}",
+    wildcard_constraints:
+        source="|".join(SOURCES),
+    conda:
+        "../../envs/curate.yaml"
+    shell:
+        "python -m uniembed.stages.curate {params.args} stage.source={wildcards.source}"
+        " stage.out_dir={params.out_dir} > {log} 2>&1"
