@@ -1,0 +1,120 @@
+"""Load a saved Qwen2-VL / Qwen2.5-VL (tiny or real) from a local directory, optionally with a LoRA adapter.
+
+``load_for_embedding`` gives the base model without the LM head (``AutoModel``: ``Qwen2VLModel`` or
+``Qwen2_5_VLModel``), ``load_for_generation`` the full model with the LM head
+(``AutoModelForImageTextToText``). Only local files are read.
+
+Adapter trap: an adapter saved from one of these two heads does not fit the other (the base model
+sits at ``model`` in the full one, so every adapter key is off by that prefix); PEFT only warns
+about the missing keys and runs the model without the adapter. Here that is an error.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+from transformers import AutoModel, AutoModelForImageTextToText
+
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+_ARCHITECTURE_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+)
+
+
+def _check_dir(path: Path, what: str, config_name: str, weight_files: tuple[str, ...]) -> Path:
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} directory not found: {path}")
+    if not (path / config_name).is_file():
+        raise FileNotFoundError(f"{path}: no {config_name}; not a saved {what} directory")
+    if not any((path / name).is_file() for name in weight_files):
+        raise FileNotFoundError(f"{path}: no {what} weights (expected one of {', '.join(weight_files)})")
+    return path
+
+
+def _architecture(config_path: Path) -> dict:
+    config = json.loads(config_path.read_text())
+    text = config.get("text_config") or config
+    return {"model_type": config.get("model_type"), **{key: text.get(key) for key in _ARCHITECTURE_KEYS}}
+
+
+def _attach_adapter(model, base_path: Path, adapter_path: str | os.PathLike):
+    from peft import PeftModel
+
+    adapter_path = _check_dir(Path(adapter_path), "adapter", "adapter_config.json", ADAPTER_WEIGHT_FILES)
+    recorded = json.loads((adapter_path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    recorded_config = Path(recorded) / "config.json" if recorded else None
+    if recorded_config is not None and recorded_config.is_file():
+        expected, found = _architecture(recorded_config), _architecture(base_path / "config.json")
+        if expected != found:
+            raise ValueError(
+                f"adapter {adapter_path} was trained on {recorded} ({expected}), "
+                f"which does not match the base model {base_path} ({found})"
+            )
+    context = f"adapter {adapter_path} (base_model_name_or_path={recorded!r}) on base model {base_path}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            peft_model = PeftModel.from_pretrained(model, adapter_path)
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise ValueError(f"cannot load {context}: {error}") from error
+    for warning in caught:
+        if str(warning.message).startswith("Found missing adapter keys"):
+            raise ValueError(
+                f"{context}: the adapter's weights do not fit this model's modules (was it saved from the "
+                f"other head, AutoModel vs AutoModelForImageTextToText?). {warning.message}"
+            )
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return peft_model
+
+
+def _load(auto_class, path, adapter_path, torch_dtype, kwargs):
+    path = _check_dir(Path(path), "model", "config.json", WEIGHT_FILES)
+    if torch_dtype is not None:
+        kwargs["dtype"] = torch_dtype
+    model = auto_class.from_pretrained(path, local_files_only=True, **kwargs)
+    if adapter_path is not None:
+        model = _attach_adapter(model, path, adapter_path)
+    return model.eval()
+
+
+def load_for_embedding(
+    path: str | os.PathLike, adapter_path: str | os.PathLike | None = None, torch_dtype=None, **kwargs
+):
+    """The base model (no LM head) saved in ``path``, with the LoRA adapter in ``adapter_path`` if given.
+
+    ``torch_dtype`` (a ``torch.dtype`` or its name) and ``kwargs`` (e.g. ``attn_implementation``) go
+    to ``from_pretrained``.
+    """
+    return _load(AutoModel, path, adapter_path, torch_dtype, kwargs)
+
+
+def load_for_generation(
+    path: str | os.PathLike, adapter_path: str | os.PathLike | None = None, torch_dtype=None, **kwargs
+):
+    """The full image-text-to-text model (with LM head) saved in ``path``, optionally with a LoRA adapter."""
+    return _load(AutoModelForImageTextToText, path, adapter_path, torch_dtype, kwargs)
+
+
+def set_bidirectional(model_or_config, enabled: bool):
+    """Switch the language model between causal and bidirectional attention; returns its argument.
+
+    Sets ``is_causal`` on the *text* sub-config (the top-level config's flag is ignored). The text
+    model reads it on every forward, for every attention implementation, and it is saved with the
+    config. Accepts a model, a PEFT-wrapped model or a config.
+    """
+    config = getattr(model_or_config, "config", model_or_config)
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    text_config.is_causal = not enabled
+    return model_or_config
