@@ -1,5 +1,4 @@
 # Path helpers and config lookups shared by the rule files; no algorithm lives here.
-import os
 import shlex
 
 from uniembed.config import compose_config, experiment_overrides
@@ -7,8 +6,8 @@ from uniembed.config import compose_config, experiment_overrides
 CONFIG_DIR = str(Path(workflow.basedir) / "config")
 # Stage modules run as `python -m uniembed.stages.<stage>` in whatever env a rule uses
 # (the project venv, or a conda env from envs/ under --sdm conda): put the library on its path.
-_SRC = str(Path(workflow.basedir) / "src")
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [_SRC, os.environ.get("PYTHONPATH")] if p)
+_SRC = shlex.quote(str(Path(workflow.basedir) / "src"))
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={_SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 RESOURCES = config["resources"]
 RUN_DIR = f"{config['results']}/{config['run_name']}"
 LOGS = f"{RUN_DIR}/logs"

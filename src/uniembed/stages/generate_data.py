@@ -11,6 +11,7 @@ import sys
 
 from omegaconf import OmegaConf
 
+from ..artifacts import atomic_path
 from ..config import stage_config
 from ..data.synthetic import generate_synthetic
 
@@ -22,7 +23,8 @@ def run(cfg) -> dict:
     if generator is None:
         raise SystemExit(f"data config {cfg.data.name!r} has no generator: it reads existing data at {cfg.data.root}")
     sizes = OmegaConf.to_container(generator.sizes) if generator.sizes is not None else None
-    manifest = generate_synthetic(cfg.data.root, seed=generator.seed, sizes=sizes)
+    with atomic_path(cfg.data.root, directory=True) as tmp:  # all or nothing: no stale or partial files
+        manifest = generate_synthetic(tmp, seed=generator.seed, sizes=sizes)
     log.info("generated synthetic data (seed %s) in %s", generator.seed, cfg.data.root)
     return manifest
 

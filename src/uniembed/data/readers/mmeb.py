@@ -72,14 +72,17 @@ def read_mmeb(name: str, root: str | os.PathLike, image_root: str | os.PathLike 
     image_root = Path(image_root) if image_root else root / "images"
     records = SourceRecords(name)
     meta = read_datasets_tsv(root / "eval" / "datasets.tsv")
+    seen_datasets: set[str] = set()
     for split in splits:
         files = data_files(root / split)
         if not files:
             raise SourceFormatError(root / split, None, f"MMEB {split} files (*.parquet or *.jsonl)", "none")
         for path in files:
             dataset = path.stem
-            records.datasets.append(dataset=dataset, source=name, meta_task=meta.get(dataset, (None, None))[0],
-                                    eval_group=meta.get(dataset, (None, None))[1])
+            if dataset not in seen_datasets:
+                seen_datasets.add(dataset)
+                meta_task, group = meta.get(dataset, (None, None))
+                records.datasets.append(dataset=dataset, source=name, meta_task=meta_task, eval_group=group)
             reader = _train_rows if split == "train" else _eval_rows
             for row_no, row in iter_rows(path, TRAIN_FIELDS if split == "train" else EVAL_FIELDS,
                                          TRAIN_OPTIONAL if split == "train" else None):

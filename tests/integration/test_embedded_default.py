@@ -1,0 +1,88 @@
+"""The workflow itself, run by Snakemake on the embedded default in a scratch copy of the project."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from uniembed.artifacts import read_parquet
+from uniembed.data.schemas import ARTIFACTS
+from uniembed.model.loading import load_for_embedding
+
+ROOT = Path(__file__).resolve().parents[2]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2"]
+SMALL = ["data.generator.sizes={mbeir_train_queries: 24, mbeir_test_queries: 12, mbeir_pool: 60,"
+         " mmeb_train_rows: 12, mmeb_eval_rows: 8, mmeb_candidates: 8, mmeb_gallery: 24, nli_triplets: 20,"
+         " caption_pairs: 12}"]
+
+
+def scratch_project(tmp_path: Path, overrides=SMALL) -> Path:
+    for name in ("Snakefile", "workflow", "config", "profiles", "src", "envs"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    cfg = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
+    cfg["hydra_overrides"] = list(overrides)
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp_path
+
+
+def snakemake(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run Snakemake as a user with the project env activated (rules call `python -m ...`)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([*SNAKEMAKE, *args], cwd=project, capture_output=True, text=True, env=env)
+    result.output = result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    project = scratch_project(tmp_path_factory.mktemp("project"))
+    result = snakemake(project)
+    assert result.returncode == 0, result.output[-3000:]
+    return project
+
+
+def test_full_run_produces_every_artifact(finished_run):
+    run_dir = finished_run / "results" / "default"
+    for source in ("mbeir", "mmeb", "nli", "captions"):
+        summary = json.loads((run_dir / "curated" / source / "summary.json").read_text())
+        assert summary["rows_in"] == summary["kept"] > 0
+        for name, schema in ARTIFACTS.items():
+            read_parquet(run_dir / "curated" / source / f"{name}.parquet", schema)
+        assert (run_dir / "logs" / f"curate_{source}.log").stat().st_size > 0
+        assert (run_dir / "benchmarks" / f"curate_{source}.tsv").exists()
+    model = load_for_embedding(finished_run / "resources" / "models" / "tiny-qwen2vl")
+    assert model.config.model_type == "qwen2_vl"
+
+
+def test_rerun_is_a_no_op_and_forcerun_reruns_one_stage(finished_run):
+    assert "Nothing to be done" in snakemake(finished_run, "-n").stdout
+    plan = snakemake(finished_run, "-n", "--forcerun", "curate").stdout
+    assert "curate" in plan and "build_model" not in plan and "generate_data" not in plan
+
+
+def test_config_with_a_typo_fails_naming_the_key(tmp_path):
+    project = scratch_project(tmp_path)
+    cfg = yaml.safe_load((project / "config" / "config.yaml").read_text())
+    cfg["resourcse"] = cfg.pop("resources")
+    (project / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    result = snakemake(project, "-n")
+    assert result.returncode != 0 and "resourcse" in result.output
+
+
+def test_failed_curation_keeps_upstream_outputs_and_names_the_line(tmp_path):
+    project = scratch_project(tmp_path)
+    assert snakemake(project, "generate_data").returncode == 0
+    bad = sorted((project / "resources" / "synthetic" / "mbeir" / "query" / "test").glob("*.jsonl"))[0]
+    lines = bad.read_text().splitlines()
+    bad.write_text("\n".join(lines[:2] + [lines[2][: len(lines[2]) // 2]]) + "\n")
+    result = snakemake(project, "results/default/curated/mbeir/summary.json")
+    assert result.returncode != 0
+    log = (project / "results" / "default" / "logs" / "curate_mbeir.log").read_text()
+    assert f"{bad.name}:3: expected one complete JSON object per line" in log
+    assert (project / "resources" / "synthetic" / "manifest.json").exists()
+    assert not (project / "results" / "default" / "curated" / "mbeir" / "summary.json").exists()

@@ -1,0 +1,81 @@
+"""Stage entry points on the synthetic world: curation of every source, bad input through the stage."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from uniembed.artifacts import read_parquet
+from uniembed.config import compose_config
+from uniembed.data.errors import SourceFormatError
+from uniembed.data.schemas import ARTIFACTS, TASKS
+from uniembed.stages import build_model, curate, generate_data
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ("{mbeir_train_queries: 24, mbeir_test_queries: 12, mbeir_pool: 60, mmeb_train_rows: 12,"
+         " mmeb_eval_rows: 8, mmeb_candidates: 8, mmeb_gallery: 24, nli_triplets: 20, caption_pairs: 12}")
+
+
+def stage_cfg(resources, *extra):
+    return compose_config([f"paths.resources={resources}", f"data.generator.sizes={SMALL}", *extra], ROOT / "config")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    resources = tmp_path_factory.mktemp("resources")
+    generate_data.run(stage_cfg(resources))
+    return resources
+
+
+@pytest.mark.parametrize("source", ["mbeir", "mmeb", "nli", "captions"])
+def test_curate_stage_writes_schema_checked_tables(generated, tmp_path, source):
+    summary = curate.run(stage_cfg(generated, f"stage.source={source}", f"stage.out_dir={tmp_path}", "stage.progress=false"))
+    tables = {name: read_parquet(tmp_path / f"{name}.parquet", schema) for name, schema in ARTIFACTS.items()}
+    assert summary == json.loads((tmp_path / "summary.json").read_text())
+    assert summary["quarantined"] == 0 and summary["kept"] == summary["rows_in"] > 0
+    assert tables["queries"].num_rows > 0
+    if source == "mbeir":
+        q = tables["queries"].to_pylist()
+        for split in ("train", "test"):
+            assert {r["task_id"] for r in q if r["split"] == split} == {0, 1, 2, 3, 4, 6, 7}
+        assert all(r["modality"] == TASKS[r["task_id"]][0] for r in q)
+        assert all(r["instruction"] for r in q)
+        pools = set(tables["pools"].column("pool").to_pylist())
+        assert {"union_train", "union_test"} <= pools and sum("_task" in p for p in pools) == 7
+    if source == "mmeb":
+        meta = {r["dataset"]: r for r in tables["datasets"].to_pylist()}
+        assert {m["meta_task"] for m in meta.values() if m["meta_task"]} == {"Classification", "VQA", "Retrieval", "Grounding"}
+
+
+def test_curate_stage_quarantines_bad_values_and_stops_on_bad_structure(generated, tmp_path):
+    data = tmp_path / "resources"
+    shutil.copytree(generated, data)
+    mbeir = data / "synthetic" / "mbeir"
+    image = sorted((mbeir / "mbeir_images").rglob("*.png"))[0]
+    image.write_bytes(b"not a png")
+    out = tmp_path / "out"
+    summary = curate.run(stage_cfg(data, "stage.source=mbeir", f"stage.out_dir={out}", "stage.progress=false"))
+    assert summary["reasons"]["corrupt_image"] >= 1 and summary["kept"] + summary["quarantined"] == summary["rows_in"]
+    query_file = sorted((mbeir / "query" / "test").glob("*.jsonl"))[0]
+    with open(query_file, "a") as f:
+        f.write('{"qid": "0:999", "query_txt": "trunc')
+    with pytest.raises(SourceFormatError, match=f"{query_file.name}:\\d+: expected one complete JSON object"):
+        curate.run(stage_cfg(data, "stage.source=mbeir", f"stage.out_dir={tmp_path / 'out2'}", "stage.progress=false"))
+    assert not (tmp_path / "out2").exists()
+
+
+def test_curate_stage_rejects_unknown_source(generated, tmp_path):
+    with pytest.raises(SystemExit, match="unknown source 'mbier'"):
+        curate.run(stage_cfg(generated, "stage.source=mbier", f"stage.out_dir={tmp_path}"))
+
+
+def test_build_model_stage_saves_a_loadable_model(tmp_path):
+    from uniembed.model.loading import load_for_embedding
+    from uniembed.model.processor import load_processor
+
+    cfg = stage_cfg(tmp_path)
+    path = build_model.run(cfg)
+    assert Path(path) == Path(cfg.model.path)
+    model = load_for_embedding(path)
+    processor = load_processor(path)
+    assert type(model).__name__ == "Qwen2VLModel" and processor.tokenizer.convert_tokens_to_ids("<|image_pad|>") >= 0
