@@ -138,3 +138,13 @@ def test_rows_in_equals_kept_plus_quarantined_per_file(tmp_path):
         assert row["rows_in"] == row["kept"] + row["quarantined"]
     assert out.summary["rows_in"] == out.summary["kept"] + out.summary["quarantined"] == 3 + 2 * 6
     json.dumps(out.summary)  # serialisable
+
+
+def test_accepts_text_image_spelling_and_did_objects(tmp_path):
+    pool = good_pool() + [cand("9:5", txt="a caption", img="mbeir_images/toy/1.png", modality="text,image")]
+    q = query("9:1", 0, txt="a", pos=["9:5"])
+    q["pos_cand_list"] = [{"did": "9:5"}]
+    out = curate(build(tmp_path, [q], pool))
+    assert out.tables["queries"].column("positive_ids").to_pylist() == [["9:5"]]
+    cands = {r["candidate_id"]: r["modality"] for r in out.tables["candidates"].to_pylist()}
+    assert cands["9:5"] == "image,text" and out.summary["quarantined"] == 0

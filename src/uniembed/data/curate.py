@@ -66,7 +66,6 @@ def finalize(records: SourceRecords, *, validate_images: bool = True, image_work
     """Apply the cross-record rules and build the curated tables of one source."""
     cand, qry = records.candidates.columns, records.queries.columns
     n_cand, n_qry = len(records.candidates), len(records.queries)
-    where_c = [f"{f}:{ln}" for f, ln in zip(cand["source_file"], cand["source_line"])]
     cand_keep = [True] * n_cand
     bad: dict[str, tuple[str, str]] = {}
 
@@ -77,7 +76,8 @@ def finalize(records: SourceRecords, *, validate_images: bool = True, image_work
         if cand["counted"][i]:
             records.reject("candidates", cand["candidate_id"][i], cand["source_file"][i], cand["source_line"][i], problem)
 
-    content_c = [_content(cand, i, ("text", "image_path", "modality")) for i in range(n_cand)]
+    content_c = (_content(cand, i, ("text", "image_path", "modality")) for i in range(n_cand))
+    where_c = lambda i: f'{cand["source_file"][i]}:{cand["source_line"][i]}'  # noqa: E731
     for i, verdict in enumerate(duplicate_verdicts(cand["candidate_id"], content_c, cand["pool"], cand["counted"], where_c)):
         if verdict:
             drop_candidate(i, verdict)
@@ -101,9 +101,9 @@ def finalize(records: SourceRecords, *, validate_images: bool = True, image_work
                 pool_members[cand["pool"][i]].add(cand["candidate_id"][i])
 
     qry_keep = [True] * n_qry
-    content_q = [_content(qry, i, ("text", "image_path", "modality", "task_id", "positive_ids",
-                                   "negative_ids", "candidate_ids", "instruction")) for i in range(n_qry)]
-    where_q = [f"{f}:{ln}" for f, ln in zip(qry["source_file"], qry["source_line"])]
+    content_q = (_content(qry, i, ("text", "image_path", "modality", "task_id", "positive_ids",
+                                   "negative_ids", "candidate_ids", "instruction")) for i in range(n_qry))
+    where_q = lambda i: f'{qry["source_file"][i]}:{qry["source_line"][i]}'  # noqa: E731
     verdicts = duplicate_verdicts(qry["query_id"], content_q, None, None, where_q)
     for i in range(n_qry):
         problem = verdicts[i]

@@ -6,11 +6,16 @@ summary counts and tests assert.
 """
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from typing import Callable, Hashable, Iterable, Sequence
 
 from .schemas import MODALITIES, TASKS
 
 Problem = tuple[str, str]
+
+
+def normalize_modality(modality: str) -> str:
+    """``"text,image"`` and ``"image, text"`` (both spellings occur in M-BEIR docs) -> ``"image,text"``."""
+    return ",".join(sorted(part.strip() for part in modality.split(",")))
 
 
 def modality_problem(modality: str, text: str | None, image_path: str | None) -> Problem | None:
@@ -42,10 +47,10 @@ def task_problem(task_id: int, query_modality: str) -> Problem | None:
 
 def duplicate_verdicts(
     ids: Sequence[str],
-    contents: Sequence[Hashable],
+    contents: Iterable[Hashable],
     groups: Sequence[Hashable] | None = None,
     counted: Sequence[bool] | None = None,
-    where: Sequence[str] | None = None,
+    where: Callable[[int], str] | None = None,
 ) -> list[Problem | None]:
     """Per row: None to keep, or why it is quarantined.
 
@@ -55,11 +60,12 @@ def duplicate_verdicts(
     * the same id and content in different groups is pool membership, not a duplicate;
     * rows with ``counted`` False (derived records, e.g. MMEB targets) merge silently.
     """
-    first: dict[str, Hashable] = {}
+    first: dict[str, int] = {}  # id -> hash of its first content (memory: one int per id)
     conflicts: set[str] = set()
     for rid, content in zip(ids, contents):
-        if first.setdefault(rid, content) != content:
+        if first.setdefault(rid, hash(content)) != hash(content):
             conflicts.add(rid)
+    del first
     seen: dict[tuple, int] = {}
     verdicts: list[Problem | None] = []
     for i, rid in enumerate(ids):
@@ -68,7 +74,7 @@ def duplicate_verdicts(
             continue
         key = (groups[i] if groups is not None else None, rid)
         if key in seen and (counted is None or counted[i]):
-            origin = where[seen[key]] if where is not None else f"row {seen[key]}"
+            origin = where(seen[key]) if where is not None else f"row {seen[key]}"
             verdicts.append(("exact_duplicate", f"id {rid!r} repeats {origin}"))
             continue
         seen.setdefault(key, i)

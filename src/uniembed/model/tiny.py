@@ -138,20 +138,15 @@ def build_tiny_model(
     corpus: Iterable[str],
     *,
     variant: str = "qwen2_vl",
-    hidden_size: int = 64,
-    num_layers: int = 2,
-    num_heads: int = 4,
-    num_kv_heads: int = 2,
-    intermediate_size: int = 128,
-    vision_depth: int = 2,
-    vision_embed_dim: int = 32,
     vocab_size: int = 2048,
     image_min_pixels: int = 56 * 56,
     image_max_pixels: int = 112 * 112,
     seed: int = 0,
+    **sizes: int,
 ) -> Path:
     """Train a tokenizer on ``corpus``, build a random tiny ``variant`` model and save everything.
 
+    ``sizes`` are :func:`tiny_config`'s architecture sizes (hidden_size, num_layers, ...).
     ``output_dir`` receives the model (config, generation config, safetensors), the processor, the
     tokenizer and the chat template, written atomically. Images are resized to between
     ``image_min_pixels`` and ``image_max_pixels`` in 28-pixel steps: a 56x56 image gives 16 patches
@@ -162,18 +157,7 @@ def build_tiny_model(
         raise ValueError(f"unknown variant {variant!r}; expected one of {sorted(MODEL_CLASSES)}")
     tokenizer = train_tokenizer(corpus, vocab_size=vocab_size)
     processor = build_processor(tokenizer, variant, min_pixels=image_min_pixels, max_pixels=image_max_pixels)
-    config = tiny_config(
-        tokenizer,
-        variant=variant,
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        num_kv_heads=num_kv_heads,
-        intermediate_size=intermediate_size,
-        vision_depth=vision_depth,
-        vision_embed_dim=vision_embed_dim,
-    )
+    config = tiny_config(tokenizer, variant=variant, vocab_size=vocab_size, **sizes)
     model = init_tiny_model(config, seed)
     model.generation_config = GenerationConfig(
         bos_token_id=config.text_config.bos_token_id,

@@ -37,7 +37,7 @@ from ..curate import SourceRecords
 from ..errors import SourceFormatError
 from ..jsonl import check_fields, iter_json_lines
 from ..schemas import TASKS
-from ..validate import modality_problem, task_problem
+from ..validate import modality_problem, normalize_modality, task_problem
 
 _NULLABLE_STR = ((str,), True)
 QUERY_FIELDS = {
@@ -159,23 +159,27 @@ def _read_pool(records: SourceRecords, root: Path, path: Path, pool: str, names:
         records.rows_in[str(path)] += 1
         did, text = obj["did"], (obj["txt"] or "").strip() or None
         image = os.path.join(root, obj["img_path"]) if obj["img_path"] else None
-        problem = modality_problem(obj["modality"], text, image)
+        modality = normalize_modality(obj["modality"])
+        problem = modality_problem(modality, text, image)
         if problem is None and _dataset_id(did) is None:
             problem = ("malformed_id", f"did {did!r}; expected '<dataset_id>:<n>'")
         if problem:
             records.reject("candidates", did, path, line, problem)
             continue
         records.candidates.append(candidate_id=did, source=records.name, dataset=names.get(_dataset_id(did)),
-                                  text=text, image_path=image, modality=obj["modality"],
+                                  text=text, image_path=image, modality=modality,
                                   source_file=str(path), source_line=line, pool=pool, counted=True)
 
 
 def _read_queries(records, root: Path, path: Path, split: str, pool: str | None, prompts, names, qrels, seed) -> set[str]:
     seen = set()
     for line, obj in iter_json_lines(path):
+        for name in ("pos_cand_list", "neg_cand_list"):  # the dataset card shows entries as {"did": ...}
+            if isinstance(obj.get(name), list):
+                obj[name] = [e["did"] if isinstance(e, dict) and "did" in e else e for e in obj[name]]
         check_fields(obj, QUERY_FIELDS, path, line)
         records.rows_in[str(path)] += 1
-        qid, modality, task_id = obj["qid"], obj["query_modality"], obj["task_id"]
+        qid, modality, task_id = obj["qid"], normalize_modality(obj["query_modality"]), obj["task_id"]
         seen.add(qid)
         text = (obj["query_txt"] or "").strip() or None
         image = os.path.join(root, obj["query_img_path"]) if obj["query_img_path"] else None
