@@ -2,3 +2,35 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+#: Small sizes of the synthetic world for tests (the default config is larger).
+SMALL_WORLD = {"mbeir_train_queries": 24, "mbeir_test_queries": 12, "mbeir_pool": 60, "mmeb_train_rows": 12,
+               "mmeb_eval_rows": 8, "mmeb_candidates": 8, "mmeb_gallery": 24, "nli_triplets": 20, "caption_pairs": 12}
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2vl(tmp_path_factory):
+    """The embedded default's tiny Qwen2-VL, built once per session from the synthetic corpus."""
+    from uniembed.data.synthetic.world import corpus
+    from uniembed.model.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen2vl", corpus(0))
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory):
+    """A small synthetic world, curated: ``{"root": Path, "curated": {source: Path}}``."""
+    from uniembed.data.curate import finalize
+    from uniembed.data.readers import read_mbeir, read_mmeb
+    from uniembed.data.synthetic import generate_synthetic
+
+    base = tmp_path_factory.mktemp("world")
+    generate_synthetic(base / "synthetic", seed=0, sizes=SMALL_WORLD)
+    curated = {}
+    for name, records in {"mbeir": read_mbeir("mbeir", base / "synthetic" / "mbeir"),
+                          "mmeb": read_mmeb("mmeb", base / "synthetic" / "mmeb")}.items():
+        finalize(records, progress=False).write(base / "curated" / name)
+        curated[name] = base / "curated" / name
+    return {"root": base / "synthetic", "curated": curated}

@@ -1,0 +1,98 @@
+"""Embedder invariances and modes on the tiny model (U-MARVEL §3.1.1 Findings 1-2)."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from uniembed.embed.embedder import EmbedItem, Embedder, EmbeddingMode
+from uniembed.model.prompts import PromptStyle, build_prompt, content_mask
+
+MODES = [EmbeddingMode(), EmbeddingMode(pooling="last", attention="causal"),
+         EmbeddingMode(pooling="last", attention="causal", compression="Summarize above image and sentence in one word:")]
+
+
+@pytest.fixture(scope="module")
+def items(tmp_path_factory):
+    root = tmp_path_factory.mktemp("img")
+    paths = []
+    for i, colour in enumerate([(220, 20, 20), (20, 200, 20), (20, 20, 220)]):
+        Image.new("RGB", (56, 56), colour).save(root / f"{i}.png")
+        paths.append(str(root / f"{i}.png"))
+    return [EmbedItem("a large red circle on the left", None, "Find the picture."),
+            EmbedItem(None, paths[0]),
+            EmbedItem("make it blue", paths[1], "Retrieve the edited image."),
+            EmbedItem("small", None),
+            EmbedItem("a green square at the top of the picture, drawn large", paths[2])]
+
+
+def embedder(tiny_qwen2vl, mode):
+    return Embedder.from_pretrained(tiny_qwen2vl, mode=mode, device="cpu")
+
+
+@pytest.mark.parametrize("mode", MODES, ids=["mean-bidir", "last-causal", "last-compress"])
+def test_padding_side_and_batch_composition_do_not_change_embeddings(tiny_qwen2vl, items, mode):
+    emb = embedder(tiny_qwen2vl, mode)
+    together = emb.encode(items, batch_size=8)
+    alone = np.stack([emb.encode([it])[0] for it in items])
+    emb.processor.tokenizer.padding_side = "left"
+    left = emb.encode(items, batch_size=8)
+    emb.processor.tokenizer.padding_side = "right"
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    np.testing.assert_allclose(together, left, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    assert np.abs(together[0] - together[3]).max() > 1e-3  # different items differ
+
+
+def test_mean_pooling_masks_the_instruction_and_matches_a_direct_computation(tiny_qwen2vl, items):
+    emb = embedder(tiny_qwen2vl, EmbeddingMode(normalize=False))
+    item = items[2]
+    prompts, batch = emb.tokenize([item])
+    with torch.no_grad():
+        hidden = emb.model(**batch).last_hidden_state[0]
+    ids = batch["input_ids"][0].tolist()
+    tok = emb.processor.tokenizer
+    n_prefix = len(tok(prompts[0].prefix, add_special_tokens=False)["input_ids"])
+    n_suffix = len(tok(prompts[0].suffix, add_special_tokens=False)["input_ids"])
+    expected = hidden[n_prefix: len(ids) - n_suffix].mean(dim=0)
+    assert tok.convert_tokens_to_ids("<|image_pad|>") in ids[n_prefix: len(ids) - n_suffix]
+    np.testing.assert_allclose(emb.encode([item])[0], expected.numpy(), atol=1e-5)
+    # the instruction does influence the content tokens through attention, but is not averaged
+    other = emb.encode([EmbedItem(item.text, item.image_path, "A different instruction.")])[0]
+    assert np.abs(other - expected.numpy()).max() > 1e-4
+
+
+def test_bidirectional_mode_lets_late_tokens_change_early_content(tiny_qwen2vl):
+    a, b = EmbedItem("red circle left large"), EmbedItem("red circle left small")
+    for mode, should_differ in [(EmbeddingMode(pooling="mean", attention="bidirectional", normalize=False), True),
+                                (EmbeddingMode(pooling="mean", attention="causal", normalize=False), False)]:
+        emb = embedder(tiny_qwen2vl, mode)
+        (pa, ba), (pb, bb) = emb.tokenize([a]), emb.tokenize([b])
+        with torch.no_grad():
+            ha, hb = emb.model(**ba).last_hidden_state[0], emb.model(**bb).last_hidden_state[0]
+        first_content = len(emb.processor.tokenizer(pa[0].prefix, add_special_tokens=False)["input_ids"])
+        moved = (ha[first_content] - hb[first_content]).abs().max().item()
+        assert (moved > 1e-6) == should_differ
+
+
+def test_prompt_boundaries_are_checked():
+    style = PromptStyle()
+    p = build_prompt(style, "text", False, "Instr.")
+    assert p.prefix.endswith("Instr.\n") and p.suffix.startswith("<|im_end|>")
+    with pytest.raises(ValueError, match="needs text or an image"):
+        build_prompt(style, None, False)
+
+
+def test_content_mask_rejects_merged_boundaries(tiny_qwen2vl):
+    emb = embedder(tiny_qwen2vl, EmbeddingMode())
+    prompts, batch = emb.tokenize([EmbedItem("hello")])
+    broken = batch["input_ids"].clone()
+    broken[0, 0] = broken[0, 1]
+    with pytest.raises(ValueError, match="boundary"):
+        content_mask(prompts, broken, batch["attention_mask"], emb.processor.tokenizer)
+
+
+def test_bad_mode_and_empty_input(tiny_qwen2vl):
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        EmbeddingMode(pooling="cls")
+    with pytest.raises(ValueError, match="nothing to encode"):
+        embedder(tiny_qwen2vl, EmbeddingMode()).encode([])
