@@ -1,0 +1,45 @@
+"""Embed a curated table (queries or candidates) through the cache."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import pyarrow.compute as pc
+
+from ..artifacts import read_parquet
+from ..data.schemas import CANDIDATES, QUERIES
+from .cache import CachedEmbeddings, cache_key, encode_cached
+from .embedder import EmbedItem, Embedder
+
+_ID = {"queries": "query_id", "candidates": "candidate_id"}
+_SCHEMA = {"queries": QUERIES, "candidates": CANDIDATES}
+
+
+def table_items(table_path: str | os.PathLike, kind: str, ids: Sequence[str] | None = None) -> tuple[list[str], list[EmbedItem]]:
+    """Ids and items of a curated table (all rows, or ``ids`` in that order; unknown ids are an error)."""
+    table = read_parquet(table_path, _SCHEMA[kind])
+    if ids is not None:
+        table = table.filter(pc.is_in(table[_ID[kind]], value_set=_as_array(ids)))
+        position = {rid: i for i, rid in enumerate(table[_ID[kind]].to_pylist())}
+        missing = [i for i in ids if i not in position]
+        if missing:
+            raise KeyError(f"{table_path}: {len(missing)} ids not in the table, e.g. {missing[:3]}")
+        table = table.take([position[i] for i in ids])
+    rows = table.select([_ID[kind], "text", "image_path"] + (["instruction"] if kind == "queries" else [])).to_pylist()
+    return ([r[_ID[kind]] for r in rows],
+            [EmbedItem(r["text"], r["image_path"], r.get("instruction")) for r in rows])
+
+
+def _as_array(ids):
+    import pyarrow as pa
+    return pa.array(list(ids), type=pa.string())
+
+
+def embed_table(embedder: Embedder, table_path: str | os.PathLike, kind: str, cache_root: str | os.PathLike, *,
+                model_dir, adapter_dir=None, ids: Sequence[str] | None = None, dtype: str = "float32",
+                shard_size: int = 4096, batch_size: int = 32, progress: bool = True) -> CachedEmbeddings:
+    row_ids, items = table_items(table_path, kind, ids)
+    key = cache_key(model_dir, adapter_dir, Path(table_path), row_ids, embedder.mode.as_dict(), dtype)
+    return encode_cached(lambda rows: embedder.encode([items[i] for i in rows], batch_size=batch_size, progress=progress),
+                         row_ids, key, cache_root, shard_size=shard_size)
