@@ -1,0 +1,1 @@
+"""Evaluation: the benchmarks' metric definitions and their aggregation."""
