@@ -55,6 +55,8 @@ def test_full_run_produces_every_artifact(finished_run):
             read_parquet(run_dir / "curated" / source / f"{name}.parquet", schema)
         assert (run_dir / "logs" / f"curate_{source}.log").stat().st_size > 0
         assert (run_dir / "benchmarks" / f"curate_{source}.tsv").exists()
+    tables = (run_dir / "eval" / "zero_shot" / "tables.md").read_text()
+    assert "M-BEIR, local pool" in tables and "MMEB P@1" in tables
     model = load_for_embedding(finished_run / "resources" / "models" / "tiny-qwen2vl")
     assert model.config.model_type == "qwen2_vl"
 

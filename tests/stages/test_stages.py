@@ -79,3 +79,35 @@ def test_build_model_stage_saves_a_loadable_model(tmp_path):
     model = load_for_embedding(path)
     processor = load_processor(path)
     assert type(model).__name__ == "Qwen2VLModel" and processor.tokenizer.convert_tokens_to_ids("<|image_pad|>") >= 0
+
+
+def test_evaluate_stage_on_the_untrained_tiny_model(tiny_qwen2vl, small_world, tmp_path):
+    from uniembed.evaluate.results import SCORES
+    from uniembed.stages import evaluate
+
+    curated = small_world["curated"]["mbeir"].parent
+    args = ["stage.tag=zero_shot", f"stage.model_dir={tiny_qwen2vl}", f"stage.curated_dir={curated}",
+            f"stage.cache_dir={tmp_path / 'cache'}", f"stage.out_dir={tmp_path / 'eval'}", "stage.progress=false",
+            "recipe.evaluate.device=cpu", "data.sources={mbeir: {format: mbeir}, mmeb: {format: mmeb}}"]
+    rows = evaluate.run(stage_cfg(tmp_path, *args))
+    scores = read_parquet(tmp_path / "eval" / "scores.parquet", SCORES).to_pylist()
+    assert scores == [dict(r) for r in rows]
+    settings = {(r["benchmark"], r["setting"]) for r in scores}
+    assert {("mbeir", "local"), ("mbeir", "global"), ("mmeb", "IND"), ("mmeb", "OOD")} <= settings
+    assert {r["task_id"] for r in scores if r["benchmark"] == "mbeir"} == {0, 1, 2, 3, 4, 6, 7}
+    assert all(0.0 <= r["value"] <= 100.0 for r in scores)
+    tables = (tmp_path / "eval" / "tables.md").read_text()
+    assert "Table 7 layout" in tables and "Table 14 layout" in tables and "UniME-V2 Table 1 layout" in tables
+    entries = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(entries) == 4  # queries + candidates for each benchmark
+    evaluate.run(stage_cfg(tmp_path, *args))  # same keys: served from the cache, no new entries
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == entries
+
+
+def test_evaluate_stage_rejects_a_model_dir_without_weights(small_world, tmp_path):
+    from uniembed.stages import evaluate
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "empty")):
+        evaluate.run(stage_cfg(tmp_path, "stage.tag=x", f"stage.model_dir={tmp_path / 'empty'}",
+                               f"stage.curated_dir={tmp_path}", f"stage.cache_dir={tmp_path}", f"stage.out_dir={tmp_path}"))

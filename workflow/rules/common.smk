@@ -20,6 +20,9 @@ SOURCES = list(STAGE_CONFIG.data.sources)
 MODEL_DIR = STAGE_CONFIG.model.path
 DATA_ROOT = STAGE_CONFIG.data.root
 CURATED_TABLES = ["queries", "candidates", "pools", "datasets", "quarantine"]
+EVAL_SOURCES = [s for s, spec in STAGE_CONFIG.data.sources.items() if spec.format in ("mbeir", "mmeb")]
+# Models the evaluate rule knows, by tag; training stages register their adapters here.
+EVAL_MODELS = {"zero_shot": {"model_dir": MODEL_DIR, "adapter_dir": None}}
 
 
 def curated(source, table):
@@ -37,4 +40,5 @@ def built_model():
 
 def all_targets():
     summaries = [f"{RUN_DIR}/curated/{s}/summary.json" for s in SOURCES]
-    return built_model() + summaries
+    evaluations = [f"{RUN_DIR}/eval/{tag}/tables.md" for tag in EVAL_MODELS] if EVAL_SOURCES else []
+    return built_model() + summaries + evaluations

@@ -13,7 +13,7 @@ rule curate:
         f"{BENCHMARKS}/curate_{{source}}.tsv"
     params:
         args=STAGE_ARGS,
-        out_dir=lambda wildcards: f"{RUN_DIR}/curated/{wildcards.source}",
+        out_dir=lambda wildcards, output: Path(output.summary).parent,
     wildcard_constraints:
         source="|".join(SOURCES),
     conda:

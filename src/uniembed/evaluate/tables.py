@@ -1,0 +1,75 @@
+"""Paper-layout tables from score rows, as Markdown or LaTeX.
+
+* M-BEIR: U-MARVEL Table 7 (local) / Table 14 (global) / Table 13 (per stage): rows are
+  (task, dataset, metric) in M-BEIR task order, one column per model tag, then the average.
+* MMEB: UniME-V2 Table 1: one row per model tag; columns are the meta-tasks, IND, OOD and
+  Overall, each with its number of datasets.
+"""
+from __future__ import annotations
+
+from .metrics import macro_average
+from .mmeb import mmeb_summary
+
+#: U-MARVEL's task notation (q^t -> c^i ...), written in plain text.
+TASK_LABELS = {0: "qt→ci", 1: "qt→ct", 2: "qt→(ci,ct)", 3: "qi→ct", 4: "qi→ci", 5: "qi→(ci,ct)",
+               6: "(qi,qt)→ct", 7: "(qi,qt)→ci", 8: "(qi,qt)→(ci,ct)"}
+
+
+def _ordered(values):
+    return list(dict.fromkeys(values))
+
+
+def render(header: list[str], body: list[list[str]], fmt: str = "markdown", caption: str = "") -> str:
+    if fmt == "markdown":
+        lines = [f"**{caption}**", ""] if caption else []
+        lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in body]
+        return "\n".join(lines) + "\n"
+    if fmt == "latex":
+        esc = lambda s: s.replace("→", r"$\rightarrow$").replace("_", r"\_").replace("%", r"\%")  # noqa: E731
+        lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(caption)}}}" if caption else "",
+                 r"\begin{tabular}{" + "l" * 3 + "r" * (len(header) - 3) + "}", r"\toprule",
+                 " & ".join(map(esc, header)) + r" \\", r"\midrule"]
+        lines += [" & ".join(map(esc, row)) + r" \\" for row in body]
+        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        return "\n".join(line for line in lines if line) + "\n"
+    raise ValueError(f"fmt must be 'markdown' or 'latex', got {fmt!r}")
+
+
+def mbeir_table(rows: list[dict], setting: str, fmt: str = "markdown", caption: str = "") -> str:
+    rows = [r for r in rows if r["benchmark"] == "mbeir" and r["setting"] == setting]
+    if not rows:
+        raise ValueError(f"no M-BEIR rows for setting {setting!r}")
+    tags = _ordered(r["tag"] for r in rows)
+    keys = sorted({(r["task_id"], r["dataset"], r["metric"]) for r in rows})
+    value = {(r["task_id"], r["dataset"], r["metric"], r["tag"]): r["value"] for r in rows}
+    body = [[TASK_LABELS[t], d, m] + [f"{value[(t, d, m, tag)]:.1f}" if (t, d, m, tag) in value else "–" for tag in tags]
+            for t, d, m in keys]
+    averages = []
+    for tag in tags:
+        per = {(t, d, m): value[(t, d, m, tag)] for t, d, m in keys if (t, d, m, tag) in value}
+        averages.append(f"{macro_average(per):.1f}" if len(per) == len(keys) else "–")
+    body.append(["Average", "", ""] + averages)
+    return render(["Task", "Dataset", "Metric", *tags], body, fmt, caption)
+
+
+def mmeb_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> str:
+    rows = [r for r in rows if r["benchmark"] == "mmeb"]
+    if not rows:
+        raise ValueError("no MMEB rows")
+    tags = _ordered(r["tag"] for r in rows)
+    summaries = {tag: mmeb_summary([r for r in rows if r["tag"] == tag]) for tag in tags}
+    columns = _ordered(c for s in summaries.values() for c in s)
+    counts = {c: max(s[c][1] for s in summaries.values() if c in s) for c in columns}
+    header = ["Model"] + [f"{c} ({counts[c]})" for c in columns]
+    body = [[tag] + [f"{summaries[tag][c][0]:.1f}" if c in summaries[tag] else "–" for c in columns] for tag in tags]
+    return render(header, body, fmt, caption)
+
+
+def mmeb_dataset_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> str:
+    rows = [r for r in rows if r["benchmark"] == "mmeb"]
+    tags = _ordered(r["tag"] for r in rows)
+    keys = sorted({(r["meta_task"] or "", r["setting"], r["dataset"]) for r in rows})
+    value = {(r["dataset"], r["tag"]): r["value"] for r in rows}
+    body = [[m, d, s] + [f"{value[(d, tag)]:.1f}" if (d, tag) in value else "–" for tag in tags] for m, s, d in keys]
+    return render(["Meta-task", "Dataset", "Split", *tags], body, fmt, caption)
