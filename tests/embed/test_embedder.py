@@ -96,3 +96,20 @@ def test_bad_mode_and_empty_input(tiny_qwen2vl):
         EmbeddingMode(pooling="cls")
     with pytest.raises(ValueError, match="nothing to encode"):
         embedder(tiny_qwen2vl, EmbeddingMode()).encode([])
+
+
+def test_base_plus_adapter_changes_embeddings_and_loads_from_disk(tiny_qwen2vl, items, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    from uniembed.model.loading import load_for_embedding
+
+    base = load_for_embedding(tiny_qwen2vl)
+    lora = get_peft_model(base, LoraConfig(r=4, target_modules=r".*language_model\.layers\.\d+\.self_attn\.(q|v)_proj",
+                                           init_lora_weights=False))
+    lora.save_pretrained(tmp_path / "adapter")
+    plain = embedder(tiny_qwen2vl, EmbeddingMode()).encode(items)
+    adapted = Embedder.from_pretrained(tiny_qwen2vl, tmp_path / "adapter", EmbeddingMode(), device="cpu")
+    with_adapter = adapted.encode(items)
+    assert np.abs(with_adapter - plain).max() > 1e-3
+    direct = Embedder(lora, adapted.processor, EmbeddingMode(), device="cpu").encode(items)
+    np.testing.assert_allclose(with_adapter, direct, atol=1e-5)
