@@ -14,6 +14,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/build.smk"
 include: "workflow/rules/curate.smk"
+include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/evaluate.smk"
 
 

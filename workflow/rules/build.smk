@@ -12,6 +12,8 @@ if STAGE_CONFIG.model.build is not None:
             f"{BENCHMARKS}/build_model.tsv"
         params:
             args=STAGE_ARGS,
+        resources:
+            **rule_resources("build_model"),
         conda:
             "../../envs/curate.yaml"
         shell:
@@ -29,6 +31,8 @@ if STAGE_CONFIG.data.generator is not None:
             f"{BENCHMARKS}/generate_data.tsv"
         params:
             args=STAGE_ARGS,
+        resources:
+            **rule_resources("generate_data"),
         conda:
             "../../envs/curate.yaml"
         shell:

@@ -21,8 +21,29 @@ MODEL_DIR = STAGE_CONFIG.model.path
 DATA_ROOT = STAGE_CONFIG.data.root
 CURATED_TABLES = ["queries", "candidates", "pools", "datasets", "quarantine"]
 EVAL_SOURCES = [s for s, spec in STAGE_CONFIG.data.sources.items() if spec.format in ("mbeir", "mmeb")]
-# Models the evaluate rule knows, by tag; training stages register their adapters here.
-EVAL_MODELS = {"zero_shot": {"model_dir": MODEL_DIR, "adapter_dir": None}}
+PRETRAIN_STAGES = list(STAGE_CONFIG.recipe.pretrain.order) if "pretrain" in STAGE_CONFIG.recipe else []
+
+
+def stage_output(stage):
+    """The directory a training stage writes: adapter/, model/ (LoRA merged), training_summary.json."""
+    return f"{RUN_DIR}/models/{stage}"
+
+
+def loadable(path):
+    """The from_pretrained path inside a model artifact: a stage output's model/, or the path itself."""
+    return f"{path}/model" if path.startswith(f"{RUN_DIR}/models/") else path
+
+
+def pretrain_start(stage):
+    """Progressive transition: the first stage starts from the base model, each next from the previous."""
+    position = PRETRAIN_STAGES.index(stage)
+    return MODEL_DIR if position == 0 else stage_output(f"pretrain_{PRETRAIN_STAGES[position - 1]}")
+
+
+# Models the evaluate rule knows, by tag, in DAG order: the base model, then every stage's output
+# (the artifact the rule depends on; `loadable` gives the path handed to from_pretrained).
+EVAL_MODELS = {"zero_shot": MODEL_DIR}
+EVAL_MODELS.update({f"pretrain_{s}": stage_output(f"pretrain_{s}") for s in PRETRAIN_STAGES})
 
 
 def curated(source, table):
@@ -40,5 +61,32 @@ def built_model():
 
 def all_targets():
     summaries = [f"{RUN_DIR}/curated/{s}/summary.json" for s in SOURCES]
-    evaluations = [f"{RUN_DIR}/eval/{tag}/tables.md" for tag in EVAL_MODELS] if EVAL_SOURCES else []
-    return built_model() + summaries + evaluations
+    tables = [f"{RUN_DIR}/tables/per_stage.md"] if EVAL_SOURCES else []
+    return built_model() + summaries + tables
+
+
+# Config keys of resources_per_rule passed to snakemake-executor-plugin-slurm unchanged.
+SLURM_PASSTHROUGH = ("cpus_per_task", "mem_mb", "runtime", "slurm_partition", "slurm_account", "constraint",
+                     "slurm_extra", "nodes")
+
+
+def rule_resources(name):
+    """The SLURM resources of one rule, in snakemake-executor-plugin-slurm names.
+
+    resources_per_rule.default updated with the entry named `name` (an unknown name gets the default).
+    GPUs become ``gres=gpu[:<gpu_model>]:<gpus>`` with ``tasks_per_gpu=0``: one task holds every GPU,
+    the command runs once and its own launcher (torchrun, vLLM) starts one worker per GPU. The
+    plugin's ``gpu=N`` turns any ``tasks`` into ``--ntasks-per-gpu`` (N tasks, N x the CPUs; before
+    plugin 2.7 even without ``tasks``, and the command ran N times), so it is not used, and a GPU
+    rule must keep tasks at 1. CPU rules pass ``tasks`` on as ``--ntasks``.
+    """
+    table = config.get("resources_per_rule", {})
+    spec = {**table.get("default", {}), **table.get(name, {})}
+    resources = {key: spec[key] for key in SLURM_PASSTHROUGH if key in spec}
+    if not spec.get("gpus"):
+        return {**resources, **({"tasks": spec["tasks"]} if "tasks" in spec else {})}
+    if spec.get("tasks", 1) != 1:
+        raise ValueError(f"resources_per_rule.{name}: a GPU rule runs one task (tasks: 1) that starts its "
+                         f"own workers; got tasks={spec['tasks']}")
+    model = f"{spec['gpu_model']}:" if spec.get("gpu_model") else ""
+    return {**resources, "gres": f"gpu:{model}{spec['gpus']}", "tasks_per_gpu": 0}

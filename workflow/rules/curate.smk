@@ -16,6 +16,8 @@ rule curate:
         out_dir=lambda wildcards, output: Path(output.summary).parent,
     wildcard_constraints:
         source="|".join(SOURCES),
+    resources:
+        **rule_resources("curate"),
     conda:
         "../../envs/curate.yaml"
     shell:

@@ -1,10 +1,10 @@
 # Evaluation (design.md §3.9): M-BEIR local/global + MMEB for one model tag.
-# `zero_shot` is the base model without adapter; later stages add tags with their adapters.
+# `zero_shot` is the base model; every training stage adds a tag (EVAL_MODELS in common.smk).
 
 
 rule evaluate:
     input:
-        built_model(),
+        model=lambda wildcards: EVAL_MODELS[wildcards.tag],
         curated=expand(curated("{source}", "queries"), source=EVAL_SOURCES),
     output:
         scores=f"{RUN_DIR}/eval/{{tag}}/scores.parquet",
@@ -17,16 +17,40 @@ rule evaluate:
         f"{BENCHMARKS}/evaluate_{{tag}}.tsv"
     params:
         args=STAGE_ARGS,
-        model=lambda wildcards: EVAL_MODELS[wildcards.tag]["model_dir"],
-        adapter=lambda wildcards: EVAL_MODELS[wildcards.tag]["adapter_dir"] or "null",
+        model_dir=lambda wildcards, input: loadable(input.model),
         out_dir=lambda wildcards, output: Path(output.scores).parent,
         curated_dir=lambda wildcards, input: Path(input.curated[0]).parents[1],
         cache_dir=f"{RUN_DIR}/cache/embeddings",
     wildcard_constraints:
         tag="|".join(EVAL_MODELS),
+    resources:
+        **rule_resources("evaluate"),
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m uniembed.stages.evaluate {params.args} stage.tag={wildcards.tag} stage.model_dir={params.model}"
-        " stage.adapter_dir={params.adapter} stage.curated_dir={params.curated_dir} stage.cache_dir={params.cache_dir}"
+        "python -m uniembed.stages.evaluate {params.args} stage.tag={wildcards.tag} stage.model_dir={params.model_dir}"
+        " stage.curated_dir={params.curated_dir} stage.cache_dir={params.cache_dir}"
+        " stage.out_dir={params.out_dir} > {log} 2>&1"
+
+
+rule tables:
+    """The per-stage tables (U-MARVEL Table 13 layout: one column per evaluated model, DAG order)."""
+    input:
+        scores=expand(f"{RUN_DIR}/eval/{{tag}}/scores.parquet", tag=EVAL_MODELS),
+    output:
+        markdown=f"{RUN_DIR}/tables/per_stage.md",
+        latex=f"{RUN_DIR}/tables/per_stage.tex",
+        csv=f"{RUN_DIR}/tables/per_stage.csv",
+    log:
+        f"{LOGS}/tables.log",
+    params:
+        args=STAGE_ARGS,
+        out_dir=lambda wildcards, output: Path(output.markdown).parent,
+        scores=lambda wildcards, input: "[" + ",".join(input.scores) + "]",
+    resources:
+        **rule_resources("tables"),
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "python -m uniembed.stages.tables {params.args} 'stage.scores={params.scores}'"
         " stage.out_dir={params.out_dir} > {log} 2>&1"

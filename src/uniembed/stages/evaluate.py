@@ -42,7 +42,7 @@ def run(cfg) -> list[dict]:
             raise SystemExit(f"stage.{key} is required")
     model_dir = s.model_dir or cfg.model.path
     embedder = Embedder.from_pretrained(model_dir, s.adapter_dir, EmbeddingMode(**OmegaConf.to_container(cfg.recipe.embedding)),
-                                        device=ev.device)
+                                        device=cfg.recipe.device)
 
     def embed(cdir: Path, kind: str, ids: list[str]) -> dict:
         cached = embed_table(embedder, cdir / f"{kind}.parquet", kind, s.cache_dir, model_dir=model_dir,

@@ -1,0 +1,55 @@
+"""Stage ``tables``: put every evaluated model side by side (U-MARVEL Table 13 layout per stage).
+
+    python -m uniembed.stages.tables [--config-dir config] 'stage.scores=[a/scores.parquet,...]' stage.out_dir=DIR
+
+Columns follow the order of ``stage.scores`` (the DAG order: zero-shot, then each stage).
+Writes ``per_stage.md``, ``per_stage.tex`` and ``per_stage.csv``.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ..artifacts import atomic_path, read_parquet
+from ..config import stage_config
+from ..evaluate.results import SCORES
+from ..evaluate.tables import mbeir_table, mmeb_table
+
+log = logging.getLogger("uniembed.tables")
+
+
+def render_all(rows: list[dict], fmt: str) -> str:
+    parts = []
+    for setting in ("local", "global"):
+        if any(r["benchmark"] == "mbeir" and r["setting"] == setting for r in rows):
+            parts.append(mbeir_table(rows, setting, fmt, f"M-BEIR {setting} pool, per stage (U-MARVEL Table 13 layout)"))
+    if any(r["benchmark"] == "mmeb" for r in rows):
+        parts.append(mmeb_table(rows, fmt, "MMEB P@1 per stage (UniME-V2 Table 1 layout)"))
+    return "\n".join(parts)
+
+
+def run(cfg) -> pa.Table:
+    if not cfg.stage.scores or not cfg.stage.out_dir:
+        raise SystemExit("stage.scores (a list of scores.parquet) and stage.out_dir are required")
+    table = pa.concat_tables([read_parquet(p, SCORES) for p in cfg.stage.scores])
+    rows = table.to_pylist()
+    out = Path(cfg.stage.out_dir)
+    for fmt, suffix in (("markdown", "md"), ("latex", "tex")):
+        with atomic_path(out / f"per_stage.{suffix}") as tmp:
+            tmp.write_text(render_all(rows, fmt))
+    with atomic_path(out / "per_stage.csv") as tmp:
+        pacsv.write_csv(table, tmp)
+    log.info("tables for %d models -> %s", len({r['tag'] for r in rows}), out)
+    return table
+
+
+def main(argv=None) -> None:
+    run(stage_config(argv, __doc__))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

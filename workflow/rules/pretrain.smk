@@ -1,0 +1,29 @@
+# Progressive transition (U-MARVEL §3.1.3): recipe.pretrain.order chains the stages; each
+# starts from the previous stage's merged model. Checkpoints live outside the output directory
+# so a killed or requeued job resumes instead of restarting.
+
+
+rule pretrain:
+    input:
+        model=lambda wildcards: pretrain_start(wildcards.stage),
+        curated=lambda wildcards: curated(STAGE_CONFIG.recipe.pretrain.stages[wildcards.stage].source, "queries"),
+    output:
+        model=directory(stage_output("pretrain_{stage}")),
+    log:
+        f"{LOGS}/pretrain_{{stage}}.log",
+    benchmark:
+        f"{BENCHMARKS}/pretrain_{{stage}}.tsv"
+    params:
+        args=STAGE_ARGS,
+        model_dir=lambda wildcards, input: loadable(input.model),
+        curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
+        checkpoint_dir=lambda wildcards: f"{RUN_DIR}/checkpoints/pretrain_{wildcards.stage}",
+        log_dir=lambda wildcards: f"{RUN_DIR}/tensorboard/pretrain_{wildcards.stage}",
+    wildcard_constraints:
+        stage="|".join(PRETRAIN_STAGES) or "none",
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m uniembed.stages.pretrain {params.args} stage.name={wildcards.stage} stage.model_dir={params.model_dir}"
+        " stage.curated_dir={params.curated_dir} stage.out_dir={output.model} stage.checkpoint_dir={params.checkpoint_dir}"
+        " stage.log_dir={params.log_dir} > {log} 2>&1"
