@@ -21,6 +21,8 @@ rule pretrain:
         log_dir=lambda wildcards: f"{RUN_DIR}/tensorboard/pretrain_{wildcards.stage}",
     wildcard_constraints:
         stage="|".join(PRETRAIN_STAGES) or "none",
+    resources:
+        **rule_resources("pretrain"),
     conda:
         "../../envs/train.yaml"
     shell:

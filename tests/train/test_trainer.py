@@ -1,0 +1,85 @@
+"""The trainer on the tiny model: resume equals uninterrupted, gradient caching equals direct,
+artifacts load with from_pretrained, bad input fails clearly."""
+import dataclasses
+import json
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from uniembed.data.schemas import QUERIES
+from uniembed.embed.embedder import EmbedItem, Embedder, EmbeddingMode
+from uniembed.model.loading import load_for_embedding
+from uniembed.train.trainer import TrainSettings, train_contrastive
+
+SETTINGS = TrainSettings(max_steps=6, batch_size=4, lr=1e-3, learnable_temperature=True, save_every=2, lora_r=4)
+
+
+def run(tmp, name, world, model, settings=SETTINGS, source="mbeir", **kwargs):
+    return train_contrastive(settings, base_model=model, curated_dir=world["curated"][source], out_dir=tmp / name / "out",
+                             checkpoint_dir=tmp / name / "ckpt", log_dir=tmp / name / "tb", device="cpu",
+                             progress=False, **kwargs)
+
+
+def weights(out):
+    return load_file(str(out / "model" / "model.safetensors"))
+
+
+def test_killed_run_resumes_to_the_same_final_weights(tmp_path, small_world, tiny_qwen2vl):
+    straight = run(tmp_path, "straight", small_world, tiny_qwen2vl)
+    first = run(tmp_path, "resumed", small_world, tiny_qwen2vl, stop_after=3)   # "killed" after step 3
+    assert first == {"finished": False, "step": 3} and not (tmp_path / "resumed" / "out").exists()
+    resumed = run(tmp_path, "resumed", small_world, tiny_qwen2vl)
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in straight["history"]]
+    a, b = weights(tmp_path / "straight" / "out"), weights(tmp_path / "resumed" / "out")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["final_temperature"] == straight["final_temperature"] != 0.05  # learnable, logged, moved
+
+
+def test_gradient_caching_matches_direct_training(tmp_path, small_world, tiny_qwen2vl):
+    direct = run(tmp_path, "direct", small_world, tiny_qwen2vl, dataclasses.replace(SETTINGS, max_steps=3))
+    cached = run(tmp_path, "cached", small_world, tiny_qwen2vl, dataclasses.replace(SETTINGS, max_steps=3, chunk_size=3))
+    for x, y in zip(direct["history"], cached["history"]):
+        assert abs(x["loss"] - y["loss"]) < 1e-5
+    a, b = weights(tmp_path / "direct" / "out"), weights(tmp_path / "cached" / "out")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+
+
+def test_artifacts_load_back_and_only_lora_on_the_llm_trained(tmp_path, small_world, tiny_qwen2vl):
+    settings = dataclasses.replace(SETTINGS, max_steps=2, bidirectional=True)
+    summary = run(tmp_path, "caps", small_world, tiny_qwen2vl, settings, source="mbeir")
+    out = tmp_path / "caps" / "out"
+    assert json.loads((out / "training_summary.json").read_text())["step"] == 2
+    merged = load_for_embedding(out / "model")
+    base = load_for_embedding(tiny_qwen2vl)
+    changed = [n for n, p in merged.state_dict().items() if not torch.equal(p, base.state_dict()[n])]
+    assert changed and all("language_model.layers" in n for n in changed)
+    adapted = Embedder.from_pretrained(tiny_qwen2vl, out / "adapter", EmbeddingMode(), device="cpu")
+    merged_embedder = Embedder.from_pretrained(out / "model", mode=EmbeddingMode(), device="cpu")
+    items = [EmbedItem("a large red circle on the left"), EmbedItem("a small blue square", None, "Find it.")]
+    assert torch.allclose(torch.tensor(adapted.encode(items)), torch.tensor(merged_embedder.encode(items)), atol=1e-5)
+    assert list((tmp_path / "caps" / "tb").glob("events.out.tfevents.*"))
+    assert summary["history"][-1]["items_per_s"] > 0
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path, small_world, tiny_qwen2vl):
+    run(tmp_path, "a", small_world, tiny_qwen2vl, stop_after=2)
+    with pytest.raises(ValueError, match=r"different \['settings'\]; resume refused"):
+        run(tmp_path, "a", small_world, tiny_qwen2vl, dataclasses.replace(SETTINGS, lr=5e-4))
+
+
+def test_empty_training_table_and_unknown_hard_negatives(tmp_path, small_world, tiny_qwen2vl):
+    empty = tmp_path / "curated" / "all_quarantined"
+    shutil.copytree(small_world["curated"]["mbeir"], empty)
+    pq.write_table(QUERIES.empty_table(), empty / "queries.parquet")
+    world = {"curated": {"all_quarantined": empty}}
+    with pytest.raises(ValueError, match="no 'train' queries to train on \\(empty or all quarantined; see .*summary.json"):
+        run(tmp_path, "empty", world, tiny_qwen2vl, source="all_quarantined")
+    table = pa.table({"query_id": ["0:0"], "negative_ids": [["no-such-candidate"]]})
+    pq.write_table(table, tmp_path / "negatives.parquet")
+    with pytest.raises(ValueError, match="row 0 \\(query 0:0\\) references unknown candidate ids"):
+        run(tmp_path, "hn", small_world, tiny_qwen2vl, dataclasses.replace(SETTINGS, num_negatives=2),
+            hard_negatives=tmp_path / "negatives.parquet")
