@@ -73,3 +73,16 @@ def mmeb_dataset_table(rows: list[dict], fmt: str = "markdown", caption: str = "
     value = {(r["dataset"], r["tag"]): r["value"] for r in rows}
     body = [[m, d, s] + [f"{value[(d, tag)]:.1f}" if (d, tag) in value else "–" for tag in tags] for m, s, d in keys]
     return render(["Meta-task", "Dataset", "Split", *tags], body, fmt, caption)
+
+
+def render_tables(rows: list[dict], fmt: str, title: str) -> str:
+    """Every table the rows support: M-BEIR local (Table 7) and global (Table 14) layouts with one
+    column per model tag (Table 13 when the tags are stages), then MMEB (UniME-V2 Table 1)."""
+    parts = []
+    for setting, layout in (("local", "Table 7/13 layout"), ("global", "Table 14 layout")):
+        if any(r["benchmark"] == "mbeir" and r["setting"] == setting for r in rows):
+            parts.append(mbeir_table(rows, setting, fmt, f"M-BEIR, {setting} pool, U-MARVEL {layout}: {title}"))
+    if any(r["benchmark"] == "mmeb" for r in rows):
+        parts.append(mmeb_table(rows, fmt, f"MMEB P@1, UniME-V2 Table 1 layout: {title}"))
+        parts.append(mmeb_dataset_table(rows, fmt, f"MMEB P@1 per dataset: {title}"))
+    return "\n".join(parts)

@@ -26,7 +26,7 @@ from ..embed.tables import embed_table
 from ..evaluate.mbeir import evaluate_mbeir, global_pool_name
 from ..evaluate.mmeb import evaluate_mmeb
 from ..evaluate.results import SCORES
-from ..evaluate.tables import mbeir_table, mmeb_dataset_table, mmeb_table
+from ..evaluate.tables import render_tables
 
 log = logging.getLogger("uniembed.evaluate")
 
@@ -86,15 +86,8 @@ def write_outputs(rows: list[dict], out_dir: Path, title: str) -> None:
     with atomic_path(out_dir / "scores.csv") as tmp:
         pacsv.write_csv(table, tmp)
     for fmt, suffix in (("markdown", "md"), ("latex", "tex")):
-        parts = []
-        for setting, name in (("local", "Table 7 layout"), ("global", "Table 14 layout")):
-            if any(r["benchmark"] == "mbeir" and r["setting"] == setting for r in rows):
-                parts.append(mbeir_table(rows, setting, fmt, f"M-BEIR, {setting} pool ({name}): {title}"))
-        if any(r["benchmark"] == "mmeb" for r in rows):
-            parts.append(mmeb_table(rows, fmt, f"MMEB P@1 (UniME-V2 Table 1 layout): {title}"))
-            parts.append(mmeb_dataset_table(rows, fmt, f"MMEB P@1 per dataset: {title}"))
         with atomic_path(out_dir / f"tables.{suffix}") as tmp:
-            tmp.write_text("\n".join(parts))
+            tmp.write_text(render_tables(rows, fmt, title))
 
 
 def main(argv=None) -> None:

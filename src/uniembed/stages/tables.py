@@ -17,19 +17,9 @@ import pyarrow.csv as pacsv
 from ..artifacts import atomic_path, read_parquet
 from ..config import stage_config
 from ..evaluate.results import SCORES
-from ..evaluate.tables import mbeir_table, mmeb_table
+from ..evaluate.tables import render_tables
 
 log = logging.getLogger("uniembed.tables")
-
-
-def render_all(rows: list[dict], fmt: str) -> str:
-    parts = []
-    for setting in ("local", "global"):
-        if any(r["benchmark"] == "mbeir" and r["setting"] == setting for r in rows):
-            parts.append(mbeir_table(rows, setting, fmt, f"M-BEIR {setting} pool, per stage (U-MARVEL Table 13 layout)"))
-    if any(r["benchmark"] == "mmeb" for r in rows):
-        parts.append(mmeb_table(rows, fmt, "MMEB P@1 per stage (UniME-V2 Table 1 layout)"))
-    return "\n".join(parts)
 
 
 def run(cfg) -> pa.Table:
@@ -40,7 +30,7 @@ def run(cfg) -> pa.Table:
     out = Path(cfg.stage.out_dir)
     for fmt, suffix in (("markdown", "md"), ("latex", "tex")):
         with atomic_path(out / f"per_stage.{suffix}") as tmp:
-            tmp.write_text(render_all(rows, fmt))
+            tmp.write_text(render_tables(rows, fmt, "per stage"))
     with atomic_path(out / "per_stage.csv") as tmp:
         pacsv.write_csv(table, tmp)
     log.info("tables for %d models -> %s", len({r['tag'] for r in rows}), out)

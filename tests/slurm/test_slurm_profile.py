@@ -1,0 +1,267 @@
+"""`snakemake --profile profiles/slurm` on a real single-node SLURM cluster (scripts/slurm_cluster.sh).
+
+The session fixture installs SLURM when missing (root, apt), starts the cluster and stops it at the
+end unless it was already running. Jobs are shown to have run through SLURM by its job-completion
+log. The unit tests of `rule_resources` and the config schema need no cluster.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from tests.conftest import SMALL_WORLD
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER_SCRIPT = ROOT / "scripts" / "slurm_cluster.sh"
+SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+SIZES = "data.generator.sizes={" + ", ".join(f"{k}: {v}" for k, v in SMALL_WORLD.items()) + "}"
+SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
+
+
+class Cluster:
+    """The running cluster: the environment its clients need and its job-completion records."""
+
+    def __init__(self, conf: str, jobcomp: str):
+        self.conf, self.jobcomp = conf, Path(jobcomp)
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        self.env = {**os.environ, "SLURM_CONF": conf, "PATH": path}
+
+    def records(self, workdir: Path) -> list[dict]:
+        """Job-completion records of jobs that ran in `workdir`, oldest first (a requeued job has several)."""
+        rows = [dict(re.findall(r"(\w+)=(\S*)", line)) for line in self.jobcomp.read_text().splitlines()]
+        return [row for row in rows if row.get("WorkDir") == str(workdir)]
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """Start the local cluster (installing SLURM on a fresh machine); stop it if this session started it."""
+    was_running = subprocess.run(["bash", CLUSTER_SCRIPT, "status"], capture_output=True).returncode == 0
+    start = subprocess.run(["bash", CLUSTER_SCRIPT, "start"], capture_output=True, text=True, timeout=900)
+    assert start.returncode == 0, start.stdout + start.stderr
+    conf = re.search(r"^SLURM_CONF=(.+)$", start.stdout, re.M).group(1)
+    jobcomp = re.search(r"^job-completion log: (.+)$", start.stdout, re.M).group(1)
+    yield Cluster(conf, jobcomp)
+    if not was_running:
+        subprocess.run(["bash", CLUSTER_SCRIPT, "stop"], capture_output=True, timeout=120)
+
+
+def short_training() -> list[str]:
+    """Hydra overrides that cut every training stage of the tiny recipe to 2 steps."""
+    recipe = yaml.safe_load((ROOT / "config" / "recipe" / "tiny.yaml").read_text())
+    return [f"recipe.{section}.stages.{name}.{key}={value}"
+            for section, spec in recipe.items() if isinstance(spec, dict) and isinstance(spec.get("stages"), dict)
+            for name, stage in spec["stages"].items()
+            for key, value in (("max_steps", 2), ("warmup_steps", 1), ("save_every", 1)) if key in stage]
+
+
+def slurm_project(path: Path, resources_per_rule=None, overrides=None) -> Path:
+    """A scratch copy of the workflow on the small synthetic world, with resources_per_rule entries updated."""
+    for name in ("Snakefile", "workflow", "config", "profiles", "src", "envs"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, path / name)
+    cfg = yaml.safe_load((path / "config" / "config.yaml").read_text())
+    cfg["hydra_overrides"] = [SIZES, *short_training()] if overrides is None else list(overrides)
+    for rule, spec in (resources_per_rule or {}).items():
+        cfg.setdefault("resources_per_rule", {}).setdefault(rule, {}).update(spec)
+    (path / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def snakemake_command(*args: str, profile: str = "profiles/slurm") -> list[str]:
+    """The Snakemake command line of these tests (first status check after 2 s instead of the profile's 20)."""
+    return [sys.executable, "-m", "snakemake", "--profile", profile,
+            "--slurm-init-seconds-before-status-checks", "2", *args]
+
+
+def run_slurm(project: Path, cluster: Cluster, *args: str, profile: str = "profiles/slurm", timeout: int = 600):
+    result = subprocess.run(snakemake_command(*args, profile=profile), cwd=project, env=cluster.env,
+                            capture_output=True, text=True, timeout=timeout)
+    result.output = result.stdout + result.stderr
+    return result
+
+
+def planned_jobs(output: str) -> Counter:
+    """Rule -> job count from the "Job stats" table Snakemake prints before running."""
+    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return Counter({rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)\s*$", table, re.M)})
+
+
+def submitted_jobs(project: Path, output: str) -> dict[str, str]:
+    """SLURM job id -> rule, from the submission lines (log: results/slurm_logs/rule_<rule>/...)."""
+    logdir = project / "results" / "slurm_logs"
+    return {job_id: Path(log).relative_to(logdir).parts[0].removeprefix("rule_")
+            for job_id, log in SUBMITTED.findall(output)}
+
+
+def copy_of(project: Path, path: Path) -> Path:
+    """A copy of a finished project (mtimes kept: run it with --rerun-triggers mtime)."""
+    shutil.copytree(project, path / "project", symlinks=True)
+    return path / "project"
+
+
+@pytest.fixture(scope="module")
+def finished_slurm_run(slurm_cluster, tmp_path_factory):
+    project = slurm_project(tmp_path_factory.mktemp("slurm_project"))
+    return project, run_slurm(project, slurm_cluster)
+
+
+@pytest.mark.slow
+def test_embedded_default_runs_through_slurm(finished_slurm_run, slurm_cluster):
+    project, result = finished_slurm_run
+    assert result.returncode == 0, result.output[-4000:]
+    planned = planned_jobs(result.output)
+    del planned["all"]  # a target-only rule: Snakemake runs no job for it
+    submitted = submitted_jobs(project, result.output)
+    assert Counter(submitted.values()) == planned
+    records = slurm_cluster.records(project)
+    assert sorted(r["JobId"] for r in records) == sorted(submitted), "one job-completion record per rule instance"
+    assert {(r["JobState"], r["ExitCode"]) for r in records} == {("COMPLETED", "0:0")}
+    kept_logs = sorted((project / "results" / "slurm_logs").rglob("*.log"))
+    assert sorted(log.stem for log in kept_logs) == sorted(submitted)
+    assert "Nothing to be done" in run_slurm(project, slurm_cluster, "-n").output
+
+
+@pytest.mark.slow
+def test_unknown_partition_fails_with_the_slurm_reason_and_keeps_upstream(finished_slurm_run, slurm_cluster, tmp_path):
+    project = copy_of(finished_slurm_run[0], tmp_path)
+    profile = project / "profiles" / "slurm_nosuchpartition"
+    shutil.copytree(project / "profiles" / "slurm", profile)
+    settings = yaml.safe_load((profile / "config.yaml").read_text())
+    settings["default-resources"]["slurm_partition"] = "nosuchpartition"
+    (profile / "config.yaml").write_text(yaml.safe_dump(settings))
+    upstream = [p for p in (project / "results" / "default" / "curated").rglob("*") if p.is_file()]
+    upstream += [p for p in (project / "resources").rglob("*") if p.is_file()]
+    before = {p: p.stat().st_mtime_ns for p in upstream}
+
+    result = run_slurm(project, slurm_cluster, "--forcerun", "evaluate", "--rerun-triggers", "mtime",
+                       profile="profiles/slurm_nosuchpartition")
+    assert result.returncode != 0
+    assert "SLURM sbatch failed" in result.output and "Invalid partition name specified" in result.output
+    assert str(project / "results" / "slurm_logs" / "rule_evaluate") in result.output
+    assert "results/default/logs/evaluate_zero_shot.log" in result.output
+    assert {p: p.stat().st_mtime_ns for p in upstream} == before
+    assert not (project / "results" / "default" / "eval" / "zero_shot" / "scores.parquet").exists()
+
+
+@pytest.mark.slow
+def test_resources_beyond_the_node_fail_with_the_slurm_reason(finished_slurm_run, slurm_cluster, tmp_path):
+    project = copy_of(finished_slurm_run[0], tmp_path)
+    (project / "oversized.yaml").write_text(yaml.safe_dump({"resources_per_rule": {"evaluate": {"mem_mb": 10**8}}}))
+    result = run_slurm(project, slurm_cluster, "--forcerun", "evaluate", "--rerun-triggers", "mtime",
+                       "--configfile", "config/config.yaml", "oversized.yaml")
+    assert result.returncode != 0
+    assert "--mem 100000000" in result.output
+    assert re.search(r"Memory specification can not be satisfied|Requested node configuration is not available",
+                     result.output)
+    assert (project / "results" / "default" / "curated" / "mbeir" / "summary.json").exists()
+
+
+GPU_PROBE = '''
+rule gpu_probe:
+    output:
+        "gpu_probe.txt",
+    resources:
+        **rule_resources("gpu_probe"),
+    shell:
+        "echo \\"$CUDA_VISIBLE_DEVICES\\" >> {output}"
+'''
+
+
+@pytest.mark.slow
+def test_gpu_launcher_rule_runs_once_holding_all_gpus(slurm_cluster, tmp_path):
+    """tasks: 1 with 2 (emulated) GPUs: one SLURM task, the command runs once and sees both GPUs."""
+    project = slurm_project(tmp_path, {"gpu_probe": {"gpus": 2, "gpu_model": "emulated", "tasks": 1}})
+    (project / "workflow" / "rules" / "gpu_probe.smk").write_text(GPU_PROBE)
+    with (project / "Snakefile").open("a") as snakefile:
+        snakefile.write('\n\ninclude: "workflow/rules/gpu_probe.smk"\n')
+    result = run_slurm(project, slurm_cluster, "gpu_probe.txt")
+    assert result.returncode == 0, result.output[-4000:]
+    assert (project / "gpu_probe.txt").read_text().split() == ["0,1"]
+    [record] = slurm_cluster.records(project)
+    assert (record["JobState"], record["ProcCnt"]) == ("COMPLETED", "1")
+
+
+PROBE_RULES = {
+    "default": {"cpus_per_task": 2, "mem_mb": 1000, "runtime": 10, "slurm_partition": "cpu"},
+    "pretrain": {"gpus": 4, "gpu_model": "a100", "tasks": 1, "cpus_per_task": 32, "mem_mb": 200000,
+                 "slurm_partition": "gpu", "slurm_account": "proj", "constraint": "ib", "slurm_extra": "--qos=long"},
+    "embed": {"gpus": 1},
+    "shard": {"tasks": 4, "nodes": 2},
+    "judge": {"gpus": 2, "tasks": 2},
+}
+PROBE_SNAKEFILE = '''import json
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+def translated(name):
+    try:
+        return rule_resources(name)
+    except ValueError as error:
+        return {"error": str(error)}
+
+
+print("RULE_RESOURCES=" + json.dumps({n: translated(n) for n in [*config["resources_per_rule"], "unknown"]}))
+'''
+
+
+@pytest.fixture(scope="module")
+def translated(tmp_path_factory):
+    """rule_resources() for PROBE_RULES, evaluated by Snakemake itself from workflow/rules/common.smk."""
+    project = slurm_project(tmp_path_factory.mktemp("probe"), PROBE_RULES, overrides=[SIZES])
+    (project / "Snakefile.probe").write_text(PROBE_SNAKEFILE)
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", "Snakefile.probe", "--list-rules"],
+                            cwd=project, capture_output=True, text=True, timeout=300)
+    found = re.search(r"^RULE_RESOURCES=(.+)$", result.stdout, re.M)
+    assert found, result.stdout + result.stderr
+    return json.loads(found.group(1))
+
+
+def test_rule_entry_updates_the_default(translated):
+    assert translated["embed"]["cpus_per_task"] == 2 and translated["embed"]["slurm_partition"] == "cpu"
+    assert translated["shard"] == {"cpus_per_task": 2, "mem_mb": 1000, "runtime": 10, "slurm_partition": "cpu",
+                                   "tasks": 4, "nodes": 2}
+
+
+def test_unknown_rule_falls_back_to_default(translated):
+    assert translated["unknown"] == translated["default"] == {"cpus_per_task": 2, "mem_mb": 1000, "runtime": 10,
+                                                             "slurm_partition": "cpu"}
+
+
+def test_gpus_become_one_task_holding_a_gres(translated):
+    assert translated["pretrain"] == {
+        "cpus_per_task": 32, "mem_mb": 200000, "runtime": 10, "slurm_partition": "gpu", "slurm_account": "proj",
+        "constraint": "ib", "slurm_extra": "--qos=long", "gres": "gpu:a100:4", "tasks_per_gpu": 0}
+    assert translated["embed"]["gres"] == "gpu:1" and translated["embed"]["tasks_per_gpu"] == 0
+    assert all("gpu" not in r and not {"gres", "tasks"} <= set(r) for r in translated.values())
+
+
+def test_gpu_rule_with_several_tasks_is_refused(translated):
+    assert "judge" in translated["judge"]["error"] and "tasks=2" in translated["judge"]["error"]
+
+
+def test_schema_rejects_a_typo_in_a_resource_key():
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    validate(cfg, SCHEMA)
+    cfg["resources_per_rule"]["pretrain"] = {"gpu": 2}
+    with pytest.raises(WorkflowError, match="'gpu' was unexpected"):
+        validate(cfg, SCHEMA)
+    cfg["resources_per_rule"]["pretrain"] = {"gpus": 2, "runtime": "2h"}
+    with pytest.raises(WorkflowError, match="is not of type 'integer'"):
+        validate(cfg, SCHEMA)
