@@ -39,12 +39,14 @@ def test_killed_run_resumes_to_the_same_final_weights(tmp_path, small_world, tin
     assert resumed["final_temperature"] == straight["final_temperature"] != 0.05  # learnable, logged, moved
 
 
-def test_gradient_caching_matches_direct_training(tmp_path, small_world, tiny_qwen2vl):
+@pytest.mark.parametrize("variant", [{"chunk_size": 3}, {"activation_checkpointing": True},
+                                     {"chunk_size": 3, "activation_checkpointing": True}])
+def test_gradient_caching_and_checkpointing_match_direct_training(tmp_path, small_world, tiny_qwen2vl, variant):
     direct = run(tmp_path, "direct", small_world, tiny_qwen2vl, dataclasses.replace(SETTINGS, max_steps=3))
-    cached = run(tmp_path, "cached", small_world, tiny_qwen2vl, dataclasses.replace(SETTINGS, max_steps=3, chunk_size=3))
-    for x, y in zip(direct["history"], cached["history"]):
+    other = run(tmp_path, "other", small_world, tiny_qwen2vl, dataclasses.replace(SETTINGS, max_steps=3, **variant))
+    for x, y in zip(direct["history"], other["history"]):
         assert abs(x["loss"] - y["loss"]) < 1e-5
-    a, b = weights(tmp_path / "direct" / "out"), weights(tmp_path / "cached" / "out")
+    a, b = weights(tmp_path / "direct" / "out"), weights(tmp_path / "other" / "out")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
 
 

@@ -117,7 +117,9 @@ def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_d
         raise RuntimeError(f"vision tower parameters are trainable: {frozen_ok[:3]}")
     if settings.activation_checkpointing:
         model.enable_input_require_grads()
-        model.base_model.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.base_model.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        if not model.base_model.model.is_activation_checkpointing:
+            raise RuntimeError("activation checkpointing was requested but the model did not enable it")
     embedder.model = model
     temperature = Temperature(settings.temperature, settings.learnable_temperature,
                               settings.temperature_min, settings.temperature_max).to(embedder.device)
