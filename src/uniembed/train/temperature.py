@@ -31,7 +31,7 @@ class Temperature(nn.Module):
         if not 0 < minimum <= initial <= maximum:
             raise ValueError(f"need 0 < minimum <= initial <= maximum, got {minimum}, {initial}, {maximum}")
         self.learnable, self.minimum, self.maximum = learnable, float(minimum), float(maximum)
-        log_tau = torch.tensor(math.log(initial))
+        log_tau = torch.tensor([math.log(initial)])  # shape [1]: DeepSpeed cannot broadcast 0-d parameters
         if learnable:
             self.log_tau = nn.Parameter(log_tau)
         else:
@@ -39,7 +39,7 @@ class Temperature(nn.Module):
 
     def forward(self) -> Tensor:
         """tau as a 0-d tensor, differentiable with respect to ``log_tau`` inside the bounds."""
-        return self.log_tau.exp().clamp(self.minimum, self.maximum)
+        return self.log_tau.exp().clamp(self.minimum, self.maximum).squeeze(0)
 
     @property
     def value(self) -> float:

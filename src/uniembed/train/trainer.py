@@ -13,7 +13,6 @@ import hashlib
 import logging
 import os
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from transformers import get_scheduler
 from ..artifacts import atomic_path, write_json
 from ..embed.cache import fingerprint_model_dir
 from ..embed.embedder import Embedder, EmbeddingMode
-from .checkpoint import load_latest, restore, save_checkpoint, trainable_state
+from .backends import make_backend
 from .data import BatchSampler, assemble_batch, load_training_set
 from .distributed import gather_with_grad, world_info
 from .gradcache import gradcache_step
@@ -56,6 +55,7 @@ class TrainSettings:
     lora_alpha: int = 16
     lora_dropout: float = 0.0
     lora_target: str = LORA_TARGET
+    backend: str = "ddp"             # "ddp" (plain torch / DDP) or "deepspeed_zero2"
     activation_checkpointing: bool = False
     max_grad_norm: float = 1.0
     seed: int = 0
@@ -132,16 +132,15 @@ def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_d
     fingerprint = {"settings": asdict(settings), "mode": mode.as_dict(), "world_size": world,
                    "base_model": fingerprint_model_dir(base_model),
                    "data": _file_digest(Path(curated_dir) / "queries.parquet"), "hard_negatives": _file_digest(hard_negatives)}
+    backend = make_backend(settings.backend, model, temperature, optimizer, scheduler, params, settings, world)
+    rank, world = world_info()
+    embedder.model = backend.encoder
     step, history = 0, []
-    state = load_latest(checkpoint_dir, fingerprint)
+    state = backend.load(checkpoint_dir, fingerprint)
     if state is not None:
-        restore(state, model, optimizer, scheduler, {"temperature": temperature})
         sampler.load_state(state["sampler"])
         step, history = state["step"], state["history"]
         log.info("resumed from %s at step %d", checkpoint_dir, step)
-    ddp = world > 1
-    if ddp:
-        embedder.model = torch.nn.parallel.DistributedDataParallel(model)
     writer = _writer(log_dir) if rank == 0 else None
     b, k = settings.batch_size // world, settings.num_negatives
     bar = tqdm(total=settings.max_steps, initial=step, desc="train", unit="step", disable=not progress or rank)
@@ -154,19 +153,15 @@ def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_d
         q_items, c_items = _local(items, rank, world, b, k)
         loss_fn = lambda q, c: contrastive_loss(q, c, temperature(), batch.exclude, settings.bidirectional, world)  # noqa: E731
         if settings.chunk_size:
-            no_sync = embedder.model.no_sync if ddp else nullcontext
-            loss = gradcache_step(embedder.forward, q_items, c_items, loss_fn, settings.chunk_size, no_sync=no_sync)
+            loss = gradcache_step(embedder.forward, q_items, c_items, loss_fn, settings.chunk_size, no_sync=backend.no_sync)
         else:
             loss = loss_fn(embedder.forward(q_items), embedder.forward(c_items))
-            loss.backward()
+            backend.backward(loss)
             loss = loss.detach()
-        torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        backend.step()
         step, steps_this_run = step + 1, steps_this_run + 1
-        record = {"step": step, "loss": float(loss), "temperature": temperature.value,
-                  "lr": scheduler.get_last_lr()[0], "items_per_s": (len(q_items) + len(c_items)) * world / (time.perf_counter() - start)}
+        record = {"step": step, "loss": float(loss), "temperature": temperature.value, "lr": backend.lr,
+                  "items_per_s": (len(q_items) + len(c_items)) * world / (time.perf_counter() - start)}
         history.append(record)
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.3f}", tau=f"{record['temperature']:.4f}")
@@ -174,13 +169,7 @@ def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_d
             for key in ("loss", "temperature", "lr", "items_per_s"):
                 writer.add_scalar(f"train/{key}", record[key], step)
         if step % settings.save_every == 0 or step == settings.max_steps:
-            if rank == 0:
-                save_checkpoint(checkpoint_dir, step, {
-                    "fingerprint": fingerprint, "trainable": trainable_state(model), "temperature": temperature.state_dict(),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "sampler": sampler.state(), "history": history})
-            if ddp:
-                torch.distributed.barrier()
+            backend.save(checkpoint_dir, step, {"fingerprint": fingerprint, "sampler": sampler.state(), "history": history})
     bar.close()
     if writer:
         writer.close()
