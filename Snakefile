@@ -16,6 +16,7 @@ include: "workflow/rules/build.smk"
 include: "workflow/rules/curate.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/mine.smk"
 
 
 rule all:

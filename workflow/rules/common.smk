@@ -40,7 +40,10 @@ def pretrain_start(stage):
     return MODEL_DIR if position == 0 else stage_output(f"pretrain_{PRETRAIN_STAGES[position - 1]}")
 
 
-# Models the evaluate rule knows, by tag, in DAG order: the base model, then every stage's output
+MINING = "mine" in STAGE_CONFIG.recipe and STAGE_CONFIG.recipe.mine.source in SOURCES
+
+
+# Models the evaluate rule knows, by tag, in DAG order (the base model, then every stage output)
 # (the artifact the rule depends on; `loadable` gives the path handed to from_pretrained).
 EVAL_MODELS = {"zero_shot": MODEL_DIR}
 EVAL_MODELS.update({f"pretrain_{s}": stage_output(f"pretrain_{s}") for s in PRETRAIN_STAGES})
@@ -62,7 +65,8 @@ def built_model():
 def all_targets():
     summaries = [f"{RUN_DIR}/curated/{s}/summary.json" for s in SOURCES]
     tables = [f"{RUN_DIR}/tables/per_stage.md"] if EVAL_SOURCES else []
-    return built_model() + summaries + tables
+    mining = [f"{RUN_DIR}/mining/mined.parquet"] if MINING else []
+    return built_model() + summaries + tables + mining
 
 
 # Config keys of resources_per_rule passed to snakemake-executor-plugin-slurm unchanged.
@@ -86,7 +90,7 @@ def rule_resources(name):
     if not spec.get("gpus"):
         return {**resources, **({"tasks": spec["tasks"]} if "tasks" in spec else {})}
     if spec.get("tasks", 1) != 1:
-        raise ValueError(f"resources_per_rule.{name}: a GPU rule runs one task (tasks: 1) that starts its "
-                         f"own workers; got tasks={spec['tasks']}")
+        raise ValueError(f"resources_per_rule.{name}: with gpus, tasks must be 1 (one task that starts its "
+                         f"own workers); got tasks={spec['tasks']}")
     model = f"{spec['gpu_model']}:" if spec.get("gpu_model") else ""
     return {**resources, "gres": f"gpu:{model}{spec['gpus']}", "tasks_per_gpu": 0}

@@ -1,0 +1,41 @@
+"""Schemas of the mining -> judge -> filter artifacts (design.md §3.3-3.5)."""
+import pyarrow as pa
+
+#: mine: per query, candidates of the global pool ranked by similarity, positives removed,
+#: the top ``k`` (50) whose similarity is below delta (UniME-V2 eq. 1).
+MINED = pa.schema([
+    pa.field("query_id", pa.string(), nullable=False),
+    pa.field("rank", pa.int32(), nullable=False),          # 1 = most similar
+    pa.field("candidate_id", pa.string(), nullable=False),
+    pa.field("similarity", pa.float32(), nullable=False),
+])
+
+#: judge: one row per (query, mined candidate) and per (query, positive); the score is
+#: s = e_yes / (e_yes + e_no) from the judge's next-token logits (UniME-V2). A pair the judge
+#: could not score has status "failed", a null score and the error: never a score of 0.
+JUDGE_SCORES = pa.schema([
+    pa.field("query_id", pa.string(), nullable=False),
+    pa.field("candidate_id", pa.string(), nullable=False),
+    pa.field("is_positive", pa.bool_(), nullable=False),
+    pa.field("rank", pa.int32()),                           # mined rank; null for positives
+    pa.field("score", pa.float64()),
+    pa.field("yes_logit", pa.float32()),                    # logit or log-probability of "Yes"
+    pa.field("no_logit", pa.float32()),
+    pa.field("status", pa.string(), nullable=False),        # "ok" | "failed"
+    pa.field("error", pa.string()),
+    pa.field("judge_model", pa.string(), nullable=False),
+    pa.field("prompt_hash", pa.string(), nullable=False),
+])
+
+#: filter: per query, the selected hard negatives with their judge scores (the trainer reads
+#: query_id + negative_ids; UniME-V2's loss also uses the scores).
+HARD_NEGATIVES = pa.schema([
+    pa.field("query_id", pa.string(), nullable=False),
+    pa.field("negative_ids", pa.list_(pa.string()), nullable=False),
+    pa.field("negative_scores", pa.list_(pa.float64()), nullable=False),
+    pa.field("positive_score", pa.float64()),
+    pa.field("strategy", pa.string(), nullable=False),      # "unime_v2" | "umarvel"
+    pa.field("params", pa.string(), nullable=False),        # JSON of the strategy's parameters
+    pa.field("outcome", pa.string(), nullable=False),       # "selected" | "padded" | "fallback_random"
+    pa.field("false_negatives_removed", pa.int32(), nullable=False),
+])

@@ -1,0 +1,93 @@
+"""Stage ``mine``: the potential hard-negative set of every training query (UniME-V2 eq. 1).
+
+    python -m uniembed.stages.mine [--config-dir config] stage.model_dir=EMBEDDER stage.curated_dir=DIR \\
+        stage.cache_dir=DIR stage.out_dir=DIR
+
+Embeds ``recipe.mine.split`` queries of ``recipe.mine.source`` and their pool with the given
+embedder (any stage's model, or any local checkpoint) through the embedding cache, retrieves
+with FAISS, drops positives, keeps the top ``top_k`` below ``delta``. Writes ``mined.parquet``
+(schema MINED) and ``mined_summary.json``.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from omegaconf import OmegaConf
+
+from ..artifacts import read_parquet, write_json, write_parquet
+from ..config import stage_config
+from ..data.schemas import POOLS, QUERIES
+from ..embed.embedder import Embedder, EmbeddingMode
+from ..embed.tables import embed_table
+from ..evaluate.mbeir import global_pool_name
+from ..mine.candidates import mine_candidates
+from ..mine.schemas import MINED
+
+log = logging.getLogger("uniembed.mine")
+
+
+def run(cfg) -> dict:
+    s, m = cfg.stage, cfg.recipe.mine
+    for key in ("model_dir", "curated_dir", "cache_dir", "out_dir"):
+        if not s[key]:
+            raise SystemExit(f"stage.{key} is required")
+    cdir = Path(s.curated_dir) / m.source
+    queries = read_parquet(cdir / "queries.parquet", QUERIES)
+    queries = queries.filter(pc.equal(queries["split"], m.split))
+    if queries.num_rows == 0:
+        raise SystemExit(f"{cdir}: no {m.split!r} queries to mine for")
+    pools = read_parquet(cdir / "pools.parquet", POOLS)
+    members = defaultdict(list)
+    for pool, cid in zip(pools["pool"].to_pylist(), pools["candidate_id"].to_pylist()):
+        members[pool].append(cid)
+    if m.pool == "global":
+        groups = {global_pool_name(members, m.split): queries.to_pylist()}
+    elif m.pool == "own":
+        groups = defaultdict(list)
+        for r in queries.to_pylist():
+            groups[r["pool"]].append(r)
+    else:
+        raise SystemExit(f"recipe.mine.pool must be 'global' or 'own', got {m.pool!r}")
+    embedder = Embedder.from_pretrained(s.model_dir, mode=EmbeddingMode(**OmegaConf.to_container(cfg.recipe.embedding)),
+                                        device=cfg.recipe.device)
+    ev = cfg.recipe.evaluate
+
+    def embed(kind, ids):
+        cached = embed_table(embedder, cdir / f"{kind}.parquet", kind, s.cache_dir, model_dir=s.model_dir, ids=ids,
+                             dtype=ev.cache_dtype, shard_size=ev.shard_size, batch_size=ev.batch_size, progress=s.progress)
+        return np.asarray(cached.embeddings, dtype=np.float32)
+
+    tables = []
+    for pool, rows in groups.items():
+        if not members.get(pool):
+            raise SystemExit(f"pool {pool!r} of {len(rows)} queries is empty or unknown in {cdir / 'pools.parquet'}")
+        qids = [r["query_id"] for r in rows]
+        log.info("mining %d queries against pool %s (%d candidates)", len(qids), pool, len(members[pool]))
+        tables.append(mine_candidates(embed("queries", qids), qids, [set(r["positive_ids"]) for r in rows],
+                                      embed("candidates", members[pool]), members[pool], top_k=m.top_k, delta=m.delta,
+                                      index_kind=m.index, device=cfg.recipe.device, progress=s.progress))
+    mined = pa.concat_tables(tables)
+    counts = np.bincount(pc.value_counts(mined["query_id"]).field("counts").to_numpy(), minlength=m.top_k + 1)
+    summary = {"queries": queries.num_rows, "rows": mined.num_rows, "top_k": m.top_k, "delta": m.delta,
+               "queries_with_fewer_than_top_k": int(queries.num_rows - counts[m.top_k]),
+               "mean_similarity_rank1": float(pc.mean(mined.filter(pc.equal(mined["rank"], 1))["similarity"]).as_py()),
+               "embedder": s.model_dir}
+    out = Path(s.out_dir)
+    write_parquet(mined, out / "mined.parquet", MINED)
+    write_json(summary, out / "mined_summary.json")
+    log.info("mined %d rows for %d queries -> %s", mined.num_rows, queries.num_rows, out)
+    return summary
+
+
+def main(argv=None) -> None:
+    run(stage_config(argv, __doc__))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
