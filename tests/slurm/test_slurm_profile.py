@@ -4,6 +4,7 @@ The session fixture installs SLURM when missing (root, apt), starts the cluster 
 end unless it was already running. Jobs are shown to have run through SLURM by its job-completion
 log. The unit tests of `rule_resources` and the config schema need no cluster.
 """
+import importlib.util
 import json
 import os
 import re
@@ -44,6 +45,7 @@ class Cluster:
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """Start the local cluster (installing SLURM on a fresh machine); stop it if this session started it."""
+    assert importlib.util.find_spec("snakemake_executor_plugin_slurm"), "needs the slurm extra: pip install -e '.[slurm]'"
     was_running = subprocess.run(["bash", CLUSTER_SCRIPT, "status"], capture_output=True).returncode == 0
     start = subprocess.run(["bash", CLUSTER_SCRIPT, "start"], capture_output=True, text=True, timeout=900)
     assert start.returncode == 0, start.stdout + start.stderr
@@ -55,12 +57,13 @@ def slurm_cluster():
 
 
 def short_training() -> list[str]:
-    """Hydra overrides that cut every training stage of the tiny recipe to 2 steps."""
+    """Hydra overrides that cut every training stage of the tiny recipe to 2 steps of 4 examples."""
     recipe = yaml.safe_load((ROOT / "config" / "recipe" / "tiny.yaml").read_text())
     return [f"recipe.{section}.stages.{name}.{key}={value}"
             for section, spec in recipe.items() if isinstance(spec, dict) and isinstance(spec.get("stages"), dict)
             for name, stage in spec["stages"].items()
-            for key, value in (("max_steps", 2), ("warmup_steps", 1), ("save_every", 1)) if key in stage]
+            for key, value in (("max_steps", 2), ("batch_size", 4), ("warmup_steps", 1), ("save_every", 1))
+            if key in stage]
 
 
 def slurm_project(path: Path, resources_per_rule=None, overrides=None) -> Path:
@@ -80,9 +83,9 @@ def slurm_project(path: Path, resources_per_rule=None, overrides=None) -> Path:
 
 
 def snakemake_command(*args: str, profile: str = "profiles/slurm") -> list[str]:
-    """The Snakemake command line of these tests (first status check after 2 s instead of the profile's 20)."""
+    """The Snakemake command line of these tests (first status check after 5 s instead of the profile's 20)."""
     return [sys.executable, "-m", "snakemake", "--profile", profile,
-            "--slurm-init-seconds-before-status-checks", "2", *args]
+            "--slurm-init-seconds-before-status-checks", "5", *args]
 
 
 def run_slurm(project: Path, cluster: Cluster, *args: str, profile: str = "profiles/slurm", timeout: int = 600):
@@ -111,10 +114,31 @@ def copy_of(project: Path, path: Path) -> Path:
     return path / "project"
 
 
+GPU_PROBE = '''
+rule gpu_probe:
+    output:
+        "gpu_probe.txt",
+    resources:
+        **rule_resources("gpu_probe"),
+    shell:
+        "echo \\"$CUDA_VISIBLE_DEVICES\\" >> {output}"
+'''
+
+
+def add_gpu_probe(project: Path) -> None:
+    """A rule that records the GPUs its command sees, on 2 emulated GPUs with tasks: 1 (a launcher)."""
+    (project / "workflow" / "rules" / "gpu_probe.smk").write_text(GPU_PROBE)
+    with (project / "Snakefile").open("a") as snakefile:
+        snakefile.write('\n\ninclude: "workflow/rules/gpu_probe.smk"\n')
+
+
 @pytest.fixture(scope="module")
 def finished_slurm_run(slurm_cluster, tmp_path_factory):
-    project = slurm_project(tmp_path_factory.mktemp("slurm_project"))
-    return project, run_slurm(project, slurm_cluster)
+    """The embedded default plus the GPU probe, run once through the profile: (project, result)."""
+    project = slurm_project(tmp_path_factory.mktemp("slurm_project"),
+                            {"gpu_probe": {"gpus": 2, "gpu_model": "emulated", "tasks": 1}})
+    add_gpu_probe(project)
+    return project, run_slurm(project, slurm_cluster, "all", "gpu_probe.txt")
 
 
 @pytest.mark.slow
@@ -168,28 +192,13 @@ def test_resources_beyond_the_node_fail_with_the_slurm_reason(finished_slurm_run
     assert (project / "results" / "default" / "curated" / "mbeir" / "summary.json").exists()
 
 
-GPU_PROBE = '''
-rule gpu_probe:
-    output:
-        "gpu_probe.txt",
-    resources:
-        **rule_resources("gpu_probe"),
-    shell:
-        "echo \\"$CUDA_VISIBLE_DEVICES\\" >> {output}"
-'''
-
-
 @pytest.mark.slow
-def test_gpu_launcher_rule_runs_once_holding_all_gpus(slurm_cluster, tmp_path):
+def test_gpu_launcher_rule_runs_once_holding_all_gpus(finished_slurm_run, slurm_cluster):
     """tasks: 1 with 2 (emulated) GPUs: one SLURM task, the command runs once and sees both GPUs."""
-    project = slurm_project(tmp_path, {"gpu_probe": {"gpus": 2, "gpu_model": "emulated", "tasks": 1}})
-    (project / "workflow" / "rules" / "gpu_probe.smk").write_text(GPU_PROBE)
-    with (project / "Snakefile").open("a") as snakefile:
-        snakefile.write('\n\ninclude: "workflow/rules/gpu_probe.smk"\n')
-    result = run_slurm(project, slurm_cluster, "gpu_probe.txt")
-    assert result.returncode == 0, result.output[-4000:]
+    project, result = finished_slurm_run
     assert (project / "gpu_probe.txt").read_text().split() == ["0,1"]
-    [record] = slurm_cluster.records(project)
+    [job_id] = [job for job, rule in submitted_jobs(project, result.output).items() if rule == "gpu_probe"]
+    [record] = [r for r in slurm_cluster.records(project) if r["JobId"] == job_id]
     assert (record["JobState"], record["ProcCnt"]) == ("COMPLETED", "1")
 
 
