@@ -2,6 +2,7 @@
 import shlex
 
 from uniembed.config import compose_config, experiment_overrides
+from uniembed.launch import launch_command
 
 CONFIG_DIR = str(Path(workflow.basedir) / "config")
 # Stage modules run as `python -m uniembed.stages.<stage>` in whatever env a rule uses
@@ -84,13 +85,25 @@ def rule_resources(name):
     plugin 2.7 even without ``tasks``, and the command ran N times), so it is not used, and a GPU
     rule must keep tasks at 1. CPU rules pass ``tasks`` on as ``--ntasks``.
     """
-    table = config.get("resources_per_rule", {})
-    spec = {**table.get("default", {}), **table.get(name, {})}
+    spec = rule_spec(name)
     resources = {key: spec[key] for key in SLURM_PASSTHROUGH if key in spec}
     if not spec.get("gpus"):
         return {**resources, **({"tasks": spec["tasks"]} if "tasks" in spec else {})}
-    if spec.get("tasks", 1) != 1:
-        raise ValueError(f"resources_per_rule.{name}: with gpus, tasks must be 1 (one task that starts its "
-                         f"own workers); got tasks={spec['tasks']}")
+    per_node = max(1, spec.get("nodes", 1))
+    if spec.get("tasks", per_node) != per_node:
+        raise ValueError(f"resources_per_rule.{name}: with gpus, tasks must be 1 per node (one task that starts "
+                         f"its own workers); got tasks={spec['tasks']} for {per_node} node(s)")
     model = f"{spec['gpu_model']}:" if spec.get("gpu_model") else ""
-    return {**resources, "gres": f"gpu:{model}{spec['gpus']}", "tasks_per_gpu": 0}
+    tasks = {"tasks": per_node} if per_node > 1 else {}
+    return {**resources, **tasks, "gres": f"gpu:{model}{spec['gpus']}", "tasks_per_gpu": 0}
+
+
+def rule_spec(name):
+    """resources_per_rule.default updated with the entry `name` (config keys, not plugin names)."""
+    table = config.get("resources_per_rule", {})
+    return {**table.get("default", {}), **table.get(name, {})}
+
+
+def launcher(name):
+    """The process launcher of a training rule: python, torchrun, or srun + torchrun (uniembed.launch)."""
+    return launch_command(rule_spec(name))

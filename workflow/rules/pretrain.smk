@@ -19,6 +19,7 @@ rule pretrain:
         curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
         checkpoint_dir=lambda wildcards: f"{RUN_DIR}/checkpoints/pretrain_{wildcards.stage}",
         log_dir=lambda wildcards: f"{RUN_DIR}/tensorboard/pretrain_{wildcards.stage}",
+        launcher=launcher("pretrain"),
     wildcard_constraints:
         stage="|".join(PRETRAIN_STAGES) or "none",
     resources:
@@ -26,6 +27,6 @@ rule pretrain:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m uniembed.stages.pretrain {params.args} stage.name={wildcards.stage} stage.model_dir={params.model_dir}"
+        "{params.launcher} -m uniembed.stages.pretrain {params.args} stage.name={wildcards.stage} stage.model_dir={params.model_dir}"
         " stage.curated_dir={params.curated_dir} stage.out_dir={output.model} stage.checkpoint_dir={params.checkpoint_dir}"
         " stage.log_dir={params.log_dir} > {log} 2>&1"
