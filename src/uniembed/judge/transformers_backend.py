@@ -1,0 +1,91 @@
+"""The transformers judge backend: runs anywhere, one forward pass per batch, no generation.
+
+UniME-V2 ("MLLM-as-a-Judge for Hard Negatives Mining") scores a pair with
+s = e_y / (e_y + e_n), where e_y and e_n are the exponentiated next-token logits of "Yes" and
+"No". Here: left padding (the last position is every row's next token), a forward pass with
+``logits_to_keep=1`` (only the last position goes through the LM head), then the softmax over the
+two logits [No, Yes]; its Yes entry is s. ``yes_logit`` / ``no_logit`` keep the raw logits.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import torch
+from PIL import Image
+
+from ..model.loading import load_for_generation, set_bidirectional
+from ..model.processor import load_processor
+from ..model.tokenizer import assert_single_token
+from .pairs import JudgePair
+from .prompt import NO, YES, build_judge_prompt
+from .scoring import JudgeResult
+
+
+def _device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def judge_token_ids(tokenizer) -> tuple[int, int]:
+    """Token ids of "Yes" and "No"; a clear error when either is not a single token."""
+    try:
+        yes_id, no_id = assert_single_token(tokenizer, [YES, NO])
+    except ValueError as error:
+        raise ValueError(f"the judge reads the next-token logits of {YES!r} and {NO!r}, so both must be "
+                         f"single tokens of the judge's tokenizer: {error}") from error
+    return yes_id, no_id
+
+
+class TransformersJudge:
+    """Judge with a local Qwen2-VL / Qwen2.5-VL checkpoint (optionally with a LoRA adapter)."""
+
+    def __init__(self, model_dir: str | os.PathLike, batch_size: int = 8, device: str = "auto",
+                 adapter_dir: str | os.PathLike | None = None, model_id: str | None = None):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.processor = load_processor(model_dir)
+        self.yes_id, self.no_id = judge_token_ids(self.processor.tokenizer)
+        self.processor.tokenizer.padding_side = "left"
+        self.device, self.batch_size = _device(device), batch_size
+        dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        model = load_for_generation(model_dir, adapter_path=adapter_dir, torch_dtype=dtype)
+        self.model = set_bidirectional(model, False).to(self.device).eval()
+        self.model_id = model_id or (f"{model_dir}+{adapter_dir}" if adapter_dir else str(model_dir))
+
+    def _prepare(self, pair: JudgePair):
+        text, paths = build_judge_prompt(pair.query, pair.candidate).render(self.processor)
+        images = []
+        for path in paths:
+            with Image.open(path) as image:
+                images.append(image.convert("RGB"))
+        return text, images
+
+    @torch.no_grad()
+    def logits(self, texts: list[str], images: list[Image.Image]) -> torch.Tensor:
+        """[batch, 2] float32 next-token logits of [No, Yes] for rendered prompts (images in prompt order)."""
+        batch = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt").to(self.device)
+        last = self.model(**batch, use_cache=False, logits_to_keep=1).logits[:, -1]
+        return last[:, [self.no_id, self.yes_id]].float()
+
+    def score(self, pairs: Sequence[JudgePair]) -> list[JudgeResult]:
+        results: list[JudgeResult | None] = [None] * len(pairs)
+        ready: list[tuple[int, str, list]] = []
+        for i, pair in enumerate(pairs):
+            try:
+                text, images = self._prepare(pair)
+            except (OSError, ValueError) as error:  # unreadable image, empty item
+                results[i] = JudgeResult.failed(f"{type(error).__name__}: {error}")
+                continue
+            ready.append((i, text, images))
+        for start in range(0, len(ready), self.batch_size):
+            chunk = ready[start: start + self.batch_size]
+            two = self.logits([text for _, text, _ in chunk], [im for _, _, ims in chunk for im in ims])
+            probs = torch.softmax(two, dim=-1)
+            finite = torch.isfinite(two).all(dim=-1)
+            for row, (i, _, _) in enumerate(chunk):
+                yes, no = two[row, 1].item(), two[row, 0].item()
+                results[i] = (JudgeResult.ok(probs[row, 1].item(), yes, no) if finite[row]
+                              else JudgeResult.failed(f"non-finite Yes/No logits ({yes}, {no})"))
+        return results

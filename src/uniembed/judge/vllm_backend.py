@@ -1,0 +1,116 @@
+"""The offline vLLM judge backend, and the top-logprobs -> score rule shared with the HTTP client.
+
+UniME-V2 ("MLLM-as-a-Judge for Hard Negatives Mining") scores a pair with
+s = e_y / (e_y + e_n). vLLM returns log-probabilities, not logits; both share the softmax
+denominator, so s = 1 / (1 + exp(lp_no - lp_yes)) is the same number. Each prompt generates one
+token with ``SamplingParams(max_tokens=1, temperature=0, logprobs=K)`` and "Yes"/"No" are read
+from the top-K (the engine's ``max_logprobs`` is raised to K). ``allowed_token_ids`` is not used:
+vLLM computes the returned logprobs before that whitelist. When "Yes" or "No" is not in the
+top-K the pair is a ``failed`` result (raise K), never a score of 0.
+
+Offline output shape (``vllm.LLM.generate``): ``outputs[i].outputs[0].logprobs[0]`` is a dict
+``{token_id: Logprob(logprob, rank, decoded_token)}`` for the generated position.
+
+vLLM is imported only when :class:`VllmOfflineJudge` is built; install the ``gpu-judge`` extra
+(or the ``envs/judge.yaml`` conda env) to use it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Hashable, Mapping, Sequence
+
+from PIL import Image
+
+from .pairs import JudgePair
+from .prompt import NO, YES, build_judge_prompt
+from .scoring import JudgeResult
+
+DEFAULT_TOP_LOGPROBS = 20
+
+
+def score_from_top_logprobs(top: Mapping[Hashable, float], yes_key: Hashable, no_key: Hashable,
+                            k: int) -> JudgeResult:
+    """s = p(Yes) / (p(Yes) + p(No)) from a token -> logprob map of the top ``k``; ``failed`` if either is absent."""
+    yes, no = top.get(yes_key), top.get(no_key)
+    missing = [word for word, value in ((YES, yes), (NO, no)) if value is None]
+    if missing:
+        return JudgeResult.failed(f"Yes/No not in top-{k} logprobs (missing {' and '.join(map(repr, missing))}); "
+                                  "raise top_logprobs")
+    yes, no = float(yes), float(no)
+    if math.isnan(yes) or math.isnan(no) or (math.isinf(yes) and math.isinf(no)):
+        return JudgeResult.failed(f"invalid Yes/No logprobs ({yes}, {no})")
+    diff = no - yes
+    score = 1.0 / (1.0 + math.exp(diff)) if diff < 700 else 0.0
+    return JudgeResult.ok(score, yes, no)
+
+
+def _import_vllm():
+    try:
+        import vllm
+    except ImportError as error:
+        raise ImportError(
+            "the vLLM judge backend needs the 'vllm' package, which is not installed. Install the "
+            "'gpu-judge' extra (pip install -e '.[gpu-judge]') or use the conda env envs/judge.yaml; "
+            "TransformersJudge runs without it."
+        ) from error
+    return vllm
+
+
+class VllmOfflineJudge:
+    """Judge with an in-process ``vllm.LLM`` engine (prefix caching on, ``max_logprobs`` = ``top_logprobs``).
+
+    ``engine_kwargs`` go to ``vllm.LLM`` (e.g. ``tensor_parallel_size``, ``gpu_memory_utilization``,
+    ``max_model_len``, ``dtype``).
+    """
+
+    def __init__(self, model: str, top_logprobs: int = DEFAULT_TOP_LOGPROBS, max_images_per_prompt: int = 2,
+                 chunk_size: int = 1024, model_id: str | None = None, **engine_kwargs: Any):
+        vllm = _import_vllm()
+        from .transformers_backend import judge_token_ids
+
+        kwargs = {"max_logprobs": top_logprobs, "enable_prefix_caching": True,
+                  "limit_mm_per_prompt": {"image": max_images_per_prompt}, **engine_kwargs}
+        self.llm = vllm.LLM(model=str(model), **kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ValueError(f"the tokenizer of {model} has no chat template; the judge prompt needs one")
+        self.yes_id, self.no_id = judge_token_ids(self.tokenizer)
+        self.sampling = vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=top_logprobs)
+        self.top_logprobs, self.chunk_size = top_logprobs, chunk_size
+        self.model_id = model_id or str(model)
+
+    def _request(self, pair: JudgePair) -> dict:
+        text, paths = build_judge_prompt(pair.query, pair.candidate).render(self.tokenizer)
+        request: dict = {"prompt": text}
+        if paths:
+            images = []
+            for path in paths:
+                with Image.open(path) as image:
+                    images.append(image.convert("RGB"))
+            request["multi_modal_data"] = {"image": images}
+        return request
+
+    def _result(self, output) -> JudgeResult:
+        try:
+            position = output.outputs[0].logprobs[0]
+            top = {token_id: entry.logprob for token_id, entry in position.items()}
+        except (AttributeError, IndexError, KeyError, TypeError) as error:
+            return JudgeResult.failed(f"no logprobs in the vLLM output: {type(error).__name__}: {error}")
+        return score_from_top_logprobs(top, self.yes_id, self.no_id, self.top_logprobs)
+
+    def score(self, pairs: Sequence[JudgePair]) -> list[JudgeResult]:
+        """Results in pair order; prompts go to the engine ``chunk_size`` at a time (bounded image memory)."""
+        results: list[JudgeResult | None] = [None] * len(pairs)
+        for start in range(0, len(pairs), self.chunk_size):
+            index, requests = [], []
+            for i in range(start, min(start + self.chunk_size, len(pairs))):
+                try:
+                    requests.append(self._request(pairs[i]))
+                    index.append(i)
+                except (OSError, ValueError) as error:  # unreadable image, empty item
+                    results[i] = JudgeResult.failed(f"{type(error).__name__}: {error}")
+            if requests:
+                outputs = self.llm.generate(requests, sampling_params=self.sampling, use_tqdm=False)
+                for i, output in zip(index, outputs):
+                    results[i] = self._result(output)
+        return results
