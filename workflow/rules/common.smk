@@ -50,6 +50,19 @@ EVAL_MODELS = {"zero_shot": MODEL_DIR}
 EVAL_MODELS.update({f"pretrain_{s}": stage_output(f"pretrain_{s}") for s in PRETRAIN_STAGES})
 
 
+def synthetic_truth():
+    """The generated world (its truth/ holds every genuine match), when the data is generated."""
+    return [DATA_ROOT] if STAGE_CONFIG.data.generator is not None else []
+
+
+def filter_outputs():
+    outputs = {"negatives": f"{RUN_DIR}/mining/hard_negatives.parquet",
+               "summary": f"{RUN_DIR}/mining/filter_summary.json"}
+    if synthetic_truth():
+        outputs.update(quality=f"{RUN_DIR}/mining/judge_quality.json", report=f"{RUN_DIR}/mining/judge_quality.md")
+    return outputs
+
+
 def curated(source, table):
     return f"{RUN_DIR}/curated/{source}/{table}.parquet"
 
@@ -66,7 +79,7 @@ def built_model():
 def all_targets():
     summaries = [f"{RUN_DIR}/curated/{s}/summary.json" for s in SOURCES]
     tables = [f"{RUN_DIR}/tables/per_stage.md"] if EVAL_SOURCES else []
-    mining = [f"{RUN_DIR}/mining/mined.parquet"] if MINING else []
+    mining = list(filter_outputs().values()) if MINING else []
     return built_model() + summaries + tables + mining
 
 

@@ -10,6 +10,7 @@ trap); LoRA keeps optimizer state small enough that ZeRO buys little for the emb
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -98,7 +99,8 @@ def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_d
                       progress: bool = True, stop_after: int | None = None) -> dict:
     """Train, checkpointing every ``save_every`` steps; save adapter + merged model into ``out_dir``.
 
-    Rerunning the same call resumes from the latest checkpoint in ``checkpoint_dir``.
+    Rerunning the same call resumes from the latest checkpoint in ``checkpoint_dir/<fingerprint>``
+    (the fingerprint covers settings, embedding mode, world size, base model and data).
     ``stop_after`` ends the process-local loop early after that many steps (used to test resume).
     """
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
@@ -132,6 +134,9 @@ def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_d
     fingerprint = {"settings": asdict(settings), "mode": mode.as_dict(), "world_size": world,
                    "base_model": fingerprint_model_dir(base_model),
                    "data": _file_digest(Path(curated_dir) / "queries.parquet"), "hard_negatives": _file_digest(hard_negatives)}
+    # One checkpoint directory per run fingerprint: the same command resumes (requeue, kill), a
+    # changed config, base model or data starts a fresh run instead of tripping over the old one.
+    checkpoint_dir = Path(checkpoint_dir) / hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
     backend = make_backend(settings.backend, model, temperature, optimizer, scheduler, params, settings, world)
     rank, world = world_info()
     embedder.model = backend.encoder
