@@ -12,6 +12,7 @@ import yaml
 from uniembed.artifacts import read_parquet
 from uniembed.data.schemas import ARTIFACTS
 from uniembed.evaluate.results import SCORES
+from uniembed.mine.schemas import HARD_NEGATIVES, JUDGE_SCORES, MINED
 from uniembed.model.loading import load_for_embedding
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +87,24 @@ def test_progressive_transition_trains_far_above_the_untrained_baseline(finished
         assert (model_dir / "adapter" / "adapter_config.json").is_file()
     table = (finished_run / "results" / "default" / "tables" / "per_stage.md").read_text()
     assert "| Task | Dataset | Metric | zero_shot | pretrain_nli | pretrain_captions | pretrain_mbeir |" in table
+
+
+@pytest.mark.slow
+def test_mining_judge_and_filter_artifacts(finished_run):
+    mining = finished_run / "results" / "default" / "mining"
+    mined = read_parquet(mining / "mined.parquet", MINED)
+    judged = read_parquet(mining / "judge_scores.parquet", JUDGE_SCORES)
+    negatives = read_parquet(mining / "hard_negatives.parquet", HARD_NEGATIVES)
+    judged_queries = set(judged["query_id"].to_pylist())
+    assert len(judged_queries) == 240 and set(negatives["query_id"].to_pylist()) == judged_queries
+    assert set(judged["status"].to_pylist()) == {"ok"}
+    assert sum(judged["is_positive"].to_pylist()) >= len(judged_queries)       # every positive is judged too
+    assert mined.num_rows == 1680 * 10                                          # all train queries, top 10
+    assert all(len(ids) >= 8 for ids in negatives["negative_ids"].to_pylist())
+    summary = json.loads((mining / "filter_summary.json").read_text())
+    assert summary["queries_in"] == 240 and sum(summary["outcomes"].values()) == 240
+    quality = json.loads((mining / "judge_quality.json").read_text())
+    assert 0.0 <= quality["roc_auc"] <= 1.0 and "ROC-AUC" in (mining / "judge_quality.md").read_text()
 
 
 @pytest.mark.slow
