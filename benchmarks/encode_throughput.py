@@ -15,13 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from uniembed.data.curate import finalize
-from uniembed.data.readers import read_mbeir
-from uniembed.data.synthetic import generate_synthetic
-from uniembed.data.synthetic.world import corpus
+from embedded_world import build_embedded_world  # benchmarks/ is the script's directory
 from uniembed.embed.embedder import Embedder, EmbeddingMode
 from uniembed.embed.tables import table_items
-from uniembed.model.tiny import build_tiny_model
 
 
 def main() -> None:
@@ -32,10 +28,8 @@ def main() -> None:
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = build_tiny_model(tmp / "model", corpus(0))
-        generate_synthetic(tmp / "data", seed=0)
-        finalize(read_mbeir("mbeir", tmp / "data" / "mbeir", splits=["test"]), progress=False).write(tmp / "curated")
-        _, items = table_items(tmp / "curated" / "candidates.parquet", "candidates")
+        model, curated = build_embedded_world(tmp, "test")
+        _, items = table_items(curated / "candidates.parquet", "candidates")
         items = (items * (args.items // len(items) + 1))[: args.items]
         embedder = Embedder.from_pretrained(model, mode=EmbeddingMode(), device="cpu")
         embedder.encode(items[:8])  # warm-up

@@ -23,15 +23,11 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from uniembed.data.curate import finalize
-from uniembed.data.readers import read_mbeir
-from uniembed.data.synthetic import generate_synthetic
-from uniembed.data.synthetic.world import corpus
+from embedded_world import build_embedded_world  # benchmarks/ is the script's directory
 from uniembed.judge.pairs import build_judge_pairs
 from uniembed.judge.prompt import build_judge_prompt
 from uniembed.judge.transformers_backend import TransformersJudge
 from uniembed.mine.schemas import MINED
-from uniembed.model.tiny import build_tiny_model
 
 
 def random_mined(curated: Path, n_queries: int, per_query: int, seed: int = 0) -> pa.Table:
@@ -82,10 +78,7 @@ def main() -> None:
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = build_tiny_model(tmp / "model", corpus(0))
-        generate_synthetic(tmp / "data", seed=0)
-        finalize(read_mbeir("mbeir", tmp / "data" / "mbeir", splits=["train"]), progress=False).write(tmp / "curated")
-        curated = tmp / "curated"
+        model, curated = build_embedded_world(tmp, "train")
         pairs = build_judge_pairs(curated / "queries.parquet", curated / "candidates.parquet",
                                   random_mined(curated, args.queries, args.per_query))
         judge = TransformersJudge(model, batch_size=args.batch_size, device="cpu")

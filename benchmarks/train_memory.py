@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from embedded_world import build_embedded_world  # benchmarks/ is the script's directory
+
 CHILD = r"""
 import json, resource, sys, time, dataclasses, torch
 from uniembed.train import trainer as T
@@ -45,22 +47,15 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=32)
     parser.add_argument("--steps", type=int, default=2)
     args = parser.parse_args()
-    from uniembed.data.curate import finalize
-    from uniembed.data.readers import read_mbeir
-    from uniembed.data.synthetic import generate_synthetic
-    from uniembed.data.synthetic.world import corpus
-    from uniembed.model.tiny import build_tiny_model
-
+                    
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = build_tiny_model(tmp / "model", corpus(0))
-        generate_synthetic(tmp / "data", seed=0)
-        finalize(read_mbeir("mbeir", tmp / "data" / "mbeir", splits=["train"]), progress=False).write(tmp / "curated")
+        model, curated = build_embedded_world(tmp, "train")
         results = {}
         for batch in args.batches:
             for chunk in (0, args.chunk):
                 out = tmp / f"run_{batch}_{chunk}"
-                proc = subprocess.run([sys.executable, "-c", CHILD, str(model), str(tmp / "curated"), str(out), str(batch),
+                proc = subprocess.run([sys.executable, "-c", CHILD, str(model), str(curated), str(out), str(batch),
                                        str(chunk), str(args.steps)], capture_output=True, text=True)
                 if proc.returncode:
                     raise SystemExit(proc.stderr[-2000:])
