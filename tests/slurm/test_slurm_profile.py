@@ -1,12 +1,10 @@
 """`snakemake --profile profiles/slurm` on a real single-node SLURM cluster (scripts/slurm_cluster.sh).
 
-The session fixture installs SLURM when missing (root, apt), starts the cluster and stops it at the
-end unless it was already running. Jobs are shown to have run through SLURM by its job-completion
-log. The unit tests of `rule_resources` and the config schema need no cluster.
+The cluster, the scratch projects and the helpers come from conftest.py here. Jobs are shown to have
+run through SLURM by its job-completion log. The unit tests of `rule_resources` and the config schema
+need no cluster.
 """
-import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -19,99 +17,9 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from tests.conftest import SMALL_WORLD
+from tests.slurm.conftest import ROOT, SIZES, copy_of, planned_jobs, run_slurm, slurm_project, submitted_jobs
 
-ROOT = Path(__file__).resolve().parents[2]
-CLUSTER_SCRIPT = ROOT / "scripts" / "slurm_cluster.sh"
 SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
-SIZES = "data.generator.sizes={" + ", ".join(f"{k}: {v}" for k, v in SMALL_WORLD.items()) + "}"
-SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
-
-
-class Cluster:
-    """The running cluster: the environment its clients need and its job-completion records."""
-
-    def __init__(self, conf: str, jobcomp: str):
-        self.conf, self.jobcomp = conf, Path(jobcomp)
-        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-        self.env = {**os.environ, "SLURM_CONF": conf, "PATH": path}
-
-    def records(self, workdir: Path) -> list[dict]:
-        """Job-completion records of jobs that ran in `workdir`, oldest first (a requeued job has several)."""
-        rows = [dict(re.findall(r"(\w+)=(\S*)", line)) for line in self.jobcomp.read_text().splitlines()]
-        return [row for row in rows if row.get("WorkDir") == str(workdir)]
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster():
-    """Start the local cluster (installing SLURM on a fresh machine); stop it if this session started it."""
-    assert importlib.util.find_spec("snakemake_executor_plugin_slurm"), "needs the slurm extra: pip install -e '.[slurm]'"
-    was_running = subprocess.run(["bash", CLUSTER_SCRIPT, "status"], capture_output=True).returncode == 0
-    start = subprocess.run(["bash", CLUSTER_SCRIPT, "start"], capture_output=True, text=True, timeout=900)
-    assert start.returncode == 0, start.stdout + start.stderr
-    conf = re.search(r"^SLURM_CONF=(.+)$", start.stdout, re.M).group(1)
-    jobcomp = re.search(r"^job-completion log: (.+)$", start.stdout, re.M).group(1)
-    yield Cluster(conf, jobcomp)
-    if not was_running:
-        subprocess.run(["bash", CLUSTER_SCRIPT, "stop"], capture_output=True, timeout=120)
-
-
-def short_training() -> list[str]:
-    """Hydra overrides that cut every training stage of the tiny recipe to 2 steps of 4 examples."""
-    recipe = yaml.safe_load((ROOT / "config" / "recipe" / "tiny.yaml").read_text())
-    return [f"recipe.{section}.stages.{name}.{key}={value}"
-            for section, spec in recipe.items() if isinstance(spec, dict) and isinstance(spec.get("stages"), dict)
-            for name, stage in spec["stages"].items()
-            for key, value in (("max_steps", 2), ("batch_size", 4), ("warmup_steps", 1), ("save_every", 1))
-            if key in stage]
-
-
-def slurm_project(path: Path, resources_per_rule=None, overrides=None) -> Path:
-    """A scratch copy of the workflow on the small synthetic world, with resources_per_rule entries updated."""
-    for name in ("Snakefile", "workflow", "config", "profiles", "src", "envs"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, path / name)
-    cfg = yaml.safe_load((path / "config" / "config.yaml").read_text())
-    cfg["hydra_overrides"] = [SIZES, *short_training()] if overrides is None else list(overrides)
-    for rule, spec in (resources_per_rule or {}).items():
-        cfg.setdefault("resources_per_rule", {}).setdefault(rule, {}).update(spec)
-    (path / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def snakemake_command(*args: str, profile: str = "profiles/slurm") -> list[str]:
-    """The Snakemake command line of these tests (first status check after 5 s instead of the profile's 20)."""
-    return [sys.executable, "-m", "snakemake", "--profile", profile,
-            "--slurm-init-seconds-before-status-checks", "5", *args]
-
-
-def run_slurm(project: Path, cluster: Cluster, *args: str, profile: str = "profiles/slurm", timeout: int = 600):
-    result = subprocess.run(snakemake_command(*args, profile=profile), cwd=project, env=cluster.env,
-                            capture_output=True, text=True, timeout=timeout)
-    result.output = result.stdout + result.stderr
-    return result
-
-
-def planned_jobs(output: str) -> Counter:
-    """Rule -> job count from the "Job stats" table Snakemake prints before running."""
-    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
-    return Counter({rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)\s*$", table, re.M)})
-
-
-def submitted_jobs(project: Path, output: str) -> dict[str, str]:
-    """SLURM job id -> rule, from the submission lines (log: results/slurm_logs/rule_<rule>/...)."""
-    logdir = project / "results" / "slurm_logs"
-    return {job_id: Path(log).relative_to(logdir).parts[0].removeprefix("rule_")
-            for job_id, log in SUBMITTED.findall(output)}
-
-
-def copy_of(project: Path, path: Path) -> Path:
-    """A copy of a finished project (mtimes kept: run it with --rerun-triggers mtime)."""
-    shutil.copytree(project, path / "project", symlinks=True)
-    return path / "project"
 
 
 GPU_PROBE = '''

@@ -48,6 +48,9 @@ MINING = "mine" in STAGE_CONFIG.recipe and STAGE_CONFIG.recipe.mine.source in SO
 # (the artifact the rule depends on; `loadable` gives the path handed to from_pretrained).
 EVAL_MODELS = {"zero_shot": MODEL_DIR}
 EVAL_MODELS.update({f"pretrain_{s}": stage_output(f"pretrain_{s}") for s in PRETRAIN_STAGES})
+if MINING and STAGE_CONFIG.recipe.mine["from"] not in EVAL_MODELS:
+    raise ValueError(f"recipe.mine.from = {STAGE_CONFIG.recipe.mine['from']!r} is not a model of this run; "
+                     f"choose one of {list(EVAL_MODELS)}")
 
 
 def synthetic_truth():

@@ -1,6 +1,7 @@
 # Progressive transition (U-MARVEL §3.1.3): recipe.pretrain.order chains the stages; each
 # starts from the previous stage's merged model. Checkpoints live outside the output directory
-# so a killed or requeued job resumes instead of restarting.
+# so a killed or requeued job resumes instead of restarting; the log is appended to, so it keeps
+# every execution of a requeued job.
 
 
 rule pretrain:
@@ -29,4 +30,4 @@ rule pretrain:
     shell:
         "{params.launcher} -m uniembed.stages.pretrain {params.args} stage.name={wildcards.stage} stage.model_dir={params.model_dir}"
         " stage.curated_dir={params.curated_dir} stage.out_dir={output.model} stage.checkpoint_dir={params.checkpoint_dir}"
-        " stage.log_dir={params.log_dir} > {log} 2>&1"
+        " stage.log_dir={params.log_dir} >> {log} 2>&1"
