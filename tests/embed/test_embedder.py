@@ -66,7 +66,7 @@ def test_bidirectional_mode_lets_late_tokens_change_early_content(tiny_qwen2vl):
     for mode, should_differ in [(EmbeddingMode(pooling="mean", attention="bidirectional", normalize=False), True),
                                 (EmbeddingMode(pooling="mean", attention="causal", normalize=False), False)]:
         emb = embedder(tiny_qwen2vl, mode)
-        (pa, ba), (pb, bb) = emb.tokenize([a]), emb.tokenize([b])
+        (pa, ba), (_, bb) = emb.tokenize([a]), emb.tokenize([b])
         with torch.no_grad():
             ha, hb = emb.model(**ba).last_hidden_state[0], emb.model(**bb).last_hidden_state[0]
         first_content = len(emb.processor.tokenizer(pa[0].prefix, add_special_tokens=False)["input_ids"])
