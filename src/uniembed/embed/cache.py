@@ -78,9 +78,6 @@ class CachedEmbeddings:
     ids: list[str]
     embeddings: np.ndarray  # memory-mapped, read-only
 
-    def row_of(self) -> dict[str, int]:
-        return {cid: i for i, cid in enumerate(self.ids)}
-
 
 def load_cached(path: str | os.PathLike, expected_key: dict | None = None) -> CachedEmbeddings:
     """Open a complete cache entry; a different key than ``expected_key`` is an error, never reused."""

@@ -54,16 +54,3 @@ def gather_with_grad(x: Tensor) -> Tensor:
     dist.all_gather(shards, x.detach().contiguous())
     shards[rank] = _ScaleGradient.apply(x, world)
     return torch.cat(shards, dim=0)
-
-
-def gathered_positive_index(num_queries: int, num_candidates: int,
-                            device: torch.device | str | None = None) -> Tensor:
-    """Positive rows in gathered candidates when each rank's candidates start with its positives.
-
-    Rank r holds ``num_queries`` queries and ``num_candidates`` candidates (positives first, then
-    its hard negatives); after :func:`gather_with_grad` global query ``r * num_queries + i`` has
-    its positive at row ``r * num_candidates + i``. Pass the result to ``info_nce(positive_index=)``.
-    """
-    _, world = world_info()
-    local = torch.arange(num_queries, device=device)
-    return torch.cat([local + r * num_candidates for r in range(world)])
