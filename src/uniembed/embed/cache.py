@@ -26,7 +26,9 @@ DTYPES = {"float16": np.float16, "float32": np.float32}
 _EDGE = 4 << 20  # bytes hashed at each end of large weight files
 
 
-def _file_digest(path: Path, full: bool) -> str:
+def file_digest(path: str | os.PathLike, full: bool = True) -> str:
+    """``size:sha256`` of a file; ``full=False`` hashes only both ends of large files (weights)."""
+    path = Path(path)
     h = hashlib.sha256()
     size = path.stat().st_size
     with open(path, "rb") as f:
@@ -50,12 +52,12 @@ def fingerprint_model_dir(path: str | os.PathLike | None) -> str | None:
         raise FileNotFoundError(f"{path}: no model files to fingerprint")
     h = hashlib.sha256()
     for p in files:
-        h.update(f"{p.name}={_file_digest(p, full=p.suffix == '.json')}\n".encode())
+        h.update(f"{p.name}={file_digest(p, full=p.suffix == '.json')}\n".encode())
     return h.hexdigest()
 
 
 def fingerprint_table(path: str | os.PathLike, ids: Sequence[str]) -> str:
-    h = hashlib.sha256(_file_digest(Path(path), full=True).encode())
+    h = hashlib.sha256(file_digest(path).encode())
     for i in ids:
         h.update(i.encode() + b"\0")
     return h.hexdigest()

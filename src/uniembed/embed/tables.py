@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..artifacts import read_parquet
@@ -20,7 +21,7 @@ def table_items(table_path: str | os.PathLike, kind: str, ids: Sequence[str] | N
     """Ids and items of a curated table (all rows, or ``ids`` in that order; unknown ids are an error)."""
     table = read_parquet(table_path, _SCHEMA[kind])
     if ids is not None:
-        table = table.filter(pc.is_in(table[_ID[kind]], value_set=_as_array(ids)))
+        table = table.filter(pc.is_in(table[_ID[kind]], value_set=pa.array(list(ids), type=pa.string())))
         position = {rid: i for i, rid in enumerate(table[_ID[kind]].to_pylist())}
         missing = [i for i in ids if i not in position]
         if missing:
@@ -29,11 +30,6 @@ def table_items(table_path: str | os.PathLike, kind: str, ids: Sequence[str] | N
     rows = table.select([_ID[kind], "text", "image_path"] + (["instruction"] if kind == "queries" else [])).to_pylist()
     return ([r[_ID[kind]] for r in rows],
             [EmbedItem(r["text"], r["image_path"], r.get("instruction")) for r in rows])
-
-
-def _as_array(ids):
-    import pyarrow as pa
-    return pa.array(list(ids), type=pa.string())
 
 
 def embed_table(embedder: Embedder, table_path: str | os.PathLike, kind: str, cache_root: str | os.PathLike, *,

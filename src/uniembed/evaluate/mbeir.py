@@ -26,6 +26,14 @@ def rank_pool(query_vectors: np.ndarray, pool_vectors: np.ndarray, pool_ids: lis
     return [rank_by_score(s, [pool_ids[j] for j in row], k) for s, row in zip(scores, indices)]
 
 
+def pool_members(pools: pa.Table) -> dict[str, list[str]]:
+    """Candidate ids of every pool of a curated ``pools`` table, in table order."""
+    members: dict[str, list[str]] = defaultdict(list)
+    for pool, cid in zip(pools["pool"].to_pylist(), pools["candidate_id"].to_pylist()):
+        members[pool].append(cid)
+    return members
+
+
 def global_pool_name(pool_names, split: str) -> str:
     names = sorted(p for p in pool_names if p.startswith("union") and p.endswith(f"_{split}"))
     if not names:
@@ -45,12 +53,11 @@ def evaluate_mbeir(queries: pa.Table, pools: pa.Table, query_vectors: dict[str, 
     rows = [r for r in queries.to_pylist() if r["split"] == split]
     if not rows:
         raise ValueError(f"no {split!r} queries to evaluate")
-    members = defaultdict(list)
-    for pool, cid in zip(pools["pool"].to_pylist(), pools["candidate_id"].to_pylist()):
-        members[pool].append(cid)
+    members = pool_members(pools)
+    global_pool = global_pool_name(members, split) if setting == "global" else None
     by_pool = defaultdict(list)
     for r in rows:
-        by_pool[r["pool"] if setting == "local" else global_pool_name(members, split)].append(r)
+        by_pool[global_pool or r["pool"]].append(r)
     hits, groups = [], []
     for pool, group in by_pool.items():
         ids = members.get(pool)

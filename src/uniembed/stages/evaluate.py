@@ -16,17 +16,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from omegaconf import OmegaConf
 
 from ..artifacts import atomic_path, read_parquet, write_parquet
 from ..config import stage_config
 from ..data.schemas import DATASETS, POOLS, QUERIES
-from ..embed.embedder import Embedder, EmbeddingMode
-from ..embed.tables import embed_table
 from ..evaluate.mbeir import evaluate_mbeir, global_pool_name
 from ..evaluate.mmeb import evaluate_mmeb
 from ..evaluate.results import SCORES
 from ..evaluate.tables import render_tables
+from .common import cached_embedder, require
 
 log = logging.getLogger("uniembed.evaluate")
 
@@ -37,18 +35,11 @@ def _vectors(cached) -> dict:
 
 def run(cfg) -> list[dict]:
     s, ev = cfg.stage, cfg.recipe.evaluate
-    for key in ("tag", "curated_dir", "cache_dir", "out_dir"):
-        if not s[key]:
-            raise SystemExit(f"stage.{key} is required")
-    model_dir = s.model_dir or cfg.model.path
-    embedder = Embedder.from_pretrained(model_dir, s.adapter_dir, EmbeddingMode(**OmegaConf.to_container(cfg.recipe.embedding)),
-                                        device=cfg.recipe.device)
+    require(s, "tag", "curated_dir", "cache_dir", "out_dir")
+    cached = cached_embedder(cfg, s.model_dir or cfg.model.path, s.adapter_dir)
 
     def embed(cdir: Path, kind: str, ids: list[str]) -> dict:
-        cached = embed_table(embedder, cdir / f"{kind}.parquet", kind, s.cache_dir, model_dir=model_dir,
-                             adapter_dir=s.adapter_dir, ids=ids, dtype=ev.cache_dtype, shard_size=ev.shard_size,
-                             batch_size=ev.batch_size, progress=s.progress)
-        return _vectors(cached)
+        return _vectors(cached(cdir, kind, ids))
 
     rows: list[dict] = []
     for source, spec in cfg.data.sources.items():

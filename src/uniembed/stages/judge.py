@@ -25,6 +25,7 @@ from ..config import stage_config
 from ..judge.pairs import build_judge_pairs
 from ..judge.scoring import score_pairs
 from ..mine.schemas import MINED
+from .common import require
 
 log = logging.getLogger("uniembed.judge")
 
@@ -62,9 +63,7 @@ def open_backend(j, model: str, device: str):
 
 def run(cfg):
     s, j = cfg.stage, cfg.recipe.judge
-    for key in ("curated_dir", "out_dir", "checkpoint_dir"):
-        if not s[key]:
-            raise SystemExit(f"stage.{key} is required")
+    require(s, "curated_dir", "out_dir", "checkpoint_dir")
     out = Path(s.out_dir)
     cdir = Path(s.curated_dir) / cfg.recipe.mine.source
     mined = subset_queries(read_parquet(out / "mined.parquet", MINED), j.max_queries, j.seed)

@@ -18,34 +18,28 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from omegaconf import OmegaConf
 
 from ..artifacts import read_parquet, write_json, write_parquet
 from ..config import stage_config
 from ..data.schemas import POOLS, QUERIES
-from ..embed.embedder import Embedder, EmbeddingMode
-from ..embed.tables import embed_table
-from ..evaluate.mbeir import global_pool_name
+from ..evaluate.mbeir import global_pool_name, pool_members
 from ..mine.candidates import mine_candidates
 from ..mine.schemas import MINED
+from .common import cached_embedder, require
 
 log = logging.getLogger("uniembed.mine")
 
 
 def run(cfg) -> dict:
     s, m = cfg.stage, cfg.recipe.mine
-    for key in ("model_dir", "curated_dir", "cache_dir", "out_dir"):
-        if not s[key]:
-            raise SystemExit(f"stage.{key} is required")
+    require(s, "model_dir", "curated_dir", "cache_dir", "out_dir")
     cdir = Path(s.curated_dir) / m.source
     queries = read_parquet(cdir / "queries.parquet", QUERIES)
     queries = queries.filter(pc.equal(queries["split"], m.split))
     if queries.num_rows == 0:
         raise SystemExit(f"{cdir}: no {m.split!r} queries to mine for")
     pools = read_parquet(cdir / "pools.parquet", POOLS)
-    members = defaultdict(list)
-    for pool, cid in zip(pools["pool"].to_pylist(), pools["candidate_id"].to_pylist()):
-        members[pool].append(cid)
+    members = pool_members(pools)
     if m.pool == "global":
         groups = {global_pool_name(members, m.split): queries.to_pylist()}
     elif m.pool == "own":
@@ -54,14 +48,10 @@ def run(cfg) -> dict:
             groups[r["pool"]].append(r)
     else:
         raise SystemExit(f"recipe.mine.pool must be 'global' or 'own', got {m.pool!r}")
-    embedder = Embedder.from_pretrained(s.model_dir, mode=EmbeddingMode(**OmegaConf.to_container(cfg.recipe.embedding)),
-                                        device=cfg.recipe.device)
-    ev = cfg.recipe.evaluate
+    cached = cached_embedder(cfg, s.model_dir)
 
     def embed(kind, ids):
-        cached = embed_table(embedder, cdir / f"{kind}.parquet", kind, s.cache_dir, model_dir=s.model_dir, ids=ids,
-                             dtype=ev.cache_dtype, shard_size=ev.shard_size, batch_size=ev.batch_size, progress=s.progress)
-        return np.asarray(cached.embeddings, dtype=np.float32)
+        return np.asarray(cached(cdir, kind, ids).embeddings, dtype=np.float32)
 
     tables = []
     for pool, rows in groups.items():

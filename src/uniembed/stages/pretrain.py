@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from ..config import stage_config
 from ..embed.embedder import EmbeddingMode
 from ..train.trainer import TrainSettings, train_contrastive
+from .common import require
 
 log = logging.getLogger("uniembed.pretrain")
 
@@ -28,9 +29,7 @@ def run(cfg) -> dict:
     stages = cfg.recipe.pretrain.stages
     if s.name not in stages:
         raise SystemExit(f"unknown pretrain stage {s.name!r}; recipe {cfg.recipe.name!r} defines {list(stages)}")
-    for key in ("model_dir", "curated_dir", "out_dir", "checkpoint_dir", "log_dir"):
-        if not s[key]:
-            raise SystemExit(f"stage.{key} is required")
+    require(s, "model_dir", "curated_dir", "out_dir", "checkpoint_dir", "log_dir")
     params = OmegaConf.to_container(stages[s.name])
     source = params.pop("source")
     try:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_latest, restore, rng_state, save_checkpoint, set_rng_state, trainable_state
+from .checkpoint import (check_fingerprint, load_latest, restore, rng_state, save_checkpoint, set_rng_state,
+                         trainable_state)
 
 BACKENDS = ("ddp", "deepspeed_zero2")
 
@@ -130,11 +131,7 @@ class DeepSpeedBackend:
         if not (directory / "latest").is_file():
             return None
         path, state = self.engine.load_checkpoint(str(directory))
-        if state["fingerprint"] != fingerprint:
-            keys = sorted(k for k in set(state["fingerprint"]) | set(fingerprint)
-                          if state["fingerprint"].get(k) != fingerprint.get(k))
-            raise ValueError(f"{path} was written by a run with a different {keys}; resume refused. "
-                             f"Delete {checkpoint_dir} to start over, or restore the original settings.")
+        check_fingerprint(state["fingerprint"], fingerprint, path, checkpoint_dir)
         set_rng_state(state["rng"])
         return state
 

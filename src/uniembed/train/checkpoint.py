@@ -58,12 +58,16 @@ def load_latest(checkpoint_dir: str | os.PathLike, fingerprint: dict) -> dict | 
         return None
     path = Path(checkpoint_dir) / pointer.read_text().strip() / "state.pt"
     state = torch.load(path, map_location="cpu", weights_only=False)
-    saved = state["fingerprint"]
-    if saved != fingerprint:
-        keys = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
+    check_fingerprint(state["fingerprint"], fingerprint, path, checkpoint_dir)
+    return state
+
+
+def check_fingerprint(saved: dict, current: dict, path, checkpoint_dir) -> None:
+    """Refuse to resume a checkpoint written by another run, naming what differs."""
+    if saved != current:
+        keys = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         raise ValueError(f"{path} was written by a run with a different {keys}; resume refused. "
                          f"Delete {checkpoint_dir} to start over, or restore the original settings.")
-    return state
 
 
 def restore(state: dict, model: torch.nn.Module, optimizer, scheduler, extra_modules: dict) -> None:

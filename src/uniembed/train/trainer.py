@@ -23,7 +23,7 @@ from tqdm import tqdm
 from transformers import get_scheduler
 
 from ..artifacts import atomic_path, write_json
-from ..embed.cache import fingerprint_model_dir
+from ..embed.cache import file_digest, fingerprint_model_dir
 from ..embed.embedder import Embedder, EmbeddingMode
 from .backends import make_backend
 from .data import BatchSampler, assemble_batch, load_training_set
@@ -62,10 +62,6 @@ class TrainSettings:
     seed: int = 0
     save_every: int = 50
     log_every: int = 10
-
-
-def _file_digest(path) -> str | None:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
 
 
 def _global_order(rank_sizes: tuple[int, int], world: int) -> torch.Tensor:
@@ -133,7 +129,8 @@ def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_d
     scheduler = get_scheduler(settings.schedule, optimizer, settings.warmup_steps, settings.max_steps)
     fingerprint = {"settings": asdict(settings), "mode": mode.as_dict(), "world_size": world,
                    "base_model": fingerprint_model_dir(base_model),
-                   "data": _file_digest(Path(curated_dir) / "queries.parquet"), "hard_negatives": _file_digest(hard_negatives)}
+                   "data": file_digest(Path(curated_dir) / "queries.parquet"),
+                   "hard_negatives": file_digest(hard_negatives) if hard_negatives else None}
     # One checkpoint directory per run fingerprint: the same command resumes (requeue, kill), a
     # changed config, base model or data starts a fresh run instead of tripping over the old one.
     checkpoint_dir = Path(checkpoint_dir) / hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]

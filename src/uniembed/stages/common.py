@@ -1,0 +1,32 @@
+"""What several stage entry points share: required arguments and the cached embedder."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+from omegaconf import OmegaConf
+
+from ..embed.cache import CachedEmbeddings
+from ..embed.embedder import Embedder, EmbeddingMode
+from ..embed.tables import embed_table
+
+
+def require(stage, *keys: str) -> None:
+    """Stop with a clear message when a rule did not pass ``stage.<key>``."""
+    for key in keys:
+        if not stage[key]:
+            raise SystemExit(f"stage.{key} is required")
+
+
+def cached_embedder(cfg, model_dir, adapter_dir=None) -> Callable[[Path, str, Sequence[str]], CachedEmbeddings]:
+    """Load ``model_dir`` (+ adapter) with ``recipe.embedding`` on ``recipe.device``; return
+    ``embed(curated_source_dir, "queries" | "candidates", ids)`` going through the embedding cache."""
+    mode = EmbeddingMode(**OmegaConf.to_container(cfg.recipe.embedding))
+    embedder = Embedder.from_pretrained(model_dir, adapter_dir, mode, device=cfg.recipe.device)
+    ev = cfg.recipe.evaluate
+
+    def embed(source_dir: Path, kind: str, ids: Sequence[str]) -> CachedEmbeddings:
+        return embed_table(embedder, Path(source_dir) / f"{kind}.parquet", kind, cfg.stage.cache_dir,
+                           model_dir=model_dir, adapter_dir=adapter_dir, ids=ids, dtype=ev.cache_dtype,
+                           shard_size=ev.shard_size, batch_size=ev.batch_size, progress=cfg.stage.progress)
+    return embed
