@@ -49,7 +49,7 @@ def make_setup(dtype=torch.float64, dropout=0.0, seed=0):
 
 def grads(model, tau):
     named = {name: p.grad.clone() for name, p in model.named_parameters()}
-    return {**named, "log_tau": tau.log_tau.grad.clone()}
+    return {**named, "tau": tau.tau.grad.clone()}
 
 
 def max_diff(a, b):

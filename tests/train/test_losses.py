@@ -94,31 +94,31 @@ def test_info_nce_rejects_bad_inputs():
 def test_temperature_fixed_has_no_parameters():
     tau = Temperature(0.05, learnable=False)
     assert list(tau.parameters()) == []
-    assert "log_tau" in tau.state_dict()
+    assert "tau" in tau.state_dict()
     assert tau.value == pytest.approx(0.05)
     assert not tau().requires_grad
 
 
 def test_temperature_learnable_gradient_flows():
     tau = Temperature(0.05)
-    assert [name for name, _ in tau.named_parameters()] == ["log_tau"]
+    assert [name for name, _ in tau.named_parameters()] == ["tau"]
     tau().backward()
-    assert tau.log_tau.grad.item() == pytest.approx(0.05)  # d exp(s)/ds = exp(s), clamp inactive
+    assert tau.tau.grad.item() == pytest.approx(1.0)  # tau itself is the parameter, clamp inactive
     tau.zero_grad()
     q, c = unit(4, 8, seed=8), unit(4, 8, seed=9)
     info_nce(q, c, tau()).backward()
-    assert tau.log_tau.grad is not None and tau.log_tau.grad.item() != 0.0
+    assert tau.tau.grad is not None and tau.tau.grad.item() != 0.0
 
 
 def test_temperature_clamp_holds():
     tau = Temperature(0.05, minimum=0.01, maximum=0.5)
     with torch.no_grad():
-        tau.log_tau.fill_(math.log(1e-4))
+        tau.tau.fill_(1e-4)
     assert tau.value == pytest.approx(0.01)
     tau().backward()
-    assert tau.log_tau.grad.item() == 0.0
+    assert tau.tau.grad.item() == 0.0
     with torch.no_grad():
-        tau.log_tau.fill_(math.log(50.0))
+        tau.tau.fill_(50.0)
     assert tau.value == pytest.approx(0.5)
     with pytest.raises(ValueError):
         Temperature(0.001, minimum=0.005)
@@ -128,7 +128,7 @@ def test_temperature_clamp_holds():
 def test_temperature_state_dict_round_trip(learnable):
     tau = Temperature(0.05, learnable=learnable)
     with torch.no_grad():
-        tau.log_tau.fill_(math.log(0.0206))  # U-MARVEL's learned value after stage 1c (Table 12)
+        tau.tau.fill_(0.0206)  # U-MARVEL's learned value after stage 1c (Table 12)
     restored = Temperature(0.3, learnable=learnable)
     restored.load_state_dict(tau.state_dict())
     assert restored.value == pytest.approx(0.0206)

@@ -11,13 +11,13 @@ if STAGE_CONFIG.model.build is not None:
         benchmark:
             f"{BENCHMARKS}/build_model.tsv"
         params:
-            args=STAGE_ARGS,
+            settings=rule_settings("model"),
         resources:
             **rule_resources("build_model"),
         conda:
             "../../envs/curate.yaml"
         shell:
-            "python -m uniembed.stages.build_model {params.args} > {log} 2>&1"
+            "python -m uniembed.stages.build_model > {log:q} 2>&1"
 
 
 if STAGE_CONFIG.data.generator is not None:
@@ -30,10 +30,10 @@ if STAGE_CONFIG.data.generator is not None:
         benchmark:
             f"{BENCHMARKS}/generate_data.tsv"
         params:
-            args=STAGE_ARGS,
+            settings=rule_settings("data.generator"),
         resources:
             **rule_resources("generate_data"),
         conda:
             "../../envs/curate.yaml"
         shell:
-            "python -m uniembed.stages.generate_data {params.args} > {log} 2>&1"
+            "python -m uniembed.stages.generate_data > {log:q} 2>&1"

@@ -1,22 +1,32 @@
 # Path helpers and config lookups shared by the rule files; no algorithm lives here.
+import json
 import shlex
 
-from uniembed.config import compose_config, experiment_overrides
+from omegaconf import OmegaConf
+
+from uniembed.config import CONFIG_DIR_ENV, OVERRIDES_ENV, compose_config, experiment_overrides
 from uniembed.launch import launch_command
+from uniembed.workflow_checks import check_recipe, model_identity
 
 CONFIG_DIR = str(Path(workflow.basedir) / "config")
-# Stage modules run as `python -m uniembed.stages.<stage>` in whatever env a rule uses
-# (the project venv, or a conda env from envs/ under --sdm conda): put the library on its path.
-_SRC = shlex.quote(str(Path(workflow.basedir) / "src"))
-shell.prefix(f"set -euo pipefail; export PYTHONPATH={_SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 RESOURCES = config["resources"]
 RUN_DIR = f"{config['results']}/{config['run_name']}"
 LOGS = f"{RUN_DIR}/logs"
 BENCHMARKS = f"{RUN_DIR}/benchmarks"
 OVERRIDES = experiment_overrides(config["experiment"], RESOURCES, config.get("hydra_overrides", []))
-# The composed stage config, read here only to lay out the DAG (sources, what must be built).
+# The composed stage config, read here to lay out the DAG (sources, what must be built) and to
+# give each rule, as params, exactly the configuration it depends on (rule_settings).
 STAGE_CONFIG = compose_config(OVERRIDES, CONFIG_DIR)
-STAGE_ARGS = " ".join(["--config-dir", shlex.quote(CONFIG_DIR), *map(shlex.quote, OVERRIDES)])
+# Stage modules run as `python -m uniembed.stages.<stage>` in whatever env a rule uses (the project
+# venv, or a conda env from envs/ under --sdm conda): put the library on its path. The run's Hydra
+# overrides travel in the environment (uniembed.config), not in the command, so a rule's command
+# and params change only when the configuration it depends on changes; every value is quoted.
+_SRC = shlex.quote(str(Path(workflow.basedir) / "src"))
+shell.prefix(
+    f"set -euo pipefail; export PYTHONPATH={_SRC}${{PYTHONPATH:+:$PYTHONPATH}}; "
+    f"export {CONFIG_DIR_ENV}={shlex.quote(CONFIG_DIR)}; "
+    f"export {OVERRIDES_ENV}={shlex.quote(json.dumps(OVERRIDES))}; ".replace("{", "{{").replace("}", "}}")
+)
 SOURCES = list(STAGE_CONFIG.data.sources)
 MODEL_DIR = STAGE_CONFIG.model.path
 DATA_ROOT = STAGE_CONFIG.data.root
@@ -42,6 +52,8 @@ def pretrain_start(stage):
 
 
 MINING = "mine" in STAGE_CONFIG.recipe and STAGE_CONFIG.recipe.mine.source in SOURCES
+JUDGING = MINING and "judge" in STAGE_CONFIG.recipe
+check_recipe(STAGE_CONFIG)
 
 
 # Models the evaluate rule knows, by tag, in DAG order (the base model, then every stage output)
@@ -61,7 +73,7 @@ def synthetic_truth():
 def filter_outputs():
     outputs = {"negatives": f"{RUN_DIR}/mining/hard_negatives.parquet",
                "summary": f"{RUN_DIR}/mining/filter_summary.json"}
-    if synthetic_truth():
+    if synthetic_truth() and JUDGING:
         outputs.update(quality=f"{RUN_DIR}/mining/judge_quality.json", report=f"{RUN_DIR}/mining/judge_quality.md")
     return outputs
 
@@ -80,10 +92,31 @@ def built_model():
 
 
 def all_targets():
+    """Every artifact of the run, intermediates included: a missing one (a killed or deleted job)
+    is rebuilt by a plain `snakemake`, and what depends on it reruns because its input is newer."""
     summaries = [f"{RUN_DIR}/curated/{s}/summary.json" for s in SOURCES]
+    models = [stage_output(f"pretrain_{s}") for s in PRETRAIN_STAGES]
+    evaluations = [f"{RUN_DIR}/eval/{tag}/scores.parquet" for tag in EVAL_MODELS] if EVAL_SOURCES else []
     tables = [f"{RUN_DIR}/tables/per_stage.md"] if EVAL_SOURCES else []
-    mining = list(filter_outputs().values()) if MINING else []
-    return built_model() + summaries + tables + mining
+    mining = [f"{RUN_DIR}/mining/mined.parquet"] + list(filter_outputs().values()) if MINING else []
+    judging = [f"{RUN_DIR}/mining/judge_scores.parquet"] if JUDGING else []
+    return built_model() + generated_data() + summaries + models + evaluations + tables + mining + judging
+
+
+def section(key):
+    """A composed config section as plain data (None when the recipe has no such section)."""
+    node = OmegaConf.select(STAGE_CONFIG, key)
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def rule_settings(*keys, base_model=False):
+    """The configuration a rule depends on, as canonical JSON: the rule's params, so Snakemake reruns
+    the rule (and, through newer outputs, what follows it) exactly when one of these changes.
+    ``base_model`` adds the base model's identity (its config, and for a checkpoint on disk its files)."""
+    settings = {key: section(key) for key in keys}
+    if base_model:
+        settings["base_model"] = model_identity(STAGE_CONFIG.model)
+    return json.dumps(settings, sort_keys=True)
 
 
 # Config keys of resources_per_rule passed to snakemake-executor-plugin-slurm unchanged.

@@ -12,7 +12,7 @@ rule curate:
     benchmark:
         f"{BENCHMARKS}/curate_{{source}}.tsv"
     params:
-        args=STAGE_ARGS,
+        settings=lambda wildcards: rule_settings(f"data.sources.{wildcards.source}", "data.validate_images"),
         out_dir=lambda wildcards, output: Path(output.summary).parent,
     wildcard_constraints:
         source="|".join(SOURCES),
@@ -21,5 +21,5 @@ rule curate:
     conda:
         "../../envs/curate.yaml"
     shell:
-        "python -m uniembed.stages.curate {params.args} stage.source={wildcards.source}"
-        " stage.out_dir={params.out_dir} > {log} 2>&1"
+        "python -m uniembed.stages.curate --stage source {wildcards.source:q} --stage out_dir {params.out_dir:q}"
+        " > {log:q} 2>&1"

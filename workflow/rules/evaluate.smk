@@ -16,7 +16,8 @@ rule evaluate:
     benchmark:
         f"{BENCHMARKS}/evaluate_{{tag}}.tsv"
     params:
-        args=STAGE_ARGS,
+        settings=lambda wildcards: rule_settings("recipe.embedding", "recipe.evaluate", "recipe.device",
+                                                 base_model=wildcards.tag == "zero_shot"),
         model_dir=lambda wildcards, input: loadable(input.model),
         out_dir=lambda wildcards, output: Path(output.scores).parent,
         curated_dir=lambda wildcards, input: Path(input.curated[0]).parents[1],
@@ -28,9 +29,9 @@ rule evaluate:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m uniembed.stages.evaluate {params.args} stage.tag={wildcards.tag} stage.model_dir={params.model_dir}"
-        " stage.curated_dir={params.curated_dir} stage.cache_dir={params.cache_dir}"
-        " stage.out_dir={params.out_dir} > {log} 2>&1"
+        "python -m uniembed.stages.evaluate --stage tag {wildcards.tag:q} --stage model_dir {params.model_dir:q}"
+        " --stage curated_dir {params.curated_dir:q} --stage cache_dir {params.cache_dir:q}"
+        " --stage out_dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule tables:
@@ -44,13 +45,12 @@ rule tables:
     log:
         f"{LOGS}/tables.log",
     params:
-        args=STAGE_ARGS,
         out_dir=lambda wildcards, output: Path(output.markdown).parent,
-        scores=lambda wildcards, input: "[" + ",".join(input.scores) + "]",
+        scores=lambda wildcards, input: json.dumps(list(input.scores)),
     resources:
         **rule_resources("tables"),
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m uniembed.stages.tables {params.args} 'stage.scores={params.scores}'"
-        " stage.out_dir={params.out_dir} > {log} 2>&1"
+        "python -m uniembed.stages.tables --stage scores {params.scores:q} --stage out_dir {params.out_dir:q}"
+        " > {log:q} 2>&1"

@@ -15,7 +15,9 @@ rule pretrain:
     benchmark:
         f"{BENCHMARKS}/pretrain_{{stage}}.tsv"
     params:
-        args=STAGE_ARGS,
+        settings=lambda wildcards: rule_settings(f"recipe.pretrain.stages.{wildcards.stage}", "recipe.embedding",
+                                                 "recipe.seed", "recipe.device",
+                                                 base_model=PRETRAIN_STAGES.index(wildcards.stage) == 0),
         model_dir=lambda wildcards, input: loadable(input.model),
         curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
         checkpoint_dir=lambda wildcards: f"{RUN_DIR}/checkpoints/pretrain_{wildcards.stage}",
@@ -28,6 +30,7 @@ rule pretrain:
     conda:
         "../../envs/train.yaml"
     shell:
-        "{params.launcher} -m uniembed.stages.pretrain {params.args} stage.name={wildcards.stage} stage.model_dir={params.model_dir}"
-        " stage.curated_dir={params.curated_dir} stage.out_dir={output.model} stage.checkpoint_dir={params.checkpoint_dir}"
-        " stage.log_dir={params.log_dir} >> {log} 2>&1"
+        "{params.launcher} -m uniembed.stages.pretrain --stage name {wildcards.stage:q}"
+        " --stage model_dir {params.model_dir:q} --stage curated_dir {params.curated_dir:q}"
+        " --stage out_dir {output.model:q} --stage checkpoint_dir {params.checkpoint_dir:q}"
+        " --stage log_dir {params.log_dir:q} >> {log:q} 2>&1"

@@ -4,6 +4,9 @@ A training example is a query, one positive and optional hard negatives, all as
 :class:`~uniembed.embed.embedder.EmbedItem`. In-batch negatives come for free: every other
 candidate of the batch (U-MARVEL §3.1.3 and Appendix C eq. 2). Queries with several positives
 use one per epoch, chosen by the sampler's seeded RNG (UniIR samples one positive per step).
+A query whose task has several instruction prompts (M-BEIR: four per task) gets one drawn at
+random each time it is used, from the same per-batch RNG, as UniIR's training data loader does;
+evaluation keeps the curated table's one seeded choice per query.
 
 Hard negatives (for the hard-negative stages) come from a Parquet table with columns
 ``query_id`` (string) and ``negative_ids`` (list<string>); every id must exist.
@@ -11,7 +14,7 @@ Hard negatives (for the hard-negative stages) come from a Parquet table with col
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,7 @@ class TrainingQuery:
     item: EmbedItem
     positive_ids: tuple[str, ...]
     negative_ids: tuple[str, ...]
+    instruction_options: tuple[str, ...] = ()
 
 
 @dataclass
@@ -57,7 +61,7 @@ def load_training_set(curated_dir: str | os.PathLike, split: str = "train", *, u
         else:
             negatives = tuple(r["negative_ids"][:num_hard_negatives]) if use_given_negatives else ()
         queries.append(TrainingQuery(r["query_id"], EmbedItem(r["text"], r["image_path"], r["instruction"]),
-                                     tuple(r["positive_ids"]), negatives))
+                                     tuple(r["positive_ids"]), negatives, tuple(r.get("instruction_options") or ())))
     return TrainingSet(queries, candidates, curated_dir.name)
 
 
@@ -138,6 +142,8 @@ def assemble_batch(data: TrainingSet, indices, rng: np.random.Generator, num_neg
     """
     queries = [data.queries[i] for i in indices]
     positives = [q.positive_ids[rng.integers(len(q.positive_ids))] for q in queries]
+    items = [replace(q.item, instruction=q.instruction_options[rng.integers(len(q.instruction_options))])
+             if len(q.instruction_options) > 1 else q.item for q in queries]
     negatives = []
     for q in queries:
         if num_negatives and not q.negative_ids:
@@ -147,4 +153,4 @@ def assemble_batch(data: TrainingSet, indices, rng: np.random.Generator, num_neg
     id_array, pos_array = np.array(ids, dtype=object), np.array(positives, dtype=object)
     exclude = id_array[None, :] == pos_array[:, None]
     exclude[np.arange(len(queries)), np.arange(len(queries))] = False
-    return Batch([q.item for q in queries], [data.candidates[c] for c in ids], ids, exclude)
+    return Batch(items, [data.candidates[c] for c in ids], ids, exclude)

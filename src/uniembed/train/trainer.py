@@ -25,12 +25,14 @@ from transformers import get_scheduler
 from ..artifacts import atomic_path, write_json
 from ..embed.cache import file_digest, fingerprint_model_dir
 from ..embed.embedder import Embedder, EmbeddingMode
+from ..provenance import code_version
 from .backends import make_backend
+from .checkpoint import discard_if_finished, mark_finished
 from .data import BatchSampler, assemble_batch, load_training_set
 from .distributed import gather_with_grad, world_info
 from .gradcache import gradcache_step
 from .losses import info_nce
-from .temperature import Temperature
+from .temperature import Temperature, previous_temperature, write_final_temperature
 
 log = logging.getLogger(__name__)
 LORA_TARGET = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
@@ -45,8 +47,9 @@ class TrainSettings:
     weight_decay: float = 0.0
     warmup_steps: int = 0
     schedule: str = "cosine"         # any transformers scheduler name
-    temperature: float = 0.05
+    temperature: float | str = 0.05  # a number, or "previous": the final tau of the stage that made base_model
     learnable_temperature: bool = False
+    temperature_lr: float | None = None  # tau's own learning rate (no weight decay); None = lr
     temperature_min: float = 0.005
     temperature_max: float = 1.0
     bidirectional: bool = False
@@ -62,6 +65,16 @@ class TrainSettings:
     seed: int = 0
     save_every: int = 50
     log_every: int = 10
+
+
+def build_optimizer(settings: TrainSettings, trainable: list, temperature: Temperature):
+    """AdamW + the warmup/decay schedule; a learnable tau is its own group (no weight decay, its own lr)."""
+    groups = [{"params": trainable}]
+    if settings.learnable_temperature:
+        groups.append({"params": list(temperature.parameters()), "weight_decay": 0.0,
+                       "lr": settings.temperature_lr if settings.temperature_lr is not None else settings.lr})
+    optimizer = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
+    return optimizer, get_scheduler(settings.schedule, optimizer, settings.warmup_steps, settings.max_steps)
 
 
 def _global_order(rank_sizes: tuple[int, int], world: int) -> torch.Tensor:
@@ -119,15 +132,16 @@ def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_d
         if not model.base_model.model.is_activation_checkpointing:
             raise RuntimeError("activation checkpointing was requested but the model did not enable it")
     embedder.model = model
-    temperature = Temperature(settings.temperature, settings.learnable_temperature,
+    initial_tau = previous_temperature(base_model) if settings.temperature == "previous" else float(settings.temperature)
+    temperature = Temperature(initial_tau, settings.learnable_temperature,
                               settings.temperature_min, settings.temperature_max).to(embedder.device)
     data = load_training_set(curated_dir, use_given_negatives=settings.use_given_negatives,
                              hard_negatives=hard_negatives, num_hard_negatives=settings.num_negatives)
     sampler = BatchSampler(len(data.queries), settings.batch_size, settings.seed)
     params = [p for p in model.parameters() if p.requires_grad] + list(temperature.parameters())
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = get_scheduler(settings.schedule, optimizer, settings.warmup_steps, settings.max_steps)
-    fingerprint = {"settings": asdict(settings), "mode": mode.as_dict(), "world_size": world,
+    optimizer, scheduler = build_optimizer(settings, [p for p in model.parameters() if p.requires_grad], temperature)
+    fingerprint = {"settings": asdict(settings), "initial_temperature": initial_tau, "mode": mode.as_dict(),
+                   "world_size": world, "code": code_version("train", "embed", "model"),
                    "base_model": fingerprint_model_dir(base_model),
                    "data": file_digest(Path(curated_dir) / "queries.parquet"),
                    "hard_negatives": file_digest(hard_negatives) if hard_negatives else None}
@@ -138,6 +152,10 @@ def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_d
     rank, world = world_info()
     embedder.model = backend.encoder
     step, history = 0, []
+    if rank == 0 and discard_if_finished(checkpoint_dir):
+        log.info("%s holds a finished run: training again from the start", checkpoint_dir)
+    if world > 1:
+        torch.distributed.barrier()
     state = backend.load(checkpoint_dir, fingerprint)
     if state is not None:
         sampler.load_state(state["sampler"])
@@ -180,7 +198,8 @@ def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_d
     summary = {"finished": True, "step": step, "final_temperature": temperature.value, "history": history,
                "source": data.source, "num_queries": len(data.queries)}
     if rank == 0:
-        _save_model(model, embedder.processor, Path(out_dir), summary)
+        _save_model(model, embedder.processor, Path(out_dir), summary, temperature)
+        mark_finished(checkpoint_dir)
     return summary
 
 
@@ -189,7 +208,7 @@ def _writer(log_dir):
     return SummaryWriter(str(log_dir))
 
 
-def _save_model(model, processor, out_dir: Path, summary: dict) -> None:
+def _save_model(model, processor, out_dir: Path, summary: dict, temperature: Temperature) -> None:
     """``out_dir/adapter`` (this stage's LoRA) and ``out_dir/model`` (base with LoRA merged: the
     next stage's starting point, loadable with from_pretrained), written atomically together."""
     with atomic_path(out_dir, directory=True) as tmp:
@@ -197,4 +216,5 @@ def _save_model(model, processor, out_dir: Path, summary: dict) -> None:
         merged = model.merge_and_unload()
         merged.save_pretrained(tmp / "model")
         processor.save_pretrained(tmp / "model")
+        write_final_temperature(tmp / "model", temperature.value, temperature.learnable)
         write_json(summary, tmp / "training_summary.json")
