@@ -17,6 +17,7 @@ include: "workflow/rules/curate.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/mine.smk"
+include: "workflow/rules/manifest.smk"
 
 
 rule all:

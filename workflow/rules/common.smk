@@ -100,7 +100,8 @@ def all_targets():
     tables = [f"{RUN_DIR}/tables/per_stage.md"] if EVAL_SOURCES else []
     mining = [f"{RUN_DIR}/mining/mined.parquet"] + list(filter_outputs().values()) if MINING else []
     judging = [f"{RUN_DIR}/mining/judge_scores.parquet"] if JUDGING else []
-    return built_model() + generated_data() + summaries + models + evaluations + tables + mining + judging
+    manifest = [f"{RUN_DIR}/run_manifest.json"]
+    return built_model() + generated_data() + manifest + summaries + models + evaluations + tables + mining + judging
 
 
 def section(key):

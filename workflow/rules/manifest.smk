@@ -1,0 +1,18 @@
+# What made this run directory: base model, data, recipe and code version, for people reading it
+# later. Its params are the whole identity, so it is rewritten whenever any of them changes.
+
+
+rule run_manifest:
+    output:
+        f"{RUN_DIR}/run_manifest.json",
+    log:
+        f"{LOGS}/run_manifest.log",
+    params:
+        settings=rule_settings("model", "data", "recipe", base_model=True),
+        out_dir=RUN_DIR,
+    resources:
+        **rule_resources("run_manifest"),
+    conda:
+        "../../envs/curate.yaml"
+    shell:
+        "python -m uniembed.stages.run_manifest --stage out_dir {params.out_dir:q} > {log:q} 2>&1"
