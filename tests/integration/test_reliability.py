@@ -1,0 +1,54 @@
+"""Reruns of a finished embedded-default run do exactly what they should: a deleted intermediate is
+rebuilt with what depends on it, a changed setting reruns only the rules that depend on it, and a
+different base model reruns everything made from it (dry runs on the session's finished run)."""
+import shutil
+
+import pytest
+import yaml
+
+from tests.workflow.dag import planned_jobs, snakemake
+
+
+def _plan(project, tmp_path, overrides=()):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"hydra_overrides": list(overrides)}))
+    result = snakemake(project, "-n", "--configfile", "config/config.yaml", str(extra))
+    assert result.returncode == 0, result.output[-3000:]
+    return {} if "Nothing to be done" in result.output else planned_jobs(result.output)
+
+
+@pytest.mark.slow
+def test_a_deleted_intermediate_is_rebuilt_with_everything_after_it(finished_run, tmp_path):
+    stage = finished_run / "results" / "default" / "models" / "pretrain_nli"
+    aside = tmp_path / "aside"
+    shutil.move(stage, aside)
+    try:
+        plan = _plan(finished_run, tmp_path)
+    finally:
+        shutil.move(aside, stage)
+    assert plan["pretrain"] == 3 and plan["evaluate"] == 3 and {"mine", "judge", "filter", "tables"} <= set(plan)
+    assert "curate" not in plan and "build_model" not in plan
+    assert _plan(finished_run, tmp_path) == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("override, expected", [
+    ("recipe.judge.batch_size=8", {"judge", "filter"}),
+    ("recipe.filter.params.beta=0.2", {"filter"}),
+    ("recipe.evaluate.batch_size=8", {"evaluate", "tables"}),
+    ("recipe.pretrain.stages.mbeir.lr=0.002", {"pretrain", "evaluate", "tables", "mine", "judge", "filter"}),
+    ("data.sources.nli.path=resources/synthetic/nli/nli_for_simcse.csv", {"curate", "pretrain", "evaluate", "tables",
+                                                                          "mine", "judge", "filter"}),
+])
+def test_a_changed_setting_reruns_only_what_depends_on_it(finished_run, tmp_path, override, expected):
+    plan = _plan(finished_run, tmp_path, [override])
+    assert set(plan) - {"all", "run_manifest"} == expected, plan
+
+
+@pytest.mark.slow
+def test_a_different_base_model_reruns_everything_made_from_it(finished_run, tmp_path):
+    other = tmp_path / "other-model"
+    shutil.copytree(finished_run / "resources" / "models" / "tiny-qwen2vl", other)
+    plan = _plan(finished_run, tmp_path, ["model=qwen2vl_7b", f"model.path={other}"])
+    assert plan["pretrain"] == 3 and plan["evaluate"] == 4 and {"mine", "judge", "filter", "tables"} <= set(plan)
+    assert "curate" not in plan and "generate_data" not in plan
