@@ -37,7 +37,7 @@ def test_a_deleted_intermediate_is_rebuilt_with_everything_after_it(finished_run
     ("recipe.filter.params.beta=0.2", {"filter"}),
     ("recipe.evaluate.batch_size=8", {"evaluate", "tables"}),
     ("recipe.pretrain.stages.mbeir.lr=0.002", {"pretrain", "evaluate", "tables", "mine", "judge", "filter"}),
-    ("data.sources.nli.path=resources/synthetic/nli/nli_for_simcse.csv", {"curate", "pretrain", "evaluate", "tables",
+    ("data.sources.nli.path=resources/synthetic/nli/other.csv", {"curate", "pretrain", "evaluate", "tables",
                                                                           "mine", "judge", "filter"}),
 ])
 def test_a_changed_setting_reruns_only_what_depends_on_it(finished_run, tmp_path, override, expected):
