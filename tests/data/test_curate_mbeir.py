@@ -6,6 +6,7 @@ import pytest
 from uniembed.data.curate import finalize
 from uniembed.data.errors import SourceFormatError
 from uniembed.data.readers import read_mbeir
+from uniembed.data.readers.mbeir import read_instructions
 
 from .mbeir_fixture import build, cand, good_pool, query, write_jsonl
 
@@ -148,3 +149,56 @@ def test_accepts_text_image_spelling_and_did_objects(tmp_path):
     assert out.tables["queries"].column("positive_ids").to_pylist() == [["9:5"]]
     cands = {r["candidate_id"]: r["modality"] for r in out.tables["candidates"].to_pylist()}
     assert cands["9:5"] == "image,text" and out.summary["quarantined"] == 0
+
+
+def test_positive_of_a_candidate_quarantined_while_reading_names_it_and_its_reason(tmp_path):
+    pool = good_pool() + [cand("9:10", txt="   ", modality="text"), cand("9:11", txt="words", modality="image")]
+    queries = [query("9:1", 0, txt="a", pos=["9:10"]), query("9:2", 0, txt="b", pos=["9:0"], neg=["9:11"]),
+               query("9:3", 0, txt="c", pos=["9:99"])]
+    out = curate(build(tmp_path, queries, pool))
+    q = {x["record_id"]: x for x in out.tables["quarantine"].to_pylist() if x["table"] == "queries"}
+    assert q["9:1"]["reason"] == "references_quarantined_candidate"
+    assert "positive '9:10'" in q["9:1"]["detail"] and "empty_text" in q["9:1"]["detail"]
+    assert q["9:2"]["reason"] == "references_quarantined_candidate"
+    assert "negative '9:11'" in q["9:2"]["detail"] and "modality_mismatch" in q["9:2"]["detail"]
+    assert q["9:3"]["reason"] == "positive_not_in_pool"  # an id no record carries is still "not in pool"
+
+
+def _instructions(root, *lines):
+    from .mbeir_fixture import HEADER
+    (root / "instructions" / "query_instructions.tsv").write_text(HEADER + "".join(line + "\n" for line in lines))
+
+
+def test_instruction_tsv_is_plain_text_leading_quote_kept(tmp_path):
+    root = build(tmp_path, [query("9:1", 0, txt="a", pos=["9:0"])], good_pool())
+    _instructions(root, 'text\timage\tToy\t9\t"Quoted" picture, please.\tB.\tC.\tD.',
+                  "image\ttext\tToy\t9\tDescribe it.\tCaption it.\tFind a caption.\tRetrieve text.")
+    prompts, _ = read_instructions(root / "instructions" / "query_instructions.tsv")
+    assert prompts[(9, "text", "image")] == ['"Quoted" picture, please.', "B.", "C.", "D."]
+    q = curate(root).tables["queries"].to_pylist()[0]
+    assert q["instruction_options"] == ['"Quoted" picture, please.', "B.", "C.", "D."]
+
+
+def test_instruction_tsv_unbalanced_quote_swallows_nothing(tmp_path):
+    root = build(tmp_path, [query("9:1", 0, txt="a", pos=["9:0"]), query("9:2", 3, img="mbeir_images/toy/1.png",
+                                                                        pos=["9:0"])], good_pool())
+    _instructions(root, 'text\timage\tToy\t9\t"Unbalanced prompt.\tB.\tC.\tD.',
+                  "image\ttext\tToy\t9\tDescribe it.\tCaption it.\tFind a caption.\tRetrieve text.")
+    prompts, _ = read_instructions(root / "instructions" / "query_instructions.tsv")
+    assert prompts[(9, "text", "image")] == ['"Unbalanced prompt.', "B.", "C.", "D."]
+    assert prompts[(9, "image", "text")] == ["Describe it.", "Caption it.", "Find a caption.", "Retrieve text."]
+
+
+def test_instruction_tsv_with_too_many_fields_names_file_and_line(tmp_path):
+    root = build(tmp_path, [query("9:1", 0, txt="a", pos=["9:0"])], good_pool())
+    _instructions(root, "text\timage\tToy\t9\tA.\tB.\tC.\tD.", "image\ttext\tToy\t9\tA.\tB.\tC.\tD.\tE.")
+    with pytest.raises(SourceFormatError, match=r"query_instructions.tsv:3: expected 4 to 8 tab-separated fields"):
+        read_mbeir("toy", root, splits=["test"])
+
+
+def test_instruction_options_hold_all_prompts_and_instruction_is_one_of_them(tmp_path):
+    queries = [query(f"9:{i}", 0, txt=f"text {i}", pos=["9:0"]) for i in range(1, 9)]
+    q = curate(build(tmp_path, queries, good_pool())).tables["queries"].to_pylist()
+    four = ["Find the picture.", "Show me an image.", "Retrieve an image.", "Locate the image."]
+    assert all(r["instruction_options"] == four and r["instruction"] in four for r in q)
+    assert all(r["original_text"] == r["text"] for r in q)

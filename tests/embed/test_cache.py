@@ -1,4 +1,6 @@
 """Embedding cache: resume after a kill, reuse on the same key, refuse a different key."""
+import json
+
 import numpy as np
 import pytest
 
@@ -78,7 +80,54 @@ def test_embed_table_with_the_tiny_model(tiny_qwen2vl, small_world, tmp_path):
     out = embed_table(embedder, table, "candidates", tmp_path, model_dir=tiny_qwen2vl, ids=subset, dtype="float16",
                       shard_size=8, progress=False)
     assert out.embeddings.dtype == np.float16 and out.ids == subset
+    key = json.loads((out.path / "meta.json").read_text())["key"]
+    assert key["compute"] == {"device": "cpu", "torch_dtype": "torch.float32"}
     direct = embedder.encode(items[:20])
     np.testing.assert_allclose(out.embeddings.astype(np.float32), direct, atol=2e-3)
     with pytest.raises(KeyError, match="ids not in the table"):
         table_items(table, "candidates", ["nope"])
+
+
+def test_key_has_the_code_version_and_a_changed_one_gets_its_own_entry(tmp_path, monkeypatch):
+    from uniembed.embed import cache
+    from uniembed.provenance import code_version
+
+    ids = ["a", "b"]
+    key = key_for(tmp_path, ids)
+    assert key["code"] == code_version("embed", "model") and key["format"] == cache.FORMAT
+    first = encode_cached(fake_encoder([]), ids, key, tmp_path / "cache")
+    monkeypatch.setattr(cache, "code_version", lambda *modules: "a-fixed-encoder")
+    changed = key_for(tmp_path, ids)
+    calls = []
+    second = encode_cached(fake_encoder(calls), ids, changed, tmp_path / "cache")
+    assert len(calls) == 1 and second.path != first.path
+    with pytest.raises(ValueError, match=r"different \['code'\]"):
+        load_cached(first.path, changed)
+
+
+def test_weights_differing_only_in_the_middle_get_different_keys(tmp_path):
+    """Two fine-tunes of one base share both ends of a large weights file; the key must still differ."""
+    keys = []
+    for n, middle in enumerate((b"\0", b"\1")):
+        model = tmp_path / f"model{n}"
+        model.mkdir()
+        (model / "config.json").write_text("{}")
+        weights = bytearray(12 << 20)
+        weights[6 << 20] = middle[0]
+        (model / "model.safetensors").write_bytes(bytes(weights))
+        keys.append(cache_key(model, None, __file__, ["a"], {}, "float32"))
+    assert keys[0]["model"] != keys[1]["model"] and key_digest(keys[0]) != key_digest(keys[1])
+
+
+def test_adapter_and_ids_are_in_the_key(tmp_path):
+    ids = ["a", "b"]
+    base = key_for(tmp_path, ids)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.safetensors").write_bytes(b"lora-1")
+    with_adapter = cache_key(tmp_path / "model", adapter, tmp_path / "t.parquet", ids, {"mode": "m"}, "float32")
+    (adapter / "adapter_model.safetensors").write_bytes(b"lora-2")
+    retrained = cache_key(tmp_path / "model", adapter, tmp_path / "t.parquet", ids, {"mode": "m"}, "float32")
+    reordered = key_for(tmp_path, ids[::-1])
+    assert len({key_digest(k) for k in (base, with_adapter, retrained, reordered)}) == 4

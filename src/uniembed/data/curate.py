@@ -68,6 +68,7 @@ def finalize(records: SourceRecords, *, validate_images: bool = True, image_work
     n_cand, n_qry = len(records.candidates), len(records.queries)
     cand_keep = [True] * n_cand
     bad: dict[str, tuple[str, str]] = {}
+    rejected_at_read = _rejected_candidates(records)
 
     def drop_candidate(i: int, problem: tuple[str, str]) -> None:
         cand_keep[i] = False
@@ -112,7 +113,7 @@ def finalize(records: SourceRecords, *, validate_images: bool = True, image_work
         if problem is None:
             refs = {"positive": qry["positive_ids"][i], "negative": qry["negative_ids"][i],
                     "candidate": qry["candidate_ids"][i]}
-            problem = reference_problem(qry["pool"][i], refs, pool_members, known, bad)
+            problem = reference_problem(qry["pool"][i], refs, pool_members, known, bad, rejected_at_read)
         if problem is not None:
             qry_keep[i] = False
             records.reject("queries", qry["query_id"][i], qry["source_file"][i], qry["source_line"][i], problem)
@@ -135,6 +136,16 @@ def finalize(records: SourceRecords, *, validate_images: bool = True, image_work
     kept_rows = Counter(f for f, k in zip(qry["source_file"], qry_keep) if k)
     kept_rows.update(f for f, k, c in zip(cand["source_file"], cand_keep, cand["counted"]) if k and c)
     return CuratedSource(tables, _summary(records, kept_rows, tables))
+
+
+def _rejected_candidates(records: SourceRecords) -> dict[str, tuple[str, str]]:
+    """Candidates the reader quarantined (first reason per id), so a query citing one says why."""
+    q = records.quarantine.columns
+    rejected: dict[str, tuple[str, str]] = {}
+    for table, rid, reason, detail in zip(q["table"], q["record_id"], q["reason"], q["detail"]):
+        if table == "candidates" and rid is not None:
+            rejected.setdefault(rid, (reason, detail))
+    return rejected
 
 
 def _summary(records: SourceRecords, kept_rows: Counter, tables: dict[str, pa.Table]) -> dict:

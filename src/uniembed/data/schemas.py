@@ -39,7 +39,11 @@ QUERIES = pa.schema(
         pa.field("task_id", pa.int8(), nullable=False),
         pa.field("split", pa.string(), nullable=False),
         pa.field("instruction", pa.string()),
+        # Every prompt the query may be given (M-BEIR: its task's four; others: [] or [instruction]),
+        # so a trainer can draw one per (query, step) as UniIR does; `instruction` is the seeded choice.
+        pa.field("instruction_options", pa.list_(pa.string()), nullable=False),
         pa.field("text", pa.string()),
+        pa.field("original_text", pa.string()),  # the text as the source wrote it (MMEB: instruction included)
         pa.field("image_path", pa.string()),
         pa.field("modality", pa.string(), nullable=False),
         pa.field("positive_ids", _ids, nullable=False),
@@ -58,6 +62,7 @@ CANDIDATES = pa.schema(
         pa.field("source", pa.string(), nullable=False),
         pa.field("dataset", pa.string()),
         pa.field("text", pa.string()),
+        pa.field("original_text", pa.string()),
         pa.field("image_path", pa.string()),
         pa.field("modality", pa.string(), nullable=False),
         pa.field("source_file", pa.string(), nullable=False),

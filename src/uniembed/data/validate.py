@@ -88,13 +88,24 @@ def reference_problem(
     pool_members: dict[str, set[str]],
     known: set[str],
     bad: dict[str, Problem],
+    rejected_at_read: dict[str, Problem] | None = None,
 ) -> Problem | None:
-    """Positives, negatives and per-query candidates must be kept candidates of the query's pool."""
+    """Positives, negatives and per-query candidates must be kept candidates of the query's pool.
+
+    A reference to a candidate that was quarantined (while reading or across records) is
+    ``references_quarantined_candidate`` naming the candidate and its reason; only a reference to
+    an id no record of the pool carries is ``<kind>_not_in_pool``.
+    """
+    rejected_at_read = rejected_at_read or {}
     members = pool_members.get(query_pool) if query_pool is not None else None
     for kind, ids in refs.items():
         for cid in ids:
             if cid in bad:
                 reason, detail = bad[cid]
+                return "references_quarantined_candidate", f"{kind} {cid!r} was quarantined: {reason} ({detail})"
+            missing = cid not in known or (members is not None and cid not in members)
+            if missing and cid in rejected_at_read:
+                reason, detail = rejected_at_read[cid]
                 return "references_quarantined_candidate", f"{kind} {cid!r} was quarantined: {reason} ({detail})"
             if cid not in known:
                 return f"{kind}_not_in_pool", f"{kind} {cid!r} is in no candidate pool of this source"

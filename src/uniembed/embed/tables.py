@@ -32,10 +32,18 @@ def table_items(table_path: str | os.PathLike, kind: str, ids: Sequence[str] | N
             [EmbedItem(r["text"], r["image_path"], r.get("instruction")) for r in rows])
 
 
+def compute_setting(embedder: Embedder) -> dict:
+    """Device type and weight dtype the embedder runs with (bfloat16 on CUDA vs float32 on CPU differ)."""
+    weight = next(embedder.model.parameters(), None)
+    return {"device": embedder.device.type, "torch_dtype": str(weight.dtype) if weight is not None else None}
+
+
 def embed_table(embedder: Embedder, table_path: str | os.PathLike, kind: str, cache_root: str | os.PathLike, *,
                 model_dir, adapter_dir=None, ids: Sequence[str] | None = None, dtype: str = "float32",
                 shard_size: int = 4096, batch_size: int = 32, progress: bool = True) -> CachedEmbeddings:
+    """Embeddings of a curated table's rows (or ``ids``) through the cache entry keyed by what makes them."""
     row_ids, items = table_items(table_path, kind, ids)
-    key = cache_key(model_dir, adapter_dir, Path(table_path), row_ids, embedder.mode.as_dict(), dtype)
+    key = cache_key(model_dir, adapter_dir, Path(table_path), row_ids, embedder.mode.as_dict(), dtype,
+                    compute=compute_setting(embedder))
     return encode_cached(lambda rows: embedder.encode([items[i] for i in rows], batch_size=batch_size, progress=progress),
                          row_ids, key, cache_root, shard_size=shard_size)

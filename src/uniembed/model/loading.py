@@ -4,18 +4,19 @@
 ``Qwen2_5_VLModel``), ``load_for_generation`` the full model with the LM head
 (``AutoModelForImageTextToText``). Only local files are read.
 
-Adapter trap: an adapter saved from one of these two heads does not fit the other (the base model
-sits at ``model`` in the full one, so every adapter key is off by that prefix); PEFT only warns
-about the missing keys and runs the model without the adapter. Here that is an error.
+Adapter trap: PEFT only warns about adapter keys that fit no module and then runs the base model.
+Here an adapter loads into either head (its keys are moved to the head's layout) and is checked
+key by key and value by value (:mod:`uniembed.model.adapters`); any mismatch is an error.
 """
 from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 
 from transformers import AutoModel, AutoModelForImageTextToText
+
+from .adapters import ADAPTER_WEIGHT_FILES, load_checked_adapter
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -23,7 +24,6 @@ WEIGHT_FILES = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
-ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 _ARCHITECTURE_KEYS = (
     "vocab_size",
     "hidden_size",
@@ -50,8 +50,6 @@ def _architecture(config_path: Path) -> dict:
 
 
 def _attach_adapter(model, base_path: Path, adapter_path: str | os.PathLike):
-    from peft import PeftModel
-
     adapter_path = _check_dir(Path(adapter_path), "adapter", "adapter_config.json", ADAPTER_WEIGHT_FILES)
     recorded = json.loads((adapter_path / "adapter_config.json").read_text()).get("base_model_name_or_path")
     recorded_config = Path(recorded) / "config.json" if recorded else None
@@ -63,20 +61,7 @@ def _attach_adapter(model, base_path: Path, adapter_path: str | os.PathLike):
                 f"which does not match the base model {base_path} ({found})"
             )
     context = f"adapter {adapter_path} (base_model_name_or_path={recorded!r}) on base model {base_path}"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            peft_model = PeftModel.from_pretrained(model, adapter_path)
-        except (RuntimeError, ValueError, KeyError) as error:
-            raise ValueError(f"cannot load {context}: {error}") from error
-    for warning in caught:
-        if str(warning.message).startswith("Found missing adapter keys"):
-            raise ValueError(
-                f"{context}: the adapter's weights do not fit this model's modules (was it saved from the "
-                f"other head, AutoModel vs AutoModelForImageTextToText?). {warning.message}"
-            )
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return peft_model
+    return load_checked_adapter(model, adapter_path, context)
 
 
 def _load(auto_class, path, adapter_path, torch_dtype, kwargs):

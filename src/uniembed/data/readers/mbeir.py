@@ -21,13 +21,13 @@ Candidate record::
      "modality": "image", "src_content": null}
 
 Raises SourceFormatError (file, line, expectation) for a missing field, a wrong type, an
-unparsable line or a malformed instruction/qrels file; quarantines records that break a rule.
-The instruction of a query is one of its four prompts, chosen by a seeded hash of its qid,
-as UniIR picks one prompt at random per query.
+unparsable line or a malformed instruction/qrels file; quarantines records that break a rule
+(an image path resolving outside ``root`` is ``path_outside_root``). A query keeps all four
+prompts of its task in ``instruction_options`` (UniIR draws one at random each time a query is
+used) and one of them, chosen by a seeded hash of its qid, in ``instruction``.
 """
 from __future__ import annotations
 
-import csv
 import os
 import zlib
 from collections import defaultdict
@@ -36,6 +36,7 @@ from pathlib import Path
 from ..curate import SourceRecords
 from ..errors import SourceFormatError
 from ..jsonl import check_fields, iter_json_lines
+from ..paths import RootedPaths
 from ..schemas import TASKS
 from ..validate import modality_problem, normalize_modality, task_problem
 
@@ -62,26 +63,49 @@ INSTRUCTION_COLUMNS = ["query_modality", "cand_modality", "dataset_name", "datas
 
 
 def read_instructions(path: Path) -> tuple[dict[tuple[int, str, str], list[str]], dict[int, str]]:
-    """Parse ``query_instructions.tsv`` into prompts per (dataset_id, query, cand modality) and names."""
+    """Parse ``query_instructions.tsv`` into prompts per (dataset_id, query, cand modality) and names.
+
+    Plain tab-separated text, one record per line, no quoting: a prompt keeps every character it
+    has (a leading quotation mark, an unbalanced quote), and a tab or a line break always ends a
+    field. A line may omit trailing empty prompt fields; more fields than the header is an error.
+    """
     if not path.is_file():
         raise SourceFormatError(path, None, "the M-BEIR instruction file (instructions/query_instructions.tsv)", "no such file")
     prompts: dict[tuple[int, str, str], list[str]] = {}
     names: dict[int, str] = {}
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle, delimiter="\t")
-        missing = [c for c in INSTRUCTION_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise SourceFormatError(path, 1, f"a tab-separated header with {INSTRUCTION_COLUMNS}", f"missing {missing}")
-        for line, row in enumerate(reader, 2):
+    header: list[str] = []
+    needed = 0
+    with open(path, "rb") as handle:
+        for line, raw in enumerate(handle, 1):
+            try:
+                text = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise SourceFormatError(path, line, "UTF-8 text", str(exc)) from None
+            if line == 1:
+                header = [c.strip() for c in text.removeprefix("\ufeff").split("\t")]
+                missing = [c for c in INSTRUCTION_COLUMNS if c not in header]
+                if missing:
+                    raise SourceFormatError(path, 1, f"a tab-separated header with {INSTRUCTION_COLUMNS}", f"missing {missing}")
+                needed = 1 + max(header.index(c) for c in INSTRUCTION_COLUMNS[:4])
+                continue
+            if not text.strip():
+                continue
+            fields = text.split("\t")
+            if not needed <= len(fields) <= len(header):
+                raise SourceFormatError(path, line, f"{needed} to {len(header)} tab-separated fields (header {header})",
+                                        f"{len(fields)} fields in {text[:80]!r}")
+            row = dict(zip(header, fields))
             try:
                 dataset_id = int(row["dataset_id"])
-            except (TypeError, ValueError):
+            except ValueError:
                 raise SourceFormatError(path, line, "an integer dataset_id", repr(row["dataset_id"])) from None
-            texts = [row[f"prompt_{k}"].strip() for k in range(1, 5) if row.get(f"prompt_{k}")]
+            texts = [row[f"prompt_{k}"].strip() for k in range(1, 5) if row.get(f"prompt_{k}", "").strip()]
             if not texts:
                 raise SourceFormatError(path, line, "at least one non-empty prompt")
             prompts[(dataset_id, row["query_modality"].strip(), row["cand_modality"].strip())] = texts
             names[dataset_id] = row["dataset_name"].strip()
+    if not header:
+        raise SourceFormatError(path, 1, f"a tab-separated header with {INSTRUCTION_COLUMNS}", "an empty file")
     return prompts, names
 
 
@@ -129,12 +153,13 @@ def read_mbeir(name: str, root: str | os.PathLike, splits: list[str] = ("train",
     """Read the queries of ``splits``, all candidate pools they use, qrels and instructions."""
     root = Path(root)
     records = SourceRecords(name)
+    paths = RootedPaths(root)
     prompts, names = read_instructions(root / "instructions" / "query_instructions.tsv")
     pool_files = sorted((root / "cand_pool" / "local").glob("*.jsonl"))
     pool_files += [p for p in sorted((root / "cand_pool" / "global").glob("*.jsonl"))
                    if any(pool_name(p).endswith(f"_{s}") for s in splits)]
     for path in pool_files:
-        _read_pool(records, root, path, pool_name(path), names)
+        _read_pool(records, paths, path, pool_name(path), names)
     pools = {pool_name(p) for p in pool_files}
     for split in splits:
         query_files = sorted((root / "query" / split).glob("*.jsonl"))
@@ -146,32 +171,32 @@ def read_mbeir(name: str, root: str | os.PathLike, splits: list[str] = ("train",
                 qrels[qid] |= dids
         seen = set()
         for path in query_files:
-            seen |= _read_queries(records, root, path, split, _query_pool(path, split, pools), prompts, names, qrels, instruction_seed)
+            seen |= _read_queries(records, paths, path, split, _query_pool(path, split, pools), prompts, names, qrels, instruction_seed)
         records.notes[f"qrels_{split}_qids_without_query"] = len(set(qrels) - seen)
     for dataset_id, dataset in sorted(names.items()):
         records.datasets.append(dataset=dataset, source=name)
     return records
 
 
-def _read_pool(records: SourceRecords, root: Path, path: Path, pool: str, names: dict[int, str]) -> None:
+def _read_pool(records: SourceRecords, paths: RootedPaths, path: Path, pool: str, names: dict[int, str]) -> None:
     for line, obj in iter_json_lines(path):
         check_fields(obj, CANDIDATE_FIELDS, path, line)
         records.rows_in[str(path)] += 1
         did, text = obj["did"], (obj["txt"] or "").strip() or None
-        image = os.path.join(root, obj["img_path"]) if obj["img_path"] else None
+        image, problem = paths.resolve(obj["img_path"]) if obj["img_path"] else (None, None)
         modality = normalize_modality(obj["modality"])
-        problem = modality_problem(modality, text, image)
+        problem = problem or modality_problem(modality, text, image)
         if problem is None and _dataset_id(did) is None:
             problem = ("malformed_id", f"did {did!r}; expected '<dataset_id>:<n>'")
         if problem:
             records.reject("candidates", did, path, line, problem)
             continue
         records.candidates.append(candidate_id=did, source=records.name, dataset=names.get(_dataset_id(did)),
-                                  text=text, image_path=image, modality=modality,
+                                  text=text, original_text=obj["txt"], image_path=image, modality=modality,
                                   source_file=str(path), source_line=line, pool=pool, counted=True)
 
 
-def _read_queries(records, root: Path, path: Path, split: str, pool: str | None, prompts, names, qrels, seed) -> set[str]:
+def _read_queries(records, paths: RootedPaths, path: Path, split: str, pool: str | None, prompts, names, qrels, seed) -> set[str]:
     seen = set()
     for line, obj in iter_json_lines(path):
         for name in ("pos_cand_list", "neg_cand_list"):  # the dataset card shows entries as {"did": ...}
@@ -182,9 +207,9 @@ def _read_queries(records, root: Path, path: Path, split: str, pool: str | None,
         qid, modality, task_id = obj["qid"], normalize_modality(obj["query_modality"]), obj["task_id"]
         seen.add(qid)
         text = (obj["query_txt"] or "").strip() or None
-        image = os.path.join(root, obj["query_img_path"]) if obj["query_img_path"] else None
+        image, outside = paths.resolve(obj["query_img_path"]) if obj["query_img_path"] else (None, None)
         dataset_id = _dataset_id(qid)
-        problem = (task_problem(task_id, modality) or modality_problem(modality, text, image))
+        problem = outside or task_problem(task_id, modality) or modality_problem(modality, text, image)
         if problem is None and dataset_id is None:
             problem = ("malformed_id", f"qid {qid!r}; expected '<dataset_id>:<n>'")
         if problem is None and not obj["pos_cand_list"]:
@@ -199,7 +224,8 @@ def _read_queries(records, root: Path, path: Path, split: str, pool: str | None,
             continue
         records.queries.append(
             query_id=qid, source=records.name, dataset=names[dataset_id], task_id=task_id, split=split,
-            instruction=_choose(options, qid, seed), text=text, image_path=image, modality=modality,
+            instruction=_choose(options, qid, seed), instruction_options=options, text=text,
+            original_text=obj["query_txt"], image_path=image, modality=modality,
             positive_ids=obj["pos_cand_list"], negative_ids=obj["neg_cand_list"], candidate_ids=[],
             pool=pool, source_file=str(path), source_line=line)
     return seen

@@ -15,7 +15,8 @@ Image-caption pairs, CC3M-style, as TSV (with a header) or Parquet with columns
     images/000001.png	a large red circle on the left
 
 Each row becomes an image query whose positive is the caption (task 3, i->t); a bidirectional
-loss uses the pair both ways.
+loss uses the pair both ways. An image path resolving outside ``image_root`` is quarantined as
+``path_outside_root``. Neither source has instructions: ``instruction_options`` is empty.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from ..curate import SourceRecords
 from ..errors import SourceFormatError
+from ..paths import RootedPaths
 from ..schemas import IMAGE, TEXT
 from ..validate import modality_problem
 from .rows import iter_rows
@@ -67,12 +69,15 @@ def read_nli(name: str, path: str | os.PathLike, dataset: str = "nli") -> Source
             records.reject("queries", qid, path, line, problem)
             continue
         ids = [_text_id(dataset, t) for t in texts]
-        for text, cid in zip(texts, ids):
-            records.candidates.append(candidate_id=cid, source=name, dataset=dataset, text=text, image_path=None,
-                                      modality=TEXT, source_file=str(path), source_line=line, pool=None, counted=False)
+        originals = [row["sent1"]] + ([row["hard_neg"]] if row["hard_neg"] is not None else [])
+        for text, original, cid in zip(texts, originals, ids):
+            records.candidates.append(candidate_id=cid, source=name, dataset=dataset, text=text, original_text=original,
+                                      image_path=None, modality=TEXT, source_file=str(path), source_line=line,
+                                      pool=None, counted=False)
         records.queries.append(query_id=qid, source=name, dataset=dataset, task_id=1, split="train", instruction=None,
-                               text=anchor, image_path=None, modality=TEXT, positive_ids=ids[:1], negative_ids=ids[1:],
-                               candidate_ids=[], pool=None, source_file=str(path), source_line=line)
+                               instruction_options=[], text=anchor, original_text=row["sent0"], image_path=None,
+                               modality=TEXT, positive_ids=ids[:1], negative_ids=ids[1:], candidate_ids=[], pool=None,
+                               source_file=str(path), source_line=line)
     return records
 
 
@@ -80,6 +85,7 @@ def read_captions(name: str, path: str | os.PathLike, image_root: str | os.PathL
                   dataset: str = "captions") -> SourceRecords:
     path = Path(path)
     image_root = Path(image_root) if image_root else path.parent
+    paths = RootedPaths(image_root)
     records = SourceRecords(name)
     records.datasets.append(dataset=dataset, source=name)
     if path.suffix == ".parquet":
@@ -90,15 +96,17 @@ def read_captions(name: str, path: str | os.PathLike, image_root: str | os.PathL
         records.rows_in[str(path)] += 1
         qid = f"{dataset}:{line}"
         caption = (row["caption"] or "").strip()
-        image = os.path.join(image_root, row["image"]) if row["image"] else None
-        problem = modality_problem(IMAGE, None, image) or modality_problem(TEXT, caption, None)
+        image, outside = paths.resolve(row["image"]) if row["image"] else (None, None)
+        problem = outside or modality_problem(IMAGE, None, image) or modality_problem(TEXT, caption, None)
         if problem:
             records.reject("queries", qid, path, line, problem)
             continue
         cid = _text_id(dataset, caption)
-        records.candidates.append(candidate_id=cid, source=name, dataset=dataset, text=caption, image_path=None,
-                                  modality=TEXT, source_file=str(path), source_line=line, pool=None, counted=False)
+        records.candidates.append(candidate_id=cid, source=name, dataset=dataset, text=caption,
+                                  original_text=row["caption"], image_path=None, modality=TEXT, source_file=str(path),
+                                  source_line=line, pool=None, counted=False)
         records.queries.append(query_id=qid, source=name, dataset=dataset, task_id=3, split="train", instruction=None,
-                               text=None, image_path=image, modality=IMAGE, positive_ids=[cid], negative_ids=[],
-                               candidate_ids=[], pool=None, source_file=str(path), source_line=line)
+                               instruction_options=[], text=None, original_text=None, image_path=image, modality=IMAGE,
+                               positive_ids=[cid], negative_ids=[], candidate_ids=[], pool=None,
+                               source_file=str(path), source_line=line)
     return records

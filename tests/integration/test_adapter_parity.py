@@ -1,0 +1,59 @@
+"""Every adapter the embedded-default DAG saves, on the model it was trained from, gives the
+embeddings of the merged model/ saved next to it (max |difference| <= 1e-5, float32)."""
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+
+from uniembed.config import compose_config, experiment_overrides
+from uniembed.embed.embedder import EmbedItem, Embedder, EmbeddingMode
+
+MODES = {"mean-bidirectional": EmbeddingMode(), "last-causal": EmbeddingMode(pooling="last", attention="causal")}
+TOL = 1e-5
+
+
+def training_starts(project: Path) -> tuple[Path, dict[str, Path]]:
+    """The run directory and ``{stage: the model it was trained from}``, as workflow/rules/pretrain.smk
+    chains them: the base model for the first stage of ``recipe.pretrain.order``, else the previous model/."""
+    config = yaml.safe_load((project / "config" / "config.yaml").read_text())
+    stage_cfg = compose_config(experiment_overrides(config["experiment"], config["resources"],
+                                                    config.get("hydra_overrides", [])), project / "config")
+    run_dir = project / config["results"] / config["run_name"]
+    order = list(stage_cfg.recipe.pretrain.order)
+    starts = {f"pretrain_{stage}": project / stage_cfg.model.path if i == 0
+              else run_dir / "models" / f"pretrain_{order[i - 1]}" / "model" for i, stage in enumerate(order)}
+    return run_dir, starts
+
+
+def sample_items(run_dir: Path, n: int = 4) -> list[EmbedItem]:
+    """Text-only and image queries of the run's curated M-BEIR table, with their instructions."""
+    table = pq.read_table(run_dir / "curated" / "mbeir" / "queries.parquet", columns=["text", "image_path", "instruction"])
+    with_image = table.filter(pc.is_valid(table["image_path"])).slice(0, n).to_pylist()
+    text_only = table.filter(pc.is_null(table["image_path"])).slice(0, n).to_pylist()
+    assert len(with_image) == len(text_only) == n
+    return [EmbedItem(r["text"], r["image_path"], r["instruction"]) for r in with_image + text_only]
+
+
+@pytest.mark.slow
+def test_every_saved_adapter_gives_its_merged_models_embeddings(finished_run, monkeypatch):
+    monkeypatch.chdir(finished_run)  # recorded paths (adapter base model, images) are relative to the project
+    run_dir, starts = training_starts(finished_run)
+    adapters = sorted((run_dir / "models").glob("*/adapter"))
+    stages = [adapter.parent.name for adapter in adapters]
+    unknown = sorted(set(stages) - set(starts))
+    assert not unknown, f"adapters of stages {unknown}: this test does not know the models they were trained from"
+    assert sorted(stages) == sorted(starts), f"the DAG saved adapters for {stages}, expected {sorted(starts)}"
+    items = sample_items(run_dir)
+    worst = {}
+    for adapter in adapters:
+        start, merged_dir = starts[adapter.parent.name], adapter.parent / "model"
+        for name, mode in MODES.items():
+            adapted = Embedder.from_pretrained(start, adapter, mode, device="cpu").encode(items)
+            merged = Embedder.from_pretrained(merged_dir, mode=mode, device="cpu").encode(items)
+            base = Embedder.from_pretrained(start, mode=mode, device="cpu").encode(items)
+            worst[f"{adapter.parent.name}/{name}"] = float(torch.as_tensor(adapted - merged).abs().max())
+            assert float(torch.as_tensor(adapted - base).abs().max()) > 1e-3, f"{adapter} changes nothing"
+    assert max(worst.values()) <= TOL, worst
