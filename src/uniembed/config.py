@@ -91,5 +91,10 @@ def stage_config(argv: Sequence[str] | None = None, description: str = "") -> Di
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = compose_config([*environment_overrides(), *args.overrides], args.config_dir)
+    from .config_schema import ConfigTypeError, validate_groups
+    try:
+        validate_groups(cfg)
+    except ConfigTypeError as exc:
+        raise SystemExit(f"invalid configuration: {exc}") from None
     set_stage_arguments(cfg, args.stage)
     return cfg

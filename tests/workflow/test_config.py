@@ -63,3 +63,42 @@ def test_hydra_typo_override_names_the_key():
         compose_config(["data.imge_workers=3"], ROOT / "config")
     with pytest.raises(ConfigCompositionException, match="tinny"):
         compose_config(["model=tinny"], ROOT / "config")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("recipe.evaluate.batch_size=abc", "recipe.evaluate.batch_size: expected int, got 'abc' (str)"),
+    ("recipe.pretrain.stages.mbeir.lr=fast", "recipe.pretrain.stages.mbeir.lr: expected float, got 'fast'"),
+    ("recipe.judge.server.timeout=[1]", "recipe.judge.server.timeout: expected float, got [1]"),
+    ("+recipe.pretrain.stages.nli.lrr=1", "recipe.pretrain.stages.nli: unknown key(s) ['lrr']"),
+    ("~recipe.mine.top_k", "recipe.mine.top_k: required key is missing"),
+    ("model.build.hidden_size=null", "model.build.hidden_size: expected int, got None"),
+])
+def test_group_values_are_type_checked_naming_key_value_and_type(override, message):
+    from uniembed.config_schema import ConfigTypeError, validate_groups
+    with pytest.raises(ConfigTypeError) as error:
+        validate_groups(compose_config([override], ROOT / "config"))
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in (ROOT / "config" / "recipe").glob("*.yaml")))
+@pytest.mark.parametrize("data", ["synthetic", "real"])
+def test_every_shipped_group_file_fits_its_schema(recipe, data):
+    from uniembed.config_schema import validate_groups
+    for model in sorted(p.stem for p in (ROOT / "config" / "model").glob("*.yaml")):
+        validate_groups(compose_config([f"recipe={recipe}", f"data={data}", f"model={model}"], ROOT / "config"))
+
+
+def test_a_wrong_type_fails_the_dry_run_naming_the_key(tmp_path):
+    from tests.workflow.dag import scratch_project, snakemake
+    project = scratch_project(tmp_path, hydra_overrides=["recipe.judge.batch_size=abc"])
+    result = snakemake(project, "-n")
+    assert result.returncode != 0 and "recipe.judge.batch_size: expected int, got 'abc'" in result.output
+
+
+def test_stage_arguments_are_taken_verbatim_and_unknown_ones_refused(monkeypatch):
+    from uniembed.config import OVERRIDES_ENV, stage_config
+    monkeypatch.setenv(OVERRIDES_ENV, '["recipe.judge.batch_size=7"]')
+    cfg = stage_config(["--config-dir", str(ROOT / "config"), "--stage", "out_dir", "a b;'$(x)", "--stage", "scores", '["p q"]'])
+    assert cfg.stage.out_dir == "a b;'$(x)" and list(cfg.stage.scores) == ["p q"] and cfg.recipe.judge.batch_size == 7
+    with pytest.raises(SystemExit, match="unknown stage argument"):
+        stage_config(["--config-dir", str(ROOT / "config"), "--stage", "outdir", "x"])

@@ -5,6 +5,7 @@ import shlex
 from omegaconf import OmegaConf
 
 from uniembed.config import CONFIG_DIR_ENV, OVERRIDES_ENV, compose_config, experiment_overrides
+from uniembed.config_schema import validate_groups
 from uniembed.launch import launch_command
 from uniembed.workflow_checks import check_recipe, model_identity
 
@@ -17,6 +18,7 @@ OVERRIDES = experiment_overrides(config["experiment"], RESOURCES, config.get("hy
 # The composed stage config, read here to lay out the DAG (sources, what must be built) and to
 # give each rule, as params, exactly the configuration it depends on (rule_settings).
 STAGE_CONFIG = compose_config(OVERRIDES, CONFIG_DIR)
+validate_groups(STAGE_CONFIG)  # types of every group value, before any job (uniembed.config_schema)
 # Stage modules run as `python -m uniembed.stages.<stage>` in whatever env a rule uses (the project
 # venv, or a conda env from envs/ under --sdm conda): put the library on its path. The run's Hydra
 # overrides travel in the environment (uniembed.config), not in the command, so a rule's command

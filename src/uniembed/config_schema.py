@@ -1,0 +1,219 @@
+"""Typed schemas of the Hydra groups (model, data, recipe), checked when the workflow is parsed.
+
+Hydra refuses an override of a key that does not exist; this module refuses a value of the wrong
+type, a missing required key or an unknown key in a group file, with a message naming the full
+key, the value and the expected type (``recipe.evaluate.batch_size: expected int, got 'abc'
+(str)``), before any job runs. The schemas are dataclasses; where a library dataclass already
+describes a section (``TrainSettings`` for a training stage, ``EmbeddingMode`` for the embedding)
+it is the schema, so a setting has one definition.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+from omegaconf import DictConfig, OmegaConf
+
+
+class ConfigTypeError(ValueError):
+    """A config value that does not match its schema."""
+
+
+@dataclass
+class TinyBuild:
+    variant: str
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    intermediate_size: int
+    vision_depth: int
+    vision_embed_dim: int
+    vocab_size: int
+    seed: int
+
+
+@dataclass
+class ModelGroup:
+    name: str
+    path: str
+    build: Optional[TinyBuild] = None
+
+
+@dataclass
+class Generator:
+    seed: int
+    sizes: Optional[dict[str, int]] = None
+
+
+@dataclass
+class Source:
+    format: str
+    root: Optional[str] = None
+    path: Optional[str] = None
+    image_root: Union[str, dict[str, str], None] = None  # MMEB: one root per split
+    splits: Optional[list[str]] = None
+    instruction_seed: Optional[int] = None
+
+
+@dataclass
+class DataGroup:
+    name: str
+    root: str
+    sources: dict[str, Source]
+    generator: Optional[Generator] = None
+    validate_images: bool = True
+    image_workers: int = 1
+
+
+@dataclass
+class EvaluateSettings:
+    batch_size: int
+    cache_dtype: str
+    shard_size: int
+    mbeir_split: str
+    mbeir_settings: list[str]
+    mmeb_split: str
+
+
+@dataclass
+class MineSettings:
+    source: str
+    split: str
+    pool: str
+    top_k: int
+    index: str
+    delta: Optional[float] = None
+    from_: str = field(default="pretrain_mbeir", metadata={"key": "from"})
+
+
+@dataclass
+class JudgeServer:
+    url: Optional[str] = None
+    host: str = "127.0.0.1"
+    api_key_env: Optional[str] = "UNIEMBED_JUDGE_API_KEY"
+    command: Optional[list[str]] = None
+    concurrency: int = 16
+    timeout: float = 120
+    retries: int = 3
+    extra_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class JudgeSettings:
+    backend: str
+    batch_size: int
+    queries_per_shard: int
+    top_logprobs: int
+    seed: int = 0
+    model: Optional[str] = None
+    max_queries: Optional[int] = None
+    max_failed_fraction: float = 0.01
+    trust_remote_code: bool = False
+    server: JudgeServer = field(default_factory=JudgeServer)
+
+
+@dataclass
+class FilterSettings:
+    strategy: str
+    params: dict[str, Any]
+
+
+def _recipe_schema():
+    from .embed.embedder import EmbeddingMode
+    from .train.trainer import TrainSettings
+
+    stage = dataclasses.make_dataclass("PretrainStage", [("source", str, field(kw_only=True))], bases=(TrainSettings,))
+    pretrain = dataclasses.make_dataclass("Pretrain", [("order", list[str]), ("stages", dict[str, stage])])
+    optional = [(name, Optional[kind], field(default=None))
+                for name, kind in (("pretrain", pretrain), ("mine", MineSettings), ("judge", JudgeSettings),
+                                   ("filter", FilterSettings))]
+    return dataclasses.make_dataclass("Recipe", [("name", str), ("seed", int), ("device", str),
+                                                 ("embedding", EmbeddingMode), ("evaluate", EvaluateSettings),
+                                                 *optional])
+
+
+def validate_groups(cfg: DictConfig) -> None:
+    """Check ``cfg.model``, ``cfg.data`` and ``cfg.recipe`` against their schemas (raises ConfigTypeError)."""
+    for key, schema in (("model", ModelGroup), ("data", DataGroup), ("recipe", _recipe_schema())):
+        check(OmegaConf.to_container(cfg[key], resolve=True), schema, key)
+
+
+def check(value: Any, expected: Any, where: str) -> None:
+    """Raise ConfigTypeError unless ``value`` fits the type ``expected`` (a dataclass, a typing form or a class)."""
+    if dataclasses.is_dataclass(expected):
+        _check_dataclass(value, expected, where)
+        return
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if expected is Any:
+        return
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own, precise message
+            check(value, options[0], where)
+            return
+        problems = []
+        for option in options:
+            try:
+                check(value, option, where)
+                return
+            except ConfigTypeError as exc:
+                problems.append((option, exc))
+        sections = [exc for option, exc in problems if isinstance(value, dict) and
+                    (dataclasses.is_dataclass(option) or typing.get_origin(option) is dict)]
+        raise sections[0] if sections else ConfigTypeError(_message(where, value, expected))
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigTypeError(_message(where, value, expected))
+        for i, item in enumerate(value):
+            check(item, args[0], f"{where}[{i}]")
+        return
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigTypeError(_message(where, value, expected))
+        for key, item in value.items():
+            check(item, args[1], f"{where}.{key}")
+        return
+    if expected is type(None):
+        ok = value is None
+    elif expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise ConfigTypeError(_message(where, value, expected))
+
+
+def _check_dataclass(value: Any, schema, where: str) -> None:
+    if not isinstance(value, dict):
+        raise ConfigTypeError(f"{where}: expected a section ({schema.__name__}), got {value!r}")
+    hints = typing.get_type_hints(schema)
+    fields = {f.metadata.get("key", f.name): f for f in dataclasses.fields(schema)}
+    unknown = sorted(set(value) - set(fields))
+    if unknown:
+        raise ConfigTypeError(f"{where}: unknown key(s) {unknown}; expected keys of {schema.__name__}: {sorted(fields)}")
+    for key, f in fields.items():
+        if key not in value:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigTypeError(f"{where}.{key}: required key is missing ({_name(hints[f.name])})")
+            continue
+        check(value[key], hints[f.name], f"{where}.{key}")
+
+
+def _name(expected: Any) -> str:
+    if dataclasses.is_dataclass(expected):
+        return f"a section ({expected.__name__})"
+    if isinstance(expected, type):
+        return expected.__name__
+    return str(expected).replace("typing.", "").replace("NoneType", "null")
+
+
+def _message(where: str, value: Any, expected: Any) -> str:
+    return f"{where}: expected {_name(expected)}, got {value!r} ({type(value).__name__})"
