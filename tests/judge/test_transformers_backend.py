@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from uniembed.embed.cache import fingerprint_model_dir
 from uniembed.embed.embedder import EmbedItem
 from uniembed.judge import transformers_backend
 from uniembed.judge.pairs import JudgePair, build_judge_pairs
@@ -117,7 +118,7 @@ def test_a_multi_token_yes_is_an_error_at_start(tiny_qwen2vl, monkeypatch):
         TransformersJudge(tiny_qwen2vl, device="cpu")
 
 
-def test_score_pairs_end_to_end_on_the_small_world(judge, small_world, tmp_path):
+def test_score_pairs_end_to_end_on_the_small_world(judge, small_world, tmp_path, tiny_qwen2vl):
     curated = small_world["curated"]["mbeir"]
     qids = [r["query_id"] for r in pq.read_table(curated / "queries.parquet").to_pylist()
             if r["split"] == "train"][::20][:4]
@@ -132,5 +133,8 @@ def test_score_pairs_end_to_end_on_the_small_world(judge, small_world, tmp_path)
     assert all(r["status"] == "ok" and 0 < r["score"] < 1 for r in rows)
     assert {r["prompt_hash"] for r in rows} == {prompt_hash()}
     assert {r["judge_model"] for r in rows} == {judge.model_id}
-    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == [
-        "manifest.json", "shard-00000.parquet", "shard-00001.parquet"]
+    (run_dir,) = (tmp_path / "shards").iterdir()  # keyed by weights, dtype, device, prompt, code
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "FINISHED", "manifest.json", "shard-00000.parquet", "shard-00001.parquet"]
+    assert judge.settings == {"backend": "transformers", "weights": fingerprint_model_dir(tiny_qwen2vl, full=True),
+                              "adapter": None, "dtype": "float32", "device_type": "cpu"}

@@ -113,8 +113,10 @@ def test_offline_backend_against_a_fake_vllm_module(monkeypatch, tiny_qwen2vl, i
     judge = VllmOfflineJudge("/models/judge", top_logprobs=10, chunk_size=2, gpu_memory_utilization=0.5)
     results = judge.score(_pairs(image, "one", "missing", "three"))
     engine = engines[0]
-    assert engine.kwargs == {"max_logprobs": 10, "enable_prefix_caching": True,
+    assert engine.kwargs == {"max_logprobs": 10, "enable_prefix_caching": True, "trust_remote_code": False,
                              "limit_mm_per_prompt": {"image": 2}, "gpu_memory_utilization": 0.5}
+    assert judge.settings == {"backend": "vllm_offline", "weights": None,  # not a local directory
+                              "engine": {k: v for k, v in engine.kwargs.items() if k != "gpu_memory_utilization"}}
     assert [len(prompts) for prompts, _ in engine.calls] == [2, 1]
     assert vars(engine.calls[0][1]) == {"max_tokens": 1, "temperature": 0.0, "logprobs": 10}
     request = engine.calls[0][0][0]

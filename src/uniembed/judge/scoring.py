@@ -5,15 +5,16 @@ next-token "Yes"/"No" logits (or log-probabilities), or a ``failed`` result with
 a score of 0.
 
 :func:`score_pairs` cuts the pair list into shards of whole queries and writes each finished
-shard atomically as ``shard-NNNNN.parquet`` (schema ``JUDGE_SCORES``) in ``shard_dir``. A rerun
-skips finished shards and re-scores only their ``failed`` rows, so a crashed server or job
-resumes where it stopped. ``shard_dir/manifest.json`` records the pair-list digest, the judge
-model id, the prompt hash and the shard size; a rerun with a different manifest is refused.
-The final table, in pair order (identical to an uninterrupted run), is written atomically.
+shard atomically as ``shard-NNNNN.parquet`` (schema ``JUDGE_SCORES``) in a run directory of
+``shard_dir`` keyed by everything that determines a score (:mod:`.resume`: pairs, judge weights,
+backend settings, prompt, judge code). A rerun of a killed job skips verified finished shards
+and re-scores only their ``failed`` rows; a changed key starts fresh in its own directory; a
+finished run (final table written) is scored again. The final table, in pair order (identical
+to an uninterrupted run), is written atomically, unless more than ``max_failed_fraction`` of the
+pairs failed (:class:`~.failures.JudgeFailureError`; the shards stay for the rerun).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -23,14 +24,16 @@ from typing import Protocol, Sequence
 import pyarrow as pa
 from tqdm import tqdm
 
-from ..artifacts import read_parquet, write_json, write_parquet
+from ..artifacts import write_parquet
 from ..mine.schemas import JUDGE_SCORES
-from .pairs import JudgePair, pairs_digest
+from .failures import check_failures, check_limit, failure_summary
+from .pairs import JudgePair
 from .prompt import prompt_hash
+from .resume import (mark_finished, open_run_dir, read_shard, remove_orphans, resume_key, shard_path, shard_plan,
+                     write_shard)
 
 log = logging.getLogger(__name__)
 OK, FAILED = "ok", "failed"
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,11 @@ class JudgeResult:
 
 
 class JudgeBackend(Protocol):
-    """Scores pairs; ``model_id`` names the judge in every output row."""
+    """Scores pairs; ``model_id`` names the judge in every output row; ``settings`` (JSON-able: backend
+    name, weights digest, settings that change a score) goes into the resume key (:mod:`.resume`)."""
 
     model_id: str
+    settings: dict
 
     def score(self, pairs: Sequence[JudgePair]) -> list[JudgeResult]: ...
 
@@ -88,45 +93,24 @@ def _rows(pairs: Sequence[JudgePair], results: Sequence[JudgeResult], model_id: 
             for p, r in zip(pairs, results)]
 
 
-def _check_manifest(shard_dir: Path, manifest: dict) -> None:
-    path = shard_dir / MANIFEST
-    if path.is_file():
-        found = json.loads(path.read_text())
-        differ = {key: (found.get(key), value) for key, value in manifest.items() if found.get(key) != value}
-        if differ:
-            details = "; ".join(f"{key}: {old!r} in the shards, {new!r} now" for key, (old, new) in differ.items())
-            raise ValueError(f"{shard_dir} holds judge shards of a different run ({details}). "
-                             "Use another shard directory, or delete this one to start over.")
-    else:
-        write_json(manifest, path)
-
-
-def _shard_done(path: Path, shard: Sequence[JudgePair]) -> pa.Table | None:
-    if not path.is_file():
-        return None
-    table = read_parquet(path, JUDGE_SCORES)
-    ids = list(zip(table["query_id"].to_pylist(), table["candidate_id"].to_pylist()))
-    if ids != [(p.query_id, p.candidate_id) for p in shard]:
-        raise ValueError(f"{path}: its rows are not the pairs of this shard; delete the shard directory to start over")
-    return table
-
-
 def score_pairs(pairs: Sequence[JudgePair], backend: JudgeBackend, out_path: str | os.PathLike,
-                shard_dir: str | os.PathLike, queries_per_shard: int = 64, progress: bool = True) -> pa.Table:
+                shard_dir: str | os.PathLike, queries_per_shard: int = 64, progress: bool = True,
+                max_failed_fraction: float | None = None) -> pa.Table:
     """Score ``pairs`` with ``backend`` shard by shard, resuming from ``shard_dir``; returns the final table."""
     if not pairs:
         raise ValueError("no pairs to judge")
-    shard_dir = Path(shard_dir)
+    limit = None if max_failed_fraction is None else check_limit(max_failed_fraction)
+    out_path = Path(out_path)
     phash = prompt_hash()
     shards = shard_pairs(pairs, queries_per_shard)
-    _check_manifest(shard_dir, {"pairs_digest": pairs_digest(pairs), "num_pairs": len(pairs),
-                                "judge_model": backend.model_id, "prompt_hash": phash,
-                                "queries_per_shard": queries_per_shard})
+    run_dir = open_run_dir(shard_dir, resume_key(pairs, queries_per_shard, backend))
+    remove_orphans(out_path.parent, f".{out_path.name}.*.tmp")
+    log.info("judge shards: %s", run_dir)
     tables, resumed, retried = [], 0, 0
     with tqdm(total=len(pairs), desc="judge", unit="pair", disable=not progress, mininterval=1.0) as bar:
         for index, shard in enumerate(shards):
-            path = shard_dir / f"shard-{index:05d}.parquet"
-            done = _shard_done(path, shard)
+            path, plan = shard_path(run_dir, index), shard_plan(run_dir, index, shard)
+            done = read_shard(path, plan, shard, backend.model_id, phash)
             if done is None:
                 rows, scored = _rows(shard, backend.score(shard), backend.model_id, phash), len(shard)
             else:
@@ -142,12 +126,16 @@ def score_pairs(pairs: Sequence[JudgePair], backend: JudgeBackend, out_path: str
                     rows[i] = row
                 retried, scored = retried + len(todo), len(todo)
             table = pa.Table.from_pylist(rows, schema=JUDGE_SCORES)
-            write_parquet(table, path, JUDGE_SCORES)
+            write_shard(table, path, plan)
             tables.append(table)
             bar.update(scored)
     result = pa.concat_tables(tables)
-    failed = sum(1 for status in result["status"].to_pylist() if status != OK)
-    log.info("judge: %d pairs in %d shards (%d resumed, %d failed rows retried); %d failed",
-             len(pairs), len(shards), resumed, retried, failed)
+    summary = failure_summary(result)
+    log.info("judge: %d pairs in %d shards (%d resumed, %d failed rows retried); %d failed %s",
+             len(pairs), len(shards), resumed, retried, summary["failed"], summary["by_kind"] or "")
+    if limit is not None:
+        check_failures(result, limit, f"judge ({run_dir})",
+                       "The scored shards are kept: a rerun retries only the failed pairs.")
     write_parquet(result, out_path, JUDGE_SCORES)
+    mark_finished(run_dir, out_path)
     return result

@@ -19,6 +19,7 @@ from ..model.processor import load_processor
 from ..model.tokenizer import assert_single_token
 from .pairs import JudgePair
 from .prompt import NO, YES, build_judge_prompt
+from .resume import weights_digest
 from .scoring import JudgeResult
 
 
@@ -53,6 +54,10 @@ class TransformersJudge:
         model = load_for_generation(model_dir, adapter_path=adapter_dir, torch_dtype=dtype)
         self.model = set_bidirectional(model, False).to(self.device).eval()
         self.model_id = model_id or (f"{model_dir}+{adapter_dir}" if adapter_dir else str(model_dir))
+        # the resume key: what changes a score (weights, dtype, device kind), not the batch size
+        self.settings = {"backend": "transformers", "weights": weights_digest(model_dir),
+                         "adapter": weights_digest(adapter_dir), "dtype": str(dtype).removeprefix("torch."),
+                         "device_type": self.device.type}
 
     def _prepare(self, pair: JudgePair):
         text, paths = build_judge_prompt(pair.query, pair.candidate).render(self.processor)

@@ -23,9 +23,13 @@ from PIL import Image
 
 from .pairs import JudgePair
 from .prompt import NO, YES, build_judge_prompt
+from .resume import weights_digest
 from .scoring import JudgeResult
 
 DEFAULT_TOP_LOGPROBS = 20
+#: engine arguments that change throughput or memory, never a score (left out of the resume key)
+THROUGHPUT_ONLY = frozenset({"gpu_memory_utilization", "swap_space", "max_num_seqs", "max_num_batched_tokens",
+                             "disable_log_stats", "seed"})
 
 
 def score_from_top_logprobs(top: Mapping[Hashable, float], yes_key: Hashable, no_key: Hashable,
@@ -60,16 +64,18 @@ class VllmOfflineJudge:
     """Judge with an in-process ``vllm.LLM`` engine (prefix caching on, ``max_logprobs`` = ``top_logprobs``).
 
     ``engine_kwargs`` go to ``vllm.LLM`` (e.g. ``tensor_parallel_size``, ``gpu_memory_utilization``,
-    ``max_model_len``, ``dtype``).
+    ``max_model_len``, ``dtype``). The model's own code runs only with ``trust_remote_code=True``.
     """
 
     def __init__(self, model: str, top_logprobs: int = DEFAULT_TOP_LOGPROBS, max_images_per_prompt: int = 2,
-                 chunk_size: int = 1024, model_id: str | None = None, **engine_kwargs: Any):
+                 chunk_size: int = 1024, model_id: str | None = None, trust_remote_code: bool = False,
+                 **engine_kwargs: Any):
         vllm = _import_vllm()
         from .transformers_backend import judge_token_ids
 
         kwargs = {"max_logprobs": top_logprobs, "enable_prefix_caching": True,
-                  "limit_mm_per_prompt": {"image": max_images_per_prompt}, **engine_kwargs}
+                  "limit_mm_per_prompt": {"image": max_images_per_prompt}, **engine_kwargs,
+                  "trust_remote_code": bool(trust_remote_code)}
         self.llm = vllm.LLM(model=str(model), **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         if not getattr(self.tokenizer, "chat_template", None):
@@ -78,6 +84,8 @@ class VllmOfflineJudge:
         self.sampling = vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=top_logprobs)
         self.top_logprobs, self.chunk_size = top_logprobs, chunk_size
         self.model_id = model_id or str(model)
+        self.settings = {"backend": "vllm_offline", "weights": weights_digest(model),
+                         "engine": {k: v for k, v in kwargs.items() if k not in THROUGHPUT_ONLY}}
 
     def _request(self, pair: JudgePair) -> dict:
         text, paths = build_judge_prompt(pair.query, pair.candidate).render(self.tokenizer)

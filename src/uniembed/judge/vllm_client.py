@@ -15,6 +15,13 @@ exponential backoff (``backoff * 2**i`` seconds); other HTTP errors are not. A p
 after the retries, or whose response lacks "Yes" or "No" in the top-K, is a ``failed`` result with
 the error text, never a score of 0. Pairs are submitted in order to a bounded thread pool, so the
 candidates of one query are in flight together and the server's prefix cache shares the query.
+
+Access: with an API key the client sends ``Authorization: Bearer <key>`` and a started server
+requires it. The key is handed to ``vllm serve`` through its ``VLLM_API_KEY`` environment variable
+(the documented equivalent of ``--api-key``), never on the command line, where ``ps`` and vLLM's
+own argument log would show it; it appears in no log, error message, manifest or artifact. The
+server binds to 127.0.0.1 unless told otherwise and runs the model's own code only with
+``trust_remote_code``.
 """
 from __future__ import annotations
 
@@ -35,6 +42,7 @@ import requests
 
 from .pairs import JudgePair
 from .prompt import NO, YES, build_judge_prompt
+from .resume import weights_digest
 from .scoring import JudgeResult
 from .vllm_backend import DEFAULT_TOP_LOGPROBS, score_from_top_logprobs
 
@@ -49,23 +57,34 @@ def top_logprobs_of_response(body: dict) -> dict[str, float]:
 
 
 class VllmClientJudge:
-    """Judge through ``{base_url}/v1/chat/completions``; ``model`` is the served model name."""
+    """Judge through ``{base_url}/v1/chat/completions``; ``model`` is the served model name.
+
+    ``settings`` (the resume key) holds the served model, the weights digest when ``model`` is a
+    local directory, and ``top_logprobs``; ``server_settings`` adds those of a started server.
+    """
 
     def __init__(self, base_url: str, model: str, concurrency: int = 16, timeout: float = 120.0,
                  retries: int = 3, backoff: float = 1.0, top_logprobs: int = DEFAULT_TOP_LOGPROBS,
-                 model_id: str | None = None):
+                 model_id: str | None = None, api_key: str | None = None, server_settings: dict | None = None):
         if concurrency < 1 or retries < 0:
             raise ValueError(f"need concurrency >= 1 and retries >= 0, got {concurrency}, {retries}")
         self.url = base_url.rstrip("/") + "/v1/chat/completions"
         self.model, self.concurrency, self.timeout = model, concurrency, timeout
         self.retries, self.backoff, self.top_logprobs = retries, backoff, top_logprobs
         self.model_id = model_id or model
+        self.settings = {"backend": "vllm_server", "served_model": model, "weights": weights_digest(model),
+                         "top_logprobs": top_logprobs, "server": dict(server_settings or {})}
         self.requests_sent = self.retries_done = 0
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._lock, self._local = threading.Lock(), threading.local()
+
+    def __repr__(self) -> str:  # never the key
+        return f"VllmClientJudge({self.url!r}, {self.model!r}, api_key={'set' if self._headers else 'none'})"
 
     def _session(self) -> requests.Session:
         if not hasattr(self._local, "session"):
             self._local.session = requests.Session()
+            self._local.session.headers.update(self._headers)
         return self._local.session
 
     def payload(self, pair: JudgePair) -> dict:
@@ -120,22 +139,35 @@ class VllmServer:
     """``vllm serve`` for the lifetime of a ``with`` block: started, health-polled, then stopped.
 
     Runs ``<command> <model> --host H --port P --max-logprobs K --limit-mm-per-prompt {"image": N}
-    --enable-prefix-caching <extra_args>``; ``command`` defaults to ``["vllm", "serve"]``. Output goes to
-    ``log_path`` (a temporary file by default); a server that exits or is not healthy within
-    ``startup_timeout`` seconds raises with the last lines of that log. On exit: SIGTERM to the
-    server's process group, then SIGKILL after ``stop_timeout`` seconds.
+    --enable-prefix-caching [--trust-remote-code] <extra_args>``; ``command`` defaults to
+    ``["vllm", "serve"]``, ``host`` to 127.0.0.1 (this machine only). ``api_key`` goes to the server
+    as ``VLLM_API_KEY`` (not in argv); ``--api-key`` or ``--trust-remote-code`` in ``extra_args`` is
+    refused. Output goes to ``log_path`` (a temporary file by default); a server that exits or is
+    not healthy within ``startup_timeout`` seconds raises with the last lines of that log. On exit:
+    SIGTERM to the server's process group, then SIGKILL after ``stop_timeout`` seconds.
     """
 
     def __init__(self, model: str, port: int | None = None, extra_args: Sequence[str] = (),
                  command: Sequence[str] | None = None, startup_timeout: float = 900.0,
                  host: str = "127.0.0.1", top_logprobs: int = DEFAULT_TOP_LOGPROBS, max_images_per_prompt: int = 2,
-                 log_path: str | os.PathLike | None = None, stop_timeout: float = 30.0):
+                 log_path: str | os.PathLike | None = None, stop_timeout: float = 30.0,
+                 api_key: str | None = None, trust_remote_code: bool = False):
+        extra_args = [str(arg) for arg in extra_args]
+        for flag, fix in (("--api-key", "set the key in the environment variable named by "
+                                        "recipe.judge.server.api_key_env"),
+                          ("--trust-remote-code", "set recipe.judge.trust_remote_code: true")):
+            if any(arg == flag or arg.startswith(flag + "=") for arg in extra_args):
+                raise ValueError(f"recipe.judge.server.extra_args must not contain {flag}: {fix}")
         self.port = port or free_port()
         self.argv = [*(command or ("vllm", "serve")), str(model), "--host", host, "--port", str(self.port),
                      "--max-logprobs", str(top_logprobs),
                      "--limit-mm-per-prompt", json.dumps({"image": max_images_per_prompt}),
-                     "--enable-prefix-caching", *extra_args]
-        self.base_url = f"http://{host}:{self.port}"
+                     "--enable-prefix-caching", *(["--trust-remote-code"] if trust_remote_code else []), *extra_args]
+        self.settings = {"extra_args": extra_args, "trust_remote_code": bool(trust_remote_code),
+                         "max_images_per_prompt": max_images_per_prompt}
+        self._api_key = api_key or None
+        connect = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+        self.base_url = f"http://{connect}:{self.port}"
         self.startup_timeout, self.stop_timeout = startup_timeout, stop_timeout
         if log_path is None:
             fd, log_path = tempfile.mkstemp(prefix="vllm-serve-", suffix=".log")
@@ -147,7 +179,8 @@ class VllmServer:
         if not self.log_path.is_file():
             return ""
         with open(self.log_path, errors="replace") as handle:
-            return "".join(deque(handle, maxlen=lines))
+            tail = "".join(deque(handle, maxlen=lines))
+        return tail.replace(self._api_key, "<api key>") if self._api_key else tail
 
     def _healthy(self) -> bool:
         try:
@@ -157,8 +190,12 @@ class VllmServer:
 
     def __enter__(self) -> "VllmServer":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}
+        if self._api_key:
+            env["VLLM_API_KEY"] = self._api_key
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                            env=env)
         deadline = time.monotonic() + self.startup_timeout
         while not self._healthy():
             if self.process.poll() is not None:

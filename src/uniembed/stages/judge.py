@@ -6,28 +6,43 @@
 Reads ``out_dir/mined.parquet``, builds the (query, candidate) pairs (candidates with missing
 images fail up front), scores them with ``recipe.judge.backend`` — transformers (any machine),
 a vLLM offline engine, or a vLLM OpenAI-compatible server (a given URL, or a ``vllm serve``
-started for the job's lifetime) — shard by shard into ``stage.checkpoint_dir`` (a rerun skips
-finished shards and retries failed pairs), and writes ``judge_scores.parquet``.
+started for the job's lifetime) — shard by shard into ``stage.checkpoint_dir/<resume key>/`` (a
+rerun of a killed job skips finished shards and retries failed pairs; a rerun of a finished one,
+e.g. ``--forcerun judge``, scores again), and writes ``judge_scores.parquet``. More failed pairs
+than ``recipe.judge.max_failed_fraction`` is an error (exit 1, counts by error kind; no output).
+A server's API key is read from the environment variable ``recipe.judge.server.api_key_env``.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from omegaconf import OmegaConf
 
 from ..artifacts import read_parquet
 from ..config import stage_config
+from ..judge.failures import DEFAULT_MAX_FAILED_FRACTION, JudgeFailureError, check_limit
 from ..judge.pairs import build_judge_pairs
 from ..judge.scoring import score_pairs
 from ..mine.schemas import MINED
 from .common import require
 
 log = logging.getLogger("uniembed.judge")
+DEFAULT_API_KEY_ENV = "UNIEMBED_JUDGE_API_KEY"
+
+
+def api_key(j) -> str | None:
+    """The server API key from the environment variable ``recipe.judge.server.api_key_env`` (None: no key)."""
+    name = OmegaConf.select(j, "server.api_key_env", default=DEFAULT_API_KEY_ENV)
+    key = os.environ.get(name) if name else None
+    log.info("judge server API key: %s", f"from ${name}" if key else f"none (${name} unset)" if name else "none")
+    return key or None
 
 
 def subset_queries(mined, max_queries: int | None, seed: int):
@@ -40,23 +55,29 @@ def subset_queries(mined, max_queries: int | None, seed: int):
 
 
 @contextlib.contextmanager
-def open_backend(j, model: str, device: str):
+def open_backend(j, model: str, device: str, server_log: Path | None = None):
     """The configured judge backend (a started server is stopped when the block ends)."""
+    trust_remote_code = bool(OmegaConf.select(j, "trust_remote_code", default=False))
     if j.backend == "transformers":
         from ..judge.transformers_backend import TransformersJudge
         yield TransformersJudge(model, batch_size=j.batch_size, device=device)
     elif j.backend == "vllm_offline":
         from ..judge.vllm_backend import VllmOfflineJudge
-        yield VllmOfflineJudge(model, top_logprobs=j.top_logprobs)
+        yield VllmOfflineJudge(model, top_logprobs=j.top_logprobs, trust_remote_code=trust_remote_code)
     elif j.backend == "vllm_server":
         from ..judge.vllm_client import VllmClientJudge, VllmServer
+        key = api_key(j)
         client = dict(concurrency=j.server.concurrency, timeout=j.server.timeout, retries=j.server.retries,
-                      top_logprobs=j.top_logprobs, model_id=model)
+                      top_logprobs=j.top_logprobs, model_id=model, api_key=key)
         if j.server.url:
             yield VllmClientJudge(j.server.url, model, **client)
         else:
-            with VllmServer(model, extra_args=list(j.server.extra_args), top_logprobs=j.top_logprobs) as server:
-                yield VllmClientJudge(server.base_url, model, **client)
+            command = OmegaConf.select(j, "server.command", default=None)
+            with VllmServer(model, extra_args=list(j.server.extra_args), top_logprobs=j.top_logprobs,
+                            host=OmegaConf.select(j, "server.host", default="127.0.0.1"), api_key=key,
+                            trust_remote_code=trust_remote_code, log_path=server_log,
+                            command=list(command) if command else None) as server:
+                yield VllmClientJudge(server.base_url, model, server_settings=server.settings, **client)
     else:
         raise SystemExit(f"recipe.judge.backend must be transformers, vllm_offline or vllm_server; got {j.backend!r}")
 
@@ -66,14 +87,19 @@ def run(cfg):
     require(s, "curated_dir", "out_dir", "checkpoint_dir")
     out = Path(s.out_dir)
     cdir = Path(s.curated_dir) / cfg.recipe.mine.source
+    limit = check_limit(OmegaConf.select(j, "max_failed_fraction", default=DEFAULT_MAX_FAILED_FRACTION))
     mined = subset_queries(read_parquet(out / "mined.parquet", MINED), j.max_queries, j.seed)
     pairs = build_judge_pairs(cdir / "queries.parquet", cdir / "candidates.parquet", mined)
     model = j.model or cfg.model.path
     log.info("judging %d pairs of %d queries with %s (%s)", len(pairs), len(set(mined["query_id"].to_pylist())),
              model, j.backend)
-    with open_backend(j, model, cfg.recipe.device) as backend:
-        table = score_pairs(pairs, backend, out / "judge_scores.parquet", s.checkpoint_dir,
-                            queries_per_shard=j.queries_per_shard, progress=s.progress)
+    try:
+        with open_backend(j, model, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log") as backend:
+            table = score_pairs(pairs, backend, out / "judge_scores.parquet", s.checkpoint_dir,
+                                queries_per_shard=j.queries_per_shard, progress=s.progress, max_failed_fraction=limit)
+    except JudgeFailureError as error:
+        log.error("%s", error)
+        raise SystemExit(f"judge failed: {error}") from error
     failed = int(pc.sum(pc.equal(table["status"], "failed")).as_py() or 0)
     log.info("judged %d pairs (%d failed) -> %s", table.num_rows, failed, out / "judge_scores.parquet")
     return table
