@@ -1,5 +1,6 @@
 # What made this run directory: base model, data, recipe and code version, for people reading it
-# later. Its params are the whole identity, so it is rewritten whenever any of them changes.
+# later. Its params are a digest of the whole identity, so it is rewritten whenever any of them changes.
+import hashlib
 
 
 rule run_manifest:
@@ -8,7 +9,7 @@ rule run_manifest:
     log:
         f"{LOGS}/run_manifest.log",
     params:
-        settings=rule_settings("model", "data", "recipe", base_model=True),
+        identity=hashlib.sha256(rule_settings("model", "data", "recipe", base_model=True).encode()).hexdigest(),
         out_dir=RUN_DIR,
     resources:
         **rule_resources("run_manifest"),

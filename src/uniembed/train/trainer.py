@@ -142,7 +142,7 @@ def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_d
     optimizer, scheduler = build_optimizer(settings, [p for p in model.parameters() if p.requires_grad], temperature)
     fingerprint = {"settings": asdict(settings), "initial_temperature": initial_tau, "mode": mode.as_dict(),
                    "world_size": world, "code": code_version("train", "embed", "model"),
-                   "base_model": fingerprint_model_dir(base_model),
+                   "base_model": fingerprint_model_dir(base_model, full=True),
                    "data": file_digest(Path(curated_dir) / "queries.parquet"),
                    "hard_negatives": file_digest(hard_negatives) if hard_negatives else None}
     # One checkpoint directory per run fingerprint: the same command resumes (requeue, kill), a
