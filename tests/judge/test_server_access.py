@@ -4,8 +4,6 @@ import json
 import os
 import sys
 import textwrap
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -13,6 +11,8 @@ import requests
 from uniembed.embed.embedder import EmbedItem
 from uniembed.judge.pairs import JudgePair
 from uniembed.judge.vllm_client import VllmClientJudge, VllmServer
+
+from .fake_http import JSONHandler, serving
 
 KEY = "sk-judge-7c1f-secret"
 COMPLETION = {"choices": [{"logprobs": {"content": [{"token": "Yes", "logprob": -0.1, "top_logprobs": [
@@ -24,30 +24,20 @@ def pairs(n=2):
     return [JudgePair("q1", f"c{i}", False, i + 1, query, EmbedItem(f"text {i}")) for i in range(n)]
 
 
-class _Recorder(BaseHTTPRequestHandler):
+class _Recorder(JSONHandler):
     authorizations: list = []
 
     def do_POST(self):
-        self.rfile.read(int(self.headers["Content-Length"]))
+        self.read_body()
         self.authorizations.append(self.headers.get("Authorization"))
-        body = json.dumps(COMPLETION).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.send_json(200, json.dumps(COMPLETION).encode())
 
 
 @pytest.fixture()
 def recorder():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     _Recorder.authorizations.clear()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_Recorder) as url:
+        yield url
 
 
 def test_the_client_sends_the_key_as_a_bearer_header_only_when_set(recorder):

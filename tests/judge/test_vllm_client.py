@@ -9,7 +9,6 @@ import threading
 import time
 import types
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -20,6 +19,8 @@ from uniembed.judge.pairs import JudgePair
 from uniembed.judge.vllm_backend import VllmOfflineJudge, score_from_top_logprobs
 from uniembed.judge.vllm_client import VllmClientJudge, VllmServer, free_port, top_logprobs_of_response
 from uniembed.model.processor import load_processor
+
+from .fake_http import JSONHandler, serving
 
 
 def _s(yes, no):
@@ -132,7 +133,7 @@ def _key(payload):
     return payload["messages"][0]["content"][-1]["text"].rsplit("Candidates:", 1)[-1].rstrip(".")
 
 
-class _FakeOpenAI(BaseHTTPRequestHandler):
+class _FakeOpenAI(JSONHandler):
     """Behaviour chosen by the candidate's text."""
 
     hits: Counter = Counter()
@@ -140,7 +141,7 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
     lock = threading.Lock()
 
     def do_POST(self):
-        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        payload = json.loads(self.read_body())
         key = _key(payload)
         with self.lock:
             self.hits[key] += 1
@@ -149,38 +150,23 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
         if key == "slow":
             time.sleep(0.6)
         if key == "error" or (key == "flaky" and first):
-            return self._send(503, b'{"error": "engine restarting"}')
+            return self.send_json(503, b'{"error": "engine restarting"}')
         if key == "bad-request":
-            return self._send(400, b'{"error": "top_logprobs exceeds max_logprobs"}')
+            return self.send_json(400, b'{"error": "top_logprobs exceeds max_logprobs"}')
         if key == "garbage" or (key == "flaky-json" and first):
-            return self._send(200, b'{"choices": [{"logprobs": nul')
+            return self.send_json(200, b'{"choices": [{"logprobs": nul')
         if key == "no-logprobs":
-            return self._send(200, json.dumps({"choices": [{"logprobs": None}]}).encode())
+            return self.send_json(200, json.dumps({"choices": [{"logprobs": None}]}).encode())
         top = {"missing": [_entry("Maybe", -0.1)], "no": NO_HIGH}.get(key, YES_HIGH)
-        self._send(200, json.dumps(_completion(top)).encode())
-
-    def _send(self, code, body):
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.send_json(200, json.dumps(_completion(top)).encode())
 
 
 @pytest.fixture()
 def fake_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     _FakeOpenAI.hits.clear()
     _FakeOpenAI.payloads.clear()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_FakeOpenAI) as url:
+        yield url
 
 
 def test_client_scores_retries_and_fails_explicitly(fake_server, image):

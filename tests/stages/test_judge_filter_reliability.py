@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,6 +23,7 @@ from uniembed.stages import filter as filter_stage
 from uniembed.stages import judge as judge_stage
 
 from ..judge import mined_table
+from ..judge.fake_http import JSONHandler, serving
 from ..judge.test_server_access import FAKE_SERVE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,38 +32,28 @@ COMPLETION = {"choices": [{"logprobs": {"content": [{"token": "Yes", "logprob": 
     {"token": "Yes", "logprob": -0.2}, {"token": "No", "logprob": -1.7}]}]}}]}
 
 
-class _Judge(BaseHTTPRequestHandler):
+class _Judge(JSONHandler):
     """An OpenAI-compatible judge: ``delay`` s per request, the first ``fail_first`` requests (or all, ``dead``) 503."""
 
     state = SimpleNamespace()
     lock = threading.Lock()
 
     def do_POST(self):
-        self.rfile.read(int(self.headers["Content-Length"]))
+        self.read_body()
         with self.lock:
             self.state.hits += 1
             self.state.authorizations.add(self.headers.get("Authorization"))
             fail = self.state.dead or self.state.hits <= self.state.fail_first
         time.sleep(self.state.delay)
         body, code = (b'{"error": "engine dead"}', 503) if fail else (json.dumps(COMPLETION).encode(), 200)
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.send_json(code, body)
 
 
 @pytest.fixture()
 def server():
     _Judge.state = SimpleNamespace(hits=0, authorizations=set(), delay=0.0, fail_first=0, dead=False)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Judge)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{httpd.server_address[1]}", state=_Judge.state)
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Judge) as url:
+        yield SimpleNamespace(url=url, state=_Judge.state)
 
 
 @pytest.fixture()

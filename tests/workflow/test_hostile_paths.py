@@ -1,7 +1,6 @@
 """Config values reach the shell quoted: spaces and shell metacharacters in paths neither break a
 rule nor run anything (issue: `results='x;touch PWNED;#'` ran the injected command)."""
 import pytest
-import yaml
 
 from tests.conftest import SMALL_WORLD
 
