@@ -1,7 +1,8 @@
-"""The synthetic shapes dataset: public formats, determinism, and genuine hard/false negatives."""
+"""The synthetic shapes dataset: public formats, determinism, genuine hard and false negatives, exact truth."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -14,7 +15,8 @@ from PIL import Image
 from uniembed.data.synthetic import generate_synthetic
 from uniembed.data.synthetic.generate import resolve_sizes
 from uniembed.data.synthetic.world import (
-    COLORS, ShapeObject, corpus, differing_attributes, matches, render, seeded_rng,
+    COLORS, ShapeObject, answer, caption, corpus, differing_attributes, genuine_match, matches, render,
+    seeded_rng, wiki_text,
 )
 
 SMALL = {
@@ -27,6 +29,9 @@ QUERY_FIELDS = {"qid": str, "query_txt": (str, type(None)), "query_img_path": (s
 CAND_FIELDS = {"did": str, "txt": (str, type(None)), "img_path": (str, type(None)), "modality": str,
                "src_content": (str, type(None))}
 TASK_IDS = {0, 1, 2, 3, 4, 6, 7}
+# _labelled_fingerprint of SMALL, seed 0, from the world before second candidates were added: adding
+# unlisted candidates must leave every labelled fact as it was (change it only with the labels).
+LABELLED_FINGERPRINT = "0a1527d3e864b90328a5bc304e88f742bbf343991d4c90d8be3990dc7dbdbcf6"
 
 
 @pytest.fixture(scope="session")
@@ -68,11 +73,23 @@ def _attrs(cand: dict) -> dict:
     return json.loads(cand["src_content"])
 
 
+def _labelled_fingerprint(mbeir) -> str:
+    """sha256 over every query's text, spec, and listed positive and negative attributes."""
+    lines = []
+    for split, queries in mbeir["queries"].items():
+        union = mbeir["union"][split]
+        for q in queries:
+            lines.append(json.dumps([split, q["qid"], q["task_id"], q["query_txt"], q["query_src_content"],
+                                     [union[d]["src_content"] for d in q["pos_cand_list"]],
+                                     [union[d]["src_content"] for d in q["neg_cand_list"]]]))
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+
+
 def test_same_seed_is_byte_identical_and_another_seed_differs(root, tmp_path):
     generate_synthetic(tmp_path / "again", seed=0, sizes=SMALL)
     generate_synthetic(tmp_path / "other", seed=1, sizes=SMALL)
     first, again, other = _files(root), _files(tmp_path / "again"), _files(tmp_path / "other")
-    assert first == again
+    assert first == again and "truth/mbeir_truth.parquet" in first
     differing = {name for name in first if first[name] != other.get(name)}
     assert "mbeir/query/train/mbeir_shapecaption_train.jsonl" in differing
     assert any(name.endswith(".png") for name in differing)
@@ -129,21 +146,74 @@ def test_mbeir_rows_have_public_fields_and_resolve(root, mbeir):
             assert (q["qid"].split(":")[0], q["query_modality"], cand_modality) in keys
 
 
-def test_truth_is_exact_and_partial_captions_have_false_negatives(mbeir):
-    false_negative_queries = 0
+def _brute_force_truth(query: dict, split: str, union: dict) -> set[str]:
+    """Every candidate of the split's union pool with the task's candidate modality that satisfies the
+    query's spec; a text about the query's picture must also name nothing false about its object."""
+    content = json.loads(query["query_src_content"])
+    modality = union[split][query["pos_cand_list"][0]]["modality"]
+    about = "image" in query["query_modality"] and modality == "text"
+    return {did for did, c in union[split].items() if c["modality"] == modality
+            and matches(_attrs(c), content["spec"]) and (not about or matches(content["object"], _attrs(c)))}
+
+
+def test_truth_lists_every_genuine_match_in_the_union_pool(mbeir):
+    assert len(mbeir["truth"]) == sum(len(qs) for qs in mbeir["queries"].values())
     for split, queries in mbeir["queries"].items():
         for q in queries:
-            truth = set(mbeir["truth"][(split, q["qid"])]["true_match_dids"])
-            spec = json.loads(q["query_src_content"])["spec"]
-            pool = _pool_of(q, split, mbeir["union"])
-            assert truth == {did for did, c in pool.items() if matches(_attrs(c), spec)}
-            assert set(q["pos_cand_list"]) <= truth and not truth & set(q["neg_cand_list"])
-            if q["task_id"] == 0 and len(truth) > 1:
-                false_negative_queries += 1
-                assert len(spec) < 4 and (truth - set(q["pos_cand_list"])) <= set(pool)
-            elif q["task_id"] != 0:
-                assert len(truth) == 1
-    assert false_negative_queries >= 3
+            row = mbeir["truth"][(split, q["qid"])]
+            assert row["task_id"] == q["task_id"]
+            assert set(row["true_match_dids"]) == _brute_force_truth(q, split, mbeir["union"])
+            assert len(set(row["true_match_dids"])) == len(row["true_match_dids"])
+            assert set(q["pos_cand_list"]) <= set(row["true_match_dids"])
+            assert not set(row["true_match_dids"]) & set(q["neg_cand_list"])
+
+
+def test_genuine_match_checks_what_a_text_says_about_the_picture():
+    large = ShapeObject("circle", "red", "large", "left")
+    asked = {"color": "red", "shape": "circle"}
+    assert genuine_match({"size": "large", "color": "red", "shape": "circle"}, asked, about=large)
+    assert not genuine_match({"size": "small", "color": "red", "shape": "circle"}, asked, about=large)
+    assert genuine_match({"size": "small", "color": "red", "shape": "circle"}, asked)  # a picture: spec only
+    assert not genuine_match({"color": "red"}, asked, about=large)
+
+
+def test_several_task_shapes_have_unlabelled_genuine_matches(mbeir):
+    """Train queries whose truth holds a candidate that is not their listed positive, by task, split by
+    whether it sits in another dataset's pool or in the query's own (a second candidate)."""
+    other, own = defaultdict(int), defaultdict(int)
+    for q in mbeir["queries"]["train"]:
+        unlabelled = set(mbeir["truth"][("train", q["qid"])]["true_match_dids"]) - set(q["pos_cand_list"])
+        dataset = q["qid"].split(":")[0]
+        other[q["task_id"]] += any(d.split(":")[0] != dataset for d in unlabelled)
+        own[q["task_id"]] += any(d.split(":")[0] == dataset for d in unlabelled)
+    for task_id in (0, 1, 3, 4, 6, 7):  # the same object or caption in another dataset's pool
+        assert other[task_id] >= 3, (task_id, dict(other))
+    for task_id in (0, 1, 2, 3, 4, 6):  # partial captions; paraphrases, wiki entries, twins, answers
+        assert own[task_id] >= 3, (task_id, dict(own))
+
+
+def test_labelled_positives_are_the_first_listed_form(root, mbeir):
+    """One listed positive per query, made from the query's target, in the listed (not second) form;
+    the qrels say the same; and every labelled fact is as it was before second candidates existed."""
+    qrels = defaultdict(list)
+    for path in sorted((root / "mbeir/qrels").glob("*/*.txt")):
+        for line in path.read_text().splitlines():
+            qid, _, did, _, _ = line.split()
+            qrels[(path.parent.name, qid)].append(did)
+    assert qrels == {(split, q["qid"]): q["pos_cand_list"] for split, qs in mbeir["queries"].items() for q in qs}
+    for split, queries in mbeir["queries"].items():
+        for q in queries:
+            content = json.loads(q["query_src_content"])
+            positive = mbeir["union"][split][q["pos_cand_list"][0]]
+            target = content["object"] if q["task_id"] == 0 else content["spec"]
+            assert _attrs(positive) == target
+            if q["task_id"] == 6:
+                assert positive["txt"] == answer(target)
+            elif q["task_id"] == 2:
+                assert positive["txt"] == wiki_text(ShapeObject(**target))
+            elif positive["modality"] == "text":
+                assert positive["txt"] == caption(ShapeObject(**target))
+    assert _labelled_fingerprint(mbeir) == LABELLED_FINGERPRINT
 
 
 def test_hard_negatives_differ_in_exactly_one_attribute(mbeir):

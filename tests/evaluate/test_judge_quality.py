@@ -62,8 +62,27 @@ def test_report_by_hand():
                                    "non_matches", "mined_genuine_matches", "positives_not_in_truth")} == \
         {"queries": 2, "queries_without_truth": 1, "pairs_scored": 6, "pairs_failed": 1, "matches": 3,
          "non_matches": 3, "mined_genuine_matches": 1, "positives_not_in_truth": 0}
+    assert (report["queries_with_genuine_match"], report["queries_with_genuine_match_fraction"]) == (1, 0.5)
     assert (report["removed_pairs"], report["removed_genuine_matches"]) == (2, 1)
     assert report["removal_precision"] == 0.5 and report["removal_recall"] == 1.0
+
+
+def test_genuine_matches_are_counted_per_query_and_recall_over_them():
+    truth = {"q1": {"p1", "m1", "m2"}, "q2": {"p2", "m3"}, "q3": {"p3"}, "q4": {"p4"}}
+    judged = judge_rows([
+        ("q1", "p1", True, 0.9), ("q1", "m1", False, 0.8), ("q1", "m2", False, None), ("q1", "n1", False, 0.2),
+        ("q2", "p2", True, 0.7), ("q2", "m3", False, 0.6), ("q2", "n2", False, 0.5),
+        ("q3", "p3", True, 0.9), ("q3", "n3", False, 0.1), ("q4", "p4", True, 0.8), ("q4", "n4", False, 0.9),
+    ])
+    # q1 and q2 have genuine matches among their mined candidates (a failed pair still counts as mined)
+    report = judge_quality(judged, truth, removed={"q1": {"m1", "n1"}, "q2": {"m3"}, "q4": {"n4"}})
+    assert report["mined_genuine_matches"] == 3 and report["queries_with_genuine_match"] == 2
+    assert report["queries_with_genuine_match_fraction"] == 0.5
+    assert report["removal_precision"] == pytest.approx(2 / 4) and report["removal_recall"] == pytest.approx(2 / 3)
+    none_found = judge_quality(judged, {"q3": {"p3"}, "q4": {"p4"}}, removed={"q4": {"n4"}})
+    assert none_found["queries_with_genuine_match_fraction"] == 0.0 and none_found["removal_recall"] is None
+    empty = judge_quality(judged, {}, removed={})
+    assert empty["queries"] == 0 and empty["queries_with_genuine_match_fraction"] is None
 
 
 def test_perfect_and_constant_judges():
@@ -88,7 +107,9 @@ def test_missing_column_is_named():
 def test_markdown_and_truth_file(tmp_path):
     text = judge_quality_markdown(judge_quality(JUDGED, TRUTH, removed={"q1": set()}))
     assert text.startswith("## Judge quality\n") and "| ROC-AUC, all scored pairs | 0.8333 |" in text
-    assert "| removal precision | n/a |" in text
+    assert "| removal precision (removed that truly match / removed) | n/a |" in text
+    assert "| fraction of queries with a genuine match among mined candidates | 0.5000 |" in text
+    assert "| removal recall (removed that truly match / mined that truly match) | 0.0000 |" in text
     path = tmp_path / "mbeir_truth.parquet"
     pq.write_table(pa.table({"qid": ["q1", "q2"], "split": ["train"] * 2, "task_id": pa.array([0, 1], pa.int32()),
                              "true_match_dids": [["p1", "m1"], ["p2"]]}), path)

@@ -7,10 +7,12 @@ when the candidate is in the query's truth set, whatever its ``is_positive`` fla
 mined candidate that is a match is a genuine false negative of the mining step.
 
 Reported: ROC-AUC over all usable (``status == "ok"``, finite score) pairs and over the mined
-candidates alone (the pairs the filter acts on), the mean score of matches and non-matches, and,
-given the filter's removed candidates (:func:`uniembed.negatives.select.removed_false_negatives`),
-the precision of the removal (removed pairs that are genuine matches) and its recall (genuine
-matches among the judged mined candidates that were removed). Undefined values are None, never 0.
+candidates alone (the pairs the filter acts on), the mean score of matches and non-matches, how
+many judged queries have at least one genuine match among their mined candidates (count and
+fraction: how much there is for the filter to find), and, given the filter's removed candidates
+(:func:`uniembed.negatives.select.removed_false_negatives`), the precision of the removal (removed
+pairs that are genuine matches) and its recall (genuine matches among the judged mined candidates
+that were removed). Undefined values are None, never 0.
 
 Errors (``ValueError``): a missing column (named), a null key.
 """
@@ -67,7 +69,7 @@ def judge_quality(judged: pa.Table, truth: Mapping[str, Collection[str]],
             raise ValueError(f"judged table: column {column!r} has null values")
     rows = zip(*(judged[c].to_pylist() for c in _COLUMNS))
     scores, labels, mined_flags = [], [], []
-    no_truth, queries = set(), set()
+    no_truth, queries, with_match = set(), set(), set()
     failed = mined_matches = positives_not_in_truth = 0
     for qid, cid, is_pos, score, status in rows:
         if qid not in truth:
@@ -77,6 +79,8 @@ def judge_quality(judged: pa.Table, truth: Mapping[str, Collection[str]],
         match = cid in truth[qid]
         positives_not_in_truth += bool(is_pos and not match)
         mined_matches += bool(not is_pos and match)
+        if not is_pos and match:
+            with_match.add(qid)
         if status != "ok" or score is None or not np.isfinite(score):
             failed += 1
             continue
@@ -92,7 +96,10 @@ def judge_quality(judged: pa.Table, truth: Mapping[str, Collection[str]],
         "roc_auc_mined": roc_auc(scores_a[mined_a], labels_a[mined_a]) if mined_a.size else None,
         "mean_score_matches": _mean(scores_a[labels_a].tolist()),
         "mean_score_non_matches": _mean(scores_a[~labels_a].tolist()),
-        "mined_genuine_matches": mined_matches, "positives_not_in_truth": positives_not_in_truth,
+        "mined_genuine_matches": mined_matches,
+        "queries_with_genuine_match": len(with_match),
+        "queries_with_genuine_match_fraction": len(with_match) / len(queries) if queries else None,
+        "positives_not_in_truth": positives_not_in_truth,
     }
     if removed is not None:
         pairs = [(q, c) for q, cids in removed.items() for c in cids if q in truth]
@@ -113,10 +120,13 @@ _LABELS = {
     "roc_auc": "ROC-AUC, all scored pairs", "roc_auc_mined": "ROC-AUC, mined candidates only",
     "mean_score_matches": "mean score, matches", "mean_score_non_matches": "mean score, non-matches",
     "mined_genuine_matches": "mined candidates that truly match (false negatives)",
+    "queries_with_genuine_match": "queries with a genuine match among mined candidates",
+    "queries_with_genuine_match_fraction": "fraction of queries with a genuine match among mined candidates",
     "positives_not_in_truth": "labelled positives not in truth",
     "removed_pairs": "removed as false negatives", "removed_genuine_matches": "removed that truly match",
     "removed_without_truth": "removed, query without truth",
-    "removal_precision": "removal precision", "removal_recall": "removal recall",
+    "removal_precision": "removal precision (removed that truly match / removed)",
+    "removal_recall": "removal recall (removed that truly match / mined that truly match)",
 }
 
 

@@ -6,7 +6,8 @@
 random fallback) or ``umarvel`` (threshold + top k). Writes ``hard_negatives.parquet`` (schema
 HARD_NEGATIVES, read by the trainer) and ``filter_summary.json``. Given ``stage.truth`` (the
 synthetic world's ``truth/mbeir_truth.parquet``), also ``judge_quality.{json,md}``: how well the judge separates true
-matches from non-matches (ROC-AUC) and how many removed "false negatives" were genuine.
+matches from non-matches (ROC-AUC), how many judged queries had a genuine match among their mined candidates, and the
+precision and recall of the removal of "false negatives".
 
 A score table with more failed pairs than ``recipe.judge.max_failed_fraction`` is refused (exit 1):
 a dead judge must not turn into empty negatives for every query. A recipe without a ``judge``

@@ -10,9 +10,11 @@
     <root>/truth/mmeb_eval_truth.parquet   dataset, row, query_spec, tgt_attrs, is_match
     <root>/manifest.json                   seed, sizes, rows per file (PNGs per image folder)
 
-``true_match_dids`` lists every candidate in the query's own pool (its task's candidates of its
-split) that satisfies the query, so for a partial caption it includes the unlisted false negatives.
-Every file is written atomically; the same seed and sizes give byte-identical files.
+``true_match_dids`` lists every candidate of the union pool of the query's split (all datasets)
+that genuinely matches the query (see ``mbeir.py``), so it includes every unlisted false negative:
+the other images a partial caption fits, the query's object in other datasets' pools, second
+captions, wiki entries, twins and answers. Every file is written atomically; the same seed and
+sizes give byte-identical files.
 """
 from __future__ import annotations
 

@@ -22,11 +22,18 @@ and a candidate line::
     {"did": "0:31", "txt": null, "img_path": "mbeir_images/shapecaption/00031.png",
      "modality": "image", "src_content": "{\\"shape\\": \\"circle\\", ...}"}
 
-Each pool holds an object (or an answer) at most once. About 30% of ShapeCaption text queries are
-partial captions ("a red circle") that several pool images satisfy while only one is listed:
-genuine false negatives, all of them recorded in the ground truth. Train queries list one or two
-negatives that differ from the positive in exactly one attribute the query constrains; test pools
-contain such neighbours too. Train and test candidates and query pictures are separate renderings.
+Each pool holds an object (or an answer) once as a listed candidate, and some pools give a share
+of them a second, never-listed candidate (``SECOND_CANDIDATE_RATES``): a paraphrased caption,
+another wiki entry, another twin picture, or an answer naming one more attribute of the pictured
+object than asked ("large red circle" for "What colour and shape is it?").
+Datasets share objects, so a query's object also appears, unlisted, in other datasets' pools.
+About 30% of ShapeCaption text queries are partial captions ("a red circle") that several images
+satisfy. All these genuine false negatives are in the ground truth: every candidate of the union
+pool of the query's split with the task's candidate modality that satisfies the query
+(:func:`~.world.genuine_match`; a text about the query's picture must also say nothing false about
+it). Train queries list one or two negatives that differ from the positive in exactly one
+attribute the query constrains; test pools contain such neighbours too. Train and test candidates
+and query pictures are separate renderings.
 """
 from __future__ import annotations
 
@@ -39,12 +46,18 @@ from pathlib import Path
 import numpy as np
 
 from .world import (
-    ALL_OBJECTS, ATTRIBUTES, PARTIAL_SPECS, QUESTIONS, VALUES, ImageFolder, ShapeObject, answer,
-    attribute_text, caption, edit_instruction, one_attribute_variants, partial_caption, render,
-    seeded_rng, spec_key, wiki_text, write_lines,
+    ALL_OBJECTS, ATTRIBUTES, PARTIAL_SPECS, QUESTIONS, VALUES, ImageFolder, ShapeObject,
+    answer, attribute_text, caption, edit_instruction, genuine_match, one_attribute_variants,
+    paraphrase, partial_caption, render, seeded_rng, spec_key, wiki_text, write_lines,
 )
 
 PARTIAL_CAPTION_RATE = 0.3
+# task id -> share of its pool's keys (ShapeQA: of its queries) that also get a second, unlisted
+# candidate (see :func:`_second_keys`), drawn from a random stream of their own.
+SECOND_CANDIDATE_RATES = {1: 0.2, 2: 0.35, 3: 0.35, 4: 0.25, 6: 0.35}
+# The paraphrase template of second captions ("on the left you can see a large red circle"): the
+# others say "it is", which pulls every "What ... is it?" question of ShapeQA towards them.
+SECOND_CAPTION_TEMPLATE = 2
 INSTRUCTION_HEADER = ("query_modality", "cand_modality", "dataset_name", "dataset_id",
                       "prompt_1", "prompt_2", "prompt_3", "prompt_4")
 
@@ -153,21 +166,54 @@ def _hard_negatives(plan: _Plan, in_pool: dict, rng: np.random.Generator, k: int
     return variants[:k]
 
 
-def _candidate(task: MbeirTask, key: Key, did: str, images: ImageFolder, rng) -> dict:
+def _candidate(task: MbeirTask, key: Key, second: bool, did: str, images: ImageFolder, rng) -> dict:
+    """A pool line for ``key``: the listed form, or a ``second`` one (a paraphrased caption, another
+    wiki text); a picture is a fresh rendering either way, an answer always names exactly ``key``."""
     attrs = dict(key)
     txt = img_path = None
-    if task.cand_modality == "text":
-        txt = answer(attrs) if task.task_id == 6 else caption(ShapeObject(**attrs))
+    if task.task_id == 6:
+        txt = answer(attrs)
+    elif task.cand_modality == "text":
+        obj = ShapeObject(**attrs)
+        txt = paraphrase(obj, SECOND_CAPTION_TEMPLATE) if second else caption(obj)
     if "image" in task.cand_modality:
         img_path = images.add(render(ShapeObject(**attrs), rng))
     if task.task_id == 2:
-        txt = wiki_text(ShapeObject(**attrs))
+        txt = wiki_text(ShapeObject(**attrs), int(second))
     return {"did": did, "txt": txt, "img_path": img_path, "modality": task.cand_modality,
             "src_content": json.dumps(attrs)}
 
 
-def _build_task(task, split, plans, rng, pool_size, counters, images):
-    """Assemble the pool for ``plans``; return (candidates, queries, truth rows, key -> img_path)."""
+def _second_keys(task: MbeirTask, keys: list, plans: list, rng: np.random.Generator) -> list[Key]:
+    """Keys of the unlisted second candidates: a share ``SECOND_CANDIDATE_RATES[task]`` of the pool's
+    keys, or (ShapeQA) of its queries' answers, each with one more attribute of the pictured object."""
+    rate = SECOND_CANDIDATE_RATES.get(task.task_id, 0.0)
+    if task.task_id != 6:
+        return [key for key in keys if rng.random() < rate]
+    seconds = {}
+    for plan in plans:
+        if rng.random() < rate:
+            extra = [a for a in ATTRIBUTES if a not in plan.spec][rng.integers(len(ATTRIBUTES) - len(plan.spec))]
+            seconds[spec_key({**plan.spec, extra: getattr(plan.obj, extra)})] = None
+    return list(seconds)
+
+
+def _with_second_candidates(task: MbeirTask, keys: list, plans: list, rng) -> list[tuple[Key, bool]]:
+    """(key, second): ``keys`` in their order, with the second candidates' keys at random places."""
+    seconds = _second_keys(task, keys, plans, rng)
+    seconds = [seconds[i] for i in rng.permutation(len(seconds))]
+    total = len(keys) + len(seconds)
+    slots = set(rng.choice(total, size=len(seconds), replace=False).tolist())
+    firsts, later = iter(keys), iter(seconds)
+    return [(next(later), True) if i in slots else (next(firsts), False) for i in range(total)]
+
+
+def _build_task(task, split, plans, rng, second_rng, pool_size, counters, images):
+    """Assemble the pool for ``plans``; return (candidates, queries, key -> listed img_path).
+
+    Listed candidates and query pictures draw from ``rng`` in a fixed order; second candidates
+    (:func:`_with_second_candidates`) draw only from ``second_rng``, so they change no listed draw.
+    """
     train = split == "train"
     in_pool = dict.fromkeys(p.positive for p in plans)
     in_pool.update(dict.fromkeys(p.reference for p in plans if p.reference is not None))
@@ -181,14 +227,14 @@ def _build_task(task, split, plans, rng, pool_size, counters, images):
     keys = list(in_pool) + fill
     keys = [keys[i] for i in rng.permutation(len(keys))]
 
-    candidates, did_of, index = [], {}, defaultdict(set)
-    for key in keys:
+    candidates, listed = [], {}
+    for key, second in _with_second_candidates(task, keys, plans, second_rng):
         did = f"{task.dataset_id}:{next(counters['did'])}"
-        candidates.append(_candidate(task, key, did, images, rng))
-        did_of[key] = did
-        for item in key:
-            index[item].add(did)
-    queries, truth = [], []
+        candidates.append(_candidate(task, key, second, did, images, second_rng if second else rng))
+        if not second:
+            listed[key] = candidates[-1]
+    did_of = {key: cand["did"] for key, cand in listed.items()}
+    queries = []
     for plan, negs in zip(plans, negatives):
         image = plan.image
         if isinstance(image, ShapeObject):
@@ -202,11 +248,33 @@ def _build_task(task, split, plans, rng, pool_size, counters, images):
             "neg_cand_list": [did_of[k] for k in negs] if train else [],
             "task_id": task.task_id,
         })
-        true = set.intersection(*(index[item] for item in plan.spec.items()))
-        truth.append({"qid": qid, "split": split, "task_id": task.task_id,
-                      "true_match_dids": sorted(true, key=lambda d: int(d.split(":")[1]))})
-    image_of = {key: cand["img_path"] for key, cand in zip(keys, candidates)}
-    return candidates, queries, truth, image_of
+    return candidates, queries, {key: listed[key]["img_path"] for key in keys}
+
+
+def _did_order(did: str) -> tuple[int, int]:
+    dataset, number = did.split(":")
+    return int(dataset), int(number)
+
+
+def _truth(split: str, tasks_queries: list, candidates: list[dict]) -> list[dict]:
+    """Ground-truth rows: each query's genuine matches in the union pool of ``split``.
+
+    A genuine match has the task's candidate modality and satisfies the query's spec; a text
+    about the query's picture (i->t, (i,t)->t) must also name nothing false about its object.
+    """
+    index, attrs_of = defaultdict(set), {}
+    for cand in candidates:
+        attrs_of[cand["did"]] = json.loads(cand["src_content"])
+        for item in attrs_of[cand["did"]].items():
+            index[(cand["modality"], *item)].add(cand["did"])
+    rows = []
+    for task, query in tasks_queries:
+        content = json.loads(query["query_src_content"])
+        about = content["object"] if "image" in task.query_modality and task.cand_modality == "text" else None
+        found = set.intersection(*(index[(task.cand_modality, *item)] for item in content["spec"].items()))
+        true = [d for d in sorted(found, key=_did_order) if genuine_match(attrs_of[d], content["spec"], about)]
+        rows.append({"qid": query["qid"], "split": split, "task_id": task.task_id, "true_match_dids": true})
+    return rows
 
 
 def _jsonl(rows) -> list[str]:
@@ -228,19 +296,21 @@ def write_mbeir(root: str | Path, *, seed: int, train_queries: int, test_queries
     train_queries_of = defaultdict(list)
     for split, n in (("train", train_queries), ("test", test_queries)):
         caption_images: dict = {}
+        split_queries = []
         for task in TASKS:
             rng = seeded_rng(seed, "mbeir", task.dataset, str(task.task_id), split)
+            second_rng = seeded_rng(seed, "mbeir-second", task.dataset, str(task.task_id), split)
             if task.task_id == 3:
                 objects = [ShapeObject(**dict(k)) for k in caption_images]
             else:
                 objects = list(ALL_OBJECTS)
             picks = rng.choice(len(objects), size=n, replace=n > len(objects))
             plans = [_plan(task, objects[i], rng, caption_images) for i in picks]
-            candidates, queries, task_truth, image_of = _build_task(
-                task, split, plans, rng, pool_size, counters[task.dataset_id], images[task.dataset_id])
+            candidates, queries, image_of = _build_task(
+                task, split, plans, rng, second_rng, pool_size, counters[task.dataset_id], images[task.dataset_id])
             if task.task_id == 0:
                 caption_images = image_of
-            truth += task_truth
+            split_queries += [(task, q) for q in queries]
             pools[split] += candidates
             stem = f"mbeir_{task.slug}_task{task.task_id}"
             qrels = [f"{q['qid']} 0 {q['pos_cand_list'][0]} 1 {task.task_id}" for q in queries]
@@ -253,6 +323,7 @@ def write_mbeir(root: str | Path, *, seed: int, train_queries: int, test_queries
                     base / f"query/test/{stem}_test.jsonl", _jsonl(queries))
                 counts[f"mbeir/cand_pool/local/{stem}_cand_pool.jsonl"] = write_lines(
                     base / f"cand_pool/local/{stem}_cand_pool.jsonl", _jsonl(candidates))
+        truth += _truth(split, split_queries, pools[split])
     for slug, queries in train_queries_of.items():
         counts[f"mbeir/query/train/mbeir_{slug}_train.jsonl"] = write_lines(
             base / f"query/train/mbeir_{slug}_train.jsonl", _jsonl(queries))

@@ -3,7 +3,9 @@
 An object is a (shape, colour, size, position) tuple; 6 x 6 x 2 x 5 = 360 objects exist. Every
 text is a pure function of attributes, so ground truth is exact: :func:`matches` says whether an
 object (or an answer's attribute set) satisfies a partial specification such as
-``{"color": "red", "shape": "circle"}`` ("a red circle"), which is how false negatives are found.
+``{"color": "red", "shape": "circle"}`` ("a red circle"), and :func:`genuine_match` adds the rule for
+a text about a pictured object (it must say nothing false about it): that is how every false
+negative is found.
 Pictures are 56x56 RGB with a little jitter (position, radius, colour, background shade), so two
 renderings of one object differ slightly while every attribute stays plainly visible.
 """
@@ -60,6 +62,10 @@ PARAPHRASES = (
     "a {shape} that is {size} and {color}, {where}",
     "{where} you can see a {size} {color} {shape}",
 )
+WIKI_TEMPLATES = (
+    "{color} {shape}: a {shape} drawn in {color}.",
+    "the {shape} in {color}: a {color} {shape} figure.",
+)
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -92,6 +98,13 @@ def matches(target: ShapeObject | Mapping[str, str], spec: Mapping[str, str]) ->
     """True when ``target`` has every attribute value that ``spec`` names (missing attributes fail)."""
     attrs = _attrs(target)
     return all(attrs.get(attr) == value for attr, value in spec.items())
+
+
+def genuine_match(candidate: ShapeObject | Mapping[str, str], spec: Mapping[str, str],
+                  about: ShapeObject | Mapping[str, str] | None = None) -> bool:
+    """True when ``candidate`` satisfies ``spec`` and, given ``about`` (the pictured object a text
+    candidate answers for), every attribute the candidate names is true of ``about``."""
+    return matches(candidate, spec) and (about is None or matches(about, _attrs(candidate)))
 
 
 def differing_attributes(a: ShapeObject | Mapping[str, str], b: ShapeObject | Mapping[str, str]) -> list[str]:
@@ -163,9 +176,9 @@ def edit_instruction(attr: str, value: str) -> str:
     return f"move it to the {value}"
 
 
-def wiki_text(obj: ShapeObject) -> str:
+def wiki_text(obj: ShapeObject, variant: int = 0) -> str:
     """The text half of an image+text entry: names colour and shape only; the picture shows the rest."""
-    return f"{obj.color} {obj.shape}: a {obj.shape} drawn in {obj.color}."
+    return WIKI_TEMPLATES[variant % len(WIKI_TEMPLATES)].format(color=obj.color, shape=obj.shape)
 
 
 def corpus(seed: int) -> list[str]:
@@ -175,11 +188,13 @@ def corpus(seed: int) -> list[str]:
 
     texts = {"Yes", "No"}
     for obj in ALL_OBJECTS:
-        texts.update([caption(obj), attribute_text(obj), wiki_text(obj)])
+        texts.update([caption(obj), attribute_text(obj)])
+        texts.update(wiki_text(obj, v) for v in range(len(WIKI_TEMPLATES)))
         texts.update(paraphrase(obj, v) for v in range(len(PARAPHRASES)))
         attrs = obj.attributes()
         texts.update(partial_caption({a: attrs[a] for a in keep}) for keep in PARTIAL_SPECS)
-        texts.update(answer({a: attrs[a] for a in pair}) for pair in QUESTIONS)
+        for n in (2, 3):  # answers name the asked pair, ShapeQA's second answers one more attribute
+            texts.update(answer({a: attrs[a] for a in names}) for names in itertools.combinations(ATTRIBUTES, n))
     texts.update(QUESTIONS.values())
     texts.update(edit_instruction(a, v) for a in ATTRIBUTES for v in VALUES[a])
     texts.update(prompt for task in TASKS for prompt in task.prompts)
