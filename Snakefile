@@ -17,6 +17,8 @@ include: "workflow/rules/curate.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/mine.smk"
+include: "workflow/rules/train_hn.smk"
+include: "workflow/rules/ablation.smk"
 include: "workflow/rules/manifest.smk"
 
 

@@ -17,6 +17,8 @@ from typing import Any, Optional, Union
 
 from omegaconf import DictConfig, OmegaConf
 
+from .instruct.settings import InstructSettings
+
 
 class ConfigTypeError(ValueError):
     """A config value that does not match its schema."""
@@ -41,6 +43,7 @@ class ModelGroup:
     name: str
     path: str
     build: Optional[TinyBuild] = None
+    instruct: Optional[InstructSettings] = None  # the embedded default's instruct stage; null for a real checkpoint
 
 
 @dataclass
@@ -103,6 +106,18 @@ class JudgeServer:
 
 
 @dataclass
+class JudgeEngine:
+    """vLLM engine settings of the judge (``uniembed.judge.engine``); null = vLLM's own default."""
+
+    dtype: Optional[str] = None
+    max_model_len: Optional[int] = None
+    tensor_parallel_size: Optional[int] = None
+    gpu_memory_utilization: Optional[float] = None  # on CPU: the fraction of RAM vLLM reserves
+    enforce_eager: bool = False
+    cpu_kvcache_space: Optional[int] = None  # GiB of KV cache on CPU (VLLM_CPU_KVCACHE_SPACE)
+
+
+@dataclass
 class JudgeSettings:
     backend: str
     batch_size: int
@@ -114,6 +129,14 @@ class JudgeSettings:
     max_failed_fraction: float = 0.01
     trust_remote_code: bool = False
     server: JudgeServer = field(default_factory=JudgeServer)
+    engine: JudgeEngine = field(default_factory=JudgeEngine)
+
+
+@dataclass
+class AblationStudy:
+    seeds: list[int]
+    variants: dict[str, dict[str, Any]]   # each: {base: <train_hn objective>, changes...}; checked merged
+    tables: dict[str, list[str]]
 
 
 @dataclass
@@ -122,15 +145,27 @@ class FilterSettings:
     params: dict[str, Any]
 
 
+def _training_stage_schemas():
+    """(a training stage: TrainSettings + its curated source; a hard-negative stage: + its filter)."""
+    from .train.settings import TrainSettings
+
+    stage = dataclasses.make_dataclass("TrainingStage", [("source", str, field(kw_only=True))], bases=(TrainSettings,))
+    hn_stage = dataclasses.make_dataclass("HardNegativeStage", [("negatives", str, field(kw_only=True))], bases=(stage,))
+    return stage, hn_stage
+
+
 def _recipe_schema():
     from .embed.embedder import EmbeddingMode
-    from .train.trainer import TrainSettings
 
-    stage = dataclasses.make_dataclass("PretrainStage", [("source", str, field(kw_only=True))], bases=(TrainSettings,))
+    stage, hn_stage = _training_stage_schemas()
     pretrain = dataclasses.make_dataclass("Pretrain", [("order", list[str]), ("stages", dict[str, stage])])
+    train_hn = dataclasses.make_dataclass("TrainHardNegatives", [("objectives", dict[str, hn_stage]),
+                                                                 ("from_", str, field(default="pretrain_mbeir",
+                                                                                      metadata={"key": "from"}))])
     optional = [(name, Optional[kind], field(default=None))
                 for name, kind in (("pretrain", pretrain), ("mine", MineSettings), ("judge", JudgeSettings),
-                                   ("filter", FilterSettings))]
+                                   ("filters", dict[str, FilterSettings]), ("train_hn", train_hn),
+                                   ("ablations", dict[str, AblationStudy]))]
     return dataclasses.make_dataclass("Recipe", [("name", str), ("seed", int), ("device", str),
                                                  ("embedding", EmbeddingMode), ("evaluate", EvaluateSettings),
                                                  *optional])
@@ -138,8 +173,39 @@ def _recipe_schema():
 
 def validate_groups(cfg: DictConfig) -> None:
     """Check ``cfg.model``, ``cfg.data`` and ``cfg.recipe`` against their schemas (raises ConfigTypeError)."""
+    from .train.settings import ablation_entry
+
     for key, schema in (("model", ModelGroup), ("data", DataGroup), ("recipe", _recipe_schema())):
         check(OmegaConf.to_container(cfg[key], resolve=True), schema, key)
+    recipe = OmegaConf.to_container(cfg.recipe, resolve=True)
+    stages = {f"recipe.pretrain.stages.{n}": v for n, v in ((recipe.get("pretrain") or {}).get("stages") or {}).items()}
+    stages.update({f"recipe.train_hn.objectives.{n}": v
+                   for n, v in ((recipe.get("train_hn") or {}).get("objectives") or {}).items()})
+    for study, spec in (recipe.get("ablations") or {}).items():
+        for variant in spec["variants"]:
+            where = f"recipe.ablations.{study}.variants.{variant}"
+            base = spec["variants"][variant].get("base")
+            if base not in ((recipe.get("train_hn") or {}).get("objectives") or {}):
+                raise ConfigTypeError(f"{where}.base: expected one of recipe.train_hn.objectives, got {base!r}")
+            stages[where] = ablation_entry(recipe, study, variant)
+            check(stages[where], _training_stage_schemas()[1], where)
+        for table, variants in spec["tables"].items():
+            unknown = [v for v in variants if v not in spec["variants"]]
+            if unknown:
+                raise ConfigTypeError(f"recipe.ablations.{study}.tables.{table}: unknown variant(s) {unknown}; "
+                                      f"expected some of {sorted(spec['variants'])}")
+    for where, stage in stages.items():
+        _check_objective(stage["objective"], f"{where}.objective")
+
+
+def _check_objective(objective: dict, where: str) -> None:
+    """An objective section against the settings of the objective it names."""
+    from .train.objectives import OBJECTIVES
+
+    name = objective.get("name")
+    if name not in OBJECTIVES:
+        raise ConfigTypeError(f"{where}.name: expected one of {sorted(OBJECTIVES)}, got {name!r}")
+    check({k: v for k, v in objective.items() if k != "name"}, OBJECTIVES[name][1], where)
 
 
 def check(value: Any, expected: Any, where: str) -> None:

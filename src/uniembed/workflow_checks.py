@@ -2,10 +2,11 @@
 it implies, and the base model has an identity the rules can depend on.
 
 A recipe's sections decide the DAG (``workflow/rules/*.smk``): ``pretrain`` chains the progressive
-transition, ``mine`` adds candidate mining and then needs ``filter``; ``judge`` adds the
+transition, ``mine`` adds candidate mining and then needs named ``filters``; ``judge`` adds the
 MLLM-as-a-judge between them, and a filter that reads judge scores (UniME-V2's rule, or U-MARVEL's
-with ``score_column: score``) needs it. A missing section fails here, naming it, not hours later
-inside the stage that reads it.
+with ``score_column: score``) needs it; ``train_hn`` trains one model per objective on the
+negatives of the filter it names. A missing section fails here, naming it, not hours later inside
+the stage that reads it.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ class RecipeError(ValueError):
     """A recipe that cannot drive the DAG it implies."""
 
 
-def _needs_judge_scores(filter_cfg) -> bool:
+def needs_judge_scores(filter_cfg) -> bool:
+    """Whether a filter reads the judge's scores (UniME-V2's alpha rule, or U-MARVEL's on ``score``)."""
     if filter_cfg.strategy == "unime_v2":
         return True
     return (filter_cfg.get("params") or {}).get("score_column", "similarity") == "score"
@@ -42,20 +44,33 @@ def check_recipe(cfg: DictConfig) -> None:
                 raise RecipeError(f"{where}: pretrain.stages.{stage}.source = {stages[stage].get('source')!r} is not "
                                   f"a source of data {cfg.data.name!r} (has {sorted(sources)})")
     if "mine" not in recipe:
-        for key in ("judge", "filter"):
+        for key in ("judge", "filters", "train_hn"):
             if key in recipe:
                 raise RecipeError(f"{where} has a `{key}` section but no `mine` section: {key} works on mined candidates")
         return
     if recipe.mine.source not in sources:
         raise RecipeError(f"{where}: mine.source = {recipe.mine.source!r} is not a source of data {cfg.data.name!r} "
                           f"(has {sorted(sources)})")
-    if "filter" not in recipe:
+    filters = recipe.get("filters") or {}
+    if not filters:
         raise RecipeError(f"{where} has a `mine` section, so the DAG filters the mined candidates into hard "
-                          f"negatives: add a `filter` section (strategy unime_v2 or umarvel; see config/recipe/tiny.yaml)")
-    if _needs_judge_scores(recipe.filter) and "judge" not in recipe:
-        raise RecipeError(f"{where}: filter strategy {recipe.filter.strategy!r} reads judge scores, but the recipe "
-                          f"has no `judge` section: add one (see config/recipe/tiny.yaml), or filter on similarity "
-                          f"(strategy umarvel, params.score_column: similarity)")
+                          f"negatives: add a `filters` section (named filters with strategy unime_v2 or umarvel; "
+                          f"see config/recipe/tiny.yaml)")
+    for name, spec in filters.items():
+        if needs_judge_scores(spec) and "judge" not in recipe:
+            raise RecipeError(f"{where}: filters.{name} (strategy {spec.strategy!r}) reads judge scores, but the "
+                              f"recipe has no `judge` section: add one (see config/recipe/tiny.yaml), or filter on "
+                              f"similarity (strategy umarvel, params.score_column: similarity)")
+    if "judge" in recipe and not any(needs_judge_scores(spec) for spec in filters.values()):
+        raise RecipeError(f"{where} has a `judge` section but no filter reads judge scores: remove it, or add a "
+                          f"unime_v2 filter")
+    for name, spec in ((recipe.get("train_hn") or {}).get("objectives") or {}).items():
+        if spec.get("negatives") not in filters:
+            raise RecipeError(f"{where}: train_hn.objectives.{name}.negatives = {spec.get('negatives')!r} names no "
+                              f"filter (filters: {sorted(filters)})")
+        if spec.get("source") != recipe.mine.source:
+            raise RecipeError(f"{where}: train_hn.objectives.{name}.source must be the mined source "
+                              f"{recipe.mine.source!r}, got {spec.get('source')!r}")
 
 
 def model_identity(model_cfg: DictConfig) -> dict:

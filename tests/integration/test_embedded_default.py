@@ -63,17 +63,37 @@ def test_mining_judge_and_filter_artifacts(finished_run):
     mining = finished_run / "results" / "default" / "mining"
     mined = read_parquet(mining / "mined.parquet", MINED)
     judged = read_parquet(mining / "judge_scores.parquet", JUDGE_SCORES)
-    negatives = read_parquet(mining / "hard_negatives.parquet", HARD_NEGATIVES)
+    unime = read_parquet(mining / "filters" / "unime_v2" / "hard_negatives.parquet", HARD_NEGATIVES)
+    umarvel = read_parquet(mining / "filters" / "umarvel" / "hard_negatives.parquet", HARD_NEGATIVES)
     judged_queries = set(judged["query_id"].to_pylist())
-    assert len(judged_queries) == 240 and set(negatives["query_id"].to_pylist()) == judged_queries
+    assert len(judged_queries) == 240 and set(unime["query_id"].to_pylist()) == judged_queries
     assert set(judged["status"].to_pylist()) == {"ok"}
     assert sum(judged["is_positive"].to_pylist()) >= len(judged_queries)       # every positive is judged too
     assert mined.num_rows == 1680 * 10                                          # all train queries, top 10
-    assert all(len(ids) >= 8 for ids in negatives["negative_ids"].to_pylist())
-    summary = json.loads((mining / "filter_summary.json").read_text())
+    assert all(len(ids) >= 8 for ids in unime["negative_ids"].to_pylist())
+    assert umarvel.num_rows == 1680 and set(umarvel["strategy"].to_pylist()) == {"umarvel"}  # no judge needed
+    summary = json.loads((mining / "filters" / "unime_v2" / "filter_summary.json").read_text())
     assert summary["queries_in"] == 240 and sum(summary["outcomes"].values()) == 240
-    quality = json.loads((mining / "judge_quality.json").read_text())
-    assert 0.0 <= quality["roc_auc"] <= 1.0 and "ROC-AUC" in (mining / "judge_quality.md").read_text()
+    quality = json.loads((mining / "filters" / "unime_v2" / "judge_quality.json").read_text())
+    assert 0.0 <= quality["roc_auc"] <= 1.0 and "ROC-AUC" in (mining / "filters" / "unime_v2" / "judge_quality.md").read_text()
+    assert not (mining / "filters" / "umarvel" / "judge_quality.json").exists()
+
+
+@pytest.mark.slow
+def test_hard_negative_training_trains_both_objectives(finished_run):
+    """UniME-V2's soft-label model and U-MARVEL's filtered-negative model, each evaluated as its own column."""
+    run_dir = finished_run / "results" / "default"
+    for objective, name in (("umarvel", "info_nce"), ("unime_v2", "soft_label")):
+        summary = json.loads((run_dir / "models" / f"hn_{objective}" / "training_summary.json").read_text())
+        assert summary["finished"] and summary["objective"] == name and summary["num_queries"] > 0
+        assert load_for_embedding(run_dir / "models" / f"hn_{objective}" / "model").config.model_type == "qwen2_vl"
+    umarvel = json.loads((run_dir / "models" / "hn_umarvel" / "training_summary.json").read_text())
+    previous = json.loads((run_dir / "models" / "pretrain_mbeir" / "training_summary.json").read_text())
+    assert umarvel["history"][0]["temperature"] == pytest.approx(previous["final_temperature"], rel=0.05)  # continued
+    unime = json.loads((run_dir / "models" / "hn_unime_v2" / "training_summary.json").read_text())
+    assert unime["num_queries"] <= 240 and unime["final_temperature"] == pytest.approx(0.02)
+    table = (run_dir / "tables" / "per_stage.md").read_text()
+    assert "| pretrain_mbeir | hn_umarvel | hn_unime_v2 |" in table
 
 
 @pytest.mark.slow

@@ -46,7 +46,7 @@ def test_a_killed_training_job_resumes_under_a_plain_rerun(tmp_path):
     project = scratch_project(tmp_path, hydra_overrides=LONG_NLI)
     runner = _start(project)
     _wait_for_checkpoint(project)
-    os.kill(_stage_pid(runner.pid, "^python -m uniembed.stages.pretrain --stage name nli"), signal.SIGKILL)
+    os.kill(_stage_pid(runner.pid, "^python -m uniembed.stages.train --stage section pretrain --stage name nli"), signal.SIGKILL)
     assert runner.wait(timeout=120) != 0
     assert not (project / TARGET).exists()
     rerun = snakemake(project, TARGET)

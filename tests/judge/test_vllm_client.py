@@ -17,7 +17,8 @@ from PIL import Image
 from uniembed.embed.embedder import EmbedItem
 from uniembed.judge.pairs import JudgePair
 from uniembed.judge.vllm_backend import VllmOfflineJudge, score_from_top_logprobs
-from uniembed.judge.vllm_client import VllmClientJudge, VllmServer, free_port, top_logprobs_of_response
+from uniembed.judge.vllm_client import (VllmClientJudge, VllmServer, free_port, top_logprobs_of_response,
+                                        yes_no_logprobs)
 from uniembed.model.processor import load_processor
 
 from .fake_http import JSONHandler, serving
@@ -45,13 +46,15 @@ NO_HIGH = [_entry("No", -0.05), _entry("Maybe", -4.0), _entry("Yes", -3.2)]
 
 
 def test_the_shared_rule_on_documented_shapes():
-    top = top_logprobs_of_response(_completion(YES_HIGH))
-    assert top == {"Yes": -0.1, "No": -2.4, " Yes": -5.0}
+    entries = top_logprobs_of_response(_completion(YES_HIGH))
+    assert entries == [("Yes", -0.1), ("No", -2.4), (" Yes", -5.0)]
+    top = yes_no_logprobs(entries)
+    assert top == {"Yes": -0.1, "No": -2.4}
     result = score_from_top_logprobs(top, "Yes", "No", 20)
     assert result.status == "ok" and result.score == pytest.approx(_s(-0.1, -2.4), abs=1e-12)
     assert (result.yes_logit, result.no_logit) == (-0.1, -2.4)
-    assert score_from_top_logprobs(top_logprobs_of_response(_completion(NO_HIGH)), "Yes", "No", 20).score == \
-        pytest.approx(_s(-3.2, -0.05))
+    assert score_from_top_logprobs(yes_no_logprobs(top_logprobs_of_response(_completion(NO_HIGH))), "Yes", "No",
+                                   20).score == pytest.approx(_s(-3.2, -0.05))
     # offline engine shape: {token_id: Logprob(logprob, rank, decoded_token)} -> {token_id: logprob}
     offline = {17: types.SimpleNamespace(logprob=-0.7, rank=1, decoded_token="No"),
                42: types.SimpleNamespace(logprob=-0.9, rank=2, decoded_token="Yes")}
@@ -108,10 +111,20 @@ def test_offline_backend_against_a_fake_vllm_module(monkeypatch, tiny_qwen2vl, i
                 outputs.append(lp(outputs=[lp(logprobs=[top], text="a")]))
             return outputs
 
+    def old_sampling_params(max_tokens, temperature, logprobs):  # vLLM < 0.32: no logprob_token_ids
+        return types.SimpleNamespace(max_tokens=max_tokens, temperature=temperature, logprobs=logprobs)
+
     fake = types.ModuleType("vllm")
-    fake.LLM, fake.SamplingParams = LLM, lambda **kw: types.SimpleNamespace(**kw)
+    fake.LLM, fake.SamplingParams = LLM, old_sampling_params
     monkeypatch.setitem(sys.modules, "vllm", fake)
-    judge = VllmOfflineJudge("/models/judge", top_logprobs=10, chunk_size=2, gpu_memory_utilization=0.5)
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    seen_env = []
+    engine_init = LLM.__init__
+    LLM.__init__ = lambda self, model, **kw: (seen_env.append(os.environ.get("VLLM_CPU_KVCACHE_SPACE")),
+                                             engine_init(self, model, **kw))[1]
+    judge = VllmOfflineJudge("/models/judge", top_logprobs=10, chunk_size=2, gpu_memory_utilization=0.5,
+                             engine_env={"VLLM_CPU_KVCACHE_SPACE": "3"})
+    assert seen_env == ["3"] and "VLLM_CPU_KVCACHE_SPACE" not in os.environ  # set for the engine's start only
     results = judge.score(_pairs(image, "one", "missing", "three"))
     engine = engines[0]
     assert engine.kwargs == {"max_logprobs": 10, "enable_prefix_caching": True, "trust_remote_code": False,
@@ -207,8 +220,7 @@ FAKE_SERVE = textwrap.dedent('''
     import argparse, json, os, signal, sys, time
     from http.server import BaseHTTPRequestHandler, HTTPServer
     parser = argparse.ArgumentParser()
-    parser.add_argument("model")
-    for flag in ("--host", "--port", "--max-logprobs", "--limit-mm-per-prompt"):
+    for flag in ("--model", "--host", "--port", "--max-logprobs", "--limit-mm-per-prompt"):
         parser.add_argument(flag)
     parser.add_argument("--enable-prefix-caching", action="store_true")
     parser.add_argument("--delay", type=float, default=0)
@@ -263,7 +275,7 @@ def test_server_starts_serves_and_stops(serve_script, tmp_path, image):
     with pytest.raises(requests.ConnectionError):
         requests.get(server.base_url + "/health", timeout=2)
     argv = json.loads(log.read_text().split("argv ", 1)[1].splitlines()[0])
-    assert argv[:1] == ["tiny-judge"] and "--enable-prefix-caching" in argv
+    assert argv[argv.index("--model") + 1] == "tiny-judge" and "--enable-prefix-caching" in argv
     assert argv[argv.index("--max-logprobs") + 1] == "20"
     assert json.loads(argv[argv.index("--limit-mm-per-prompt") + 1]) == {"image": 2}
 

@@ -14,10 +14,12 @@ from uniembed.embed.embedder import EmbedItem, Embedder, EmbeddingMode
 from uniembed.model.adapters import AdapterMismatchError
 from uniembed.model.loading import load_for_embedding, load_for_generation, set_bidirectional
 from uniembed.model.processor import load_processor
-from uniembed.train.trainer import TrainSettings, train_contrastive
+from uniembed.train.trainer import train_contrastive
+
+from ..train.settings import make_settings
 
 MODES = {"mean-bidirectional": EmbeddingMode(), "last-causal": EmbeddingMode(pooling="last", attention="causal")}
-SETTINGS = TrainSettings(max_steps=3, batch_size=4, lr=5e-3, lora_r=4, save_every=100)
+SETTINGS = make_settings(max_steps=3, lr=5e-3, save_every=100, objective={"name": "info_nce"})
 LOADERS = {"embedding": load_for_embedding, "generation": load_for_generation}
 KEY = "base_model.model.language_model.layers.1.self_attn.v_proj.lora_B.weight"
 TOL = 1e-5

@@ -53,13 +53,15 @@ def slurm_cluster():
 
 
 def short_training() -> list[str]:
-    """Hydra overrides that cut every training stage of the tiny recipe to 2 steps of 4 examples."""
+    """Hydra overrides that cut every training stage of the tiny recipe (pretrain stages, hard-negative
+    objectives) to 2 steps of 4 examples."""
     recipe = yaml.safe_load((ROOT / "config" / "recipe" / "tiny.yaml").read_text())
-    return [f"recipe.{section}.stages.{name}.{key}={value}"
-            for section, spec in recipe.items() if isinstance(spec, dict) and isinstance(spec.get("stages"), dict)
-            for name, stage in spec["stages"].items()
-            for key, value in (("max_steps", 2), ("batch_size", 4), ("warmup_steps", 1), ("save_every", 1))
-            if key in stage]
+    entries = [(f"recipe.pretrain.stages.{name}", stage) for name, stage in recipe["pretrain"]["stages"].items()]
+    entries += [(f"recipe.train_hn.objectives.{name}", stage)
+                for name, stage in (recipe.get("train_hn") or {}).get("objectives", {}).items()]
+    return [f"{prefix}.{key}={value}" for prefix, stage in entries
+            for key, value in (("max_steps", 2), ("batch_size", 4), ("save_every", 1), ("optimizer.warmup_steps", 1))
+            if key.split(".")[0] in stage]
 
 
 def slurm_project(path: Path, resources_per_rule=None, overrides=None) -> Path:
@@ -84,7 +86,7 @@ def snakemake_command(*args: str, profile: str = "profiles/slurm") -> list[str]:
             "--slurm-init-seconds-before-status-checks", "5", *args]
 
 
-def run_slurm(project: Path, cluster: Cluster, *args: str, profile: str = "profiles/slurm", timeout: int = 600):
+def run_slurm(project: Path, cluster: Cluster, *args: str, profile: str = "profiles/slurm", timeout: int = 1200):
     result = subprocess.run(snakemake_command(*args, profile=profile), cwd=project, env=cluster.env,
                             capture_output=True, text=True, timeout=timeout)
     result.output = result.stdout + result.stderr

@@ -22,7 +22,7 @@ INPUTS = ["resources/models/tiny-qwen2vl", "results/default/curated/nli/summary.
 COMMENT = "rule_pretrain_wildcards_nli"  # the plugin's --comment for the job of pretrain, stage nli
 OVERRIDES = [SIZES, "recipe.pretrain.order=[nli]", "recipe.mine.from=pretrain_nli",
              *(f"recipe.pretrain.stages.nli.{key}={value}" for key, value in
-               (("max_steps", MAX_STEPS), ("batch_size", 4), ("warmup_steps", 1), ("save_every", SAVE_EVERY)))]
+               (("max_steps", MAX_STEPS), ("batch_size", 4), ("optimizer.warmup_steps", 1), ("save_every", SAVE_EVERY)))]
 
 
 def wait_for(what: str, probe, proc: subprocess.Popen, timeout: float, interval: float = 0.1):

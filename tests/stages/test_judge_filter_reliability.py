@@ -210,7 +210,8 @@ def test_a_dead_judge_fails_the_judge_and_the_filter(world, server):
 
     dead = pq.read_table(sorted(run.glob("shard-*.parquet"))[0]).replace_schema_metadata(None)
     pq.write_table(dead.cast(JUDGE_SCORES), world.scores)  # a dead judge's table, however it got there
-    cfg = compose_config(overrides(world) + [f"stage.curated_dir={hydra_quote(world.curated)}",
+    cfg = compose_config(overrides(world) + ["stage.name=unime_v2", f"stage.curated_dir={hydra_quote(world.curated)}",
+                                             f"stage.mining_dir={hydra_quote(world.out)}",
                                              f"stage.out_dir={hydra_quote(world.out)}"], ROOT / "config")
     n = dead.num_rows
     with pytest.raises(SystemExit, match=rf"{world.scores}: {n} of {n} judge pairs failed \(fraction 1.0000\), "
@@ -227,10 +228,11 @@ def test_a_dead_judge_fails_the_judge_and_the_filter(world, server):
 
 def test_a_recipe_without_a_judge_filters_on_similarity(world):
     """U-MARVEL's recipe has no judge section: the DAG plans mine -> filter, and filter reads no judge scores."""
-    cfg = compose_config(["recipe=umarvel_qwen2vl_7b", "recipe.filter.params.threshold=0.975",  # keeps ranks 3, 4
-                          f"stage.curated_dir={hydra_quote(world.curated)}", f"stage.out_dir={hydra_quote(world.out)}"],
+    cfg = compose_config(["recipe=umarvel_qwen2vl_7b", "recipe.filters.umarvel.params.threshold=0.975",  # keeps ranks 3, 4
+                          "stage.name=umarvel", f"stage.curated_dir={hydra_quote(world.curated)}",
+                          f"stage.mining_dir={hydra_quote(world.out)}", f"stage.out_dir={hydra_quote(world.out)}"],
                          ROOT / "config")
-    assert "judge" not in cfg.recipe and cfg.recipe.filter.params.score_column == "similarity"
+    assert "judge" not in cfg.recipe and cfg.recipe.filters.umarvel.params.score_column == "similarity"
     summary = filter_stage.run(cfg)
     negatives = pq.read_table(world.out / "hard_negatives.parquet")
     assert summary["queries_in"] == 6 and "judge_failures" not in summary and not world.scores.exists()

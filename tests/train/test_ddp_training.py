@@ -6,10 +6,11 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from uniembed.train.trainer import TrainSettings, _global_order, train_contrastive
+from uniembed.train.trainer import _global_order, train_contrastive
 
-SETTINGS = TrainSettings(max_steps=3, batch_size=4, lr=1e-3, learnable_temperature=True, save_every=100, lora_r=4,
-                         bidirectional=True)
+from .settings import INFO_NCE, make_settings
+
+SETTINGS = make_settings(max_steps=3, save_every=100, objective={**INFO_NCE, "bidirectional": True})
 
 
 def test_gathered_candidates_are_put_back_in_global_order():

@@ -5,11 +5,13 @@ import dataclasses
 import pytest
 import torch
 
-from uniembed.train import trainer as trainer_module
+from uniembed.train import core as trainer_module
 from uniembed.train.checkpoint import FINISHED, load_latest, save_checkpoint
-from uniembed.train.trainer import TrainSettings, train_contrastive
+from uniembed.train.trainer import train_contrastive
 
-SETTINGS = TrainSettings(max_steps=3, batch_size=4, lr=1e-3, learnable_temperature=True, save_every=1, lora_r=4)
+from .settings import make_settings
+
+SETTINGS = make_settings(max_steps=3, save_every=1)
 
 
 def run(tmp, world, model, **kwargs):
@@ -42,12 +44,12 @@ def test_a_code_change_starts_a_fresh_checkpoint_directory(tmp_path, small_world
 
 def test_checkpoints_hold_no_pickled_objects(tmp_path):
     state = {"fingerprint": {"a": 1}, "sampler": {"epoch": 0, "batch": 1}, "history": [{"loss": 1.0}],
-             "trainable": {"w": torch.ones(2)}, "temperature": {"tau": torch.tensor([0.05])},
+             "trainable": {"w": torch.ones(2)}, "objective": {"temperature.tau": torch.tensor([0.05])},
              "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "betas": (0.9, 0.99), "params": [0]}]},
              "scheduler": {"last_epoch": 1}}
     directory = save_checkpoint(tmp_path, 1, state)
     raw = torch.load(directory / "state.pt", weights_only=True)   # would raise on any pickled object
-    assert set(raw) == {"trainable", "temperature", "optimizer", "scheduler", "rng"}
+    assert set(raw) == {"trainable", "objective", "optimizer", "scheduler", "rng"}
     loaded = load_latest(tmp_path, {"a": 1})
     assert loaded["step"] == 1 and loaded["sampler"] == {"epoch": 0, "batch": 1}
     with pytest.raises(ValueError, match="different"):

@@ -3,22 +3,26 @@ import pytest
 import torch
 import yaml
 
-from uniembed.train.temperature import Temperature, previous_temperature, write_final_temperature
+from uniembed.train.objectives import make_objective
+from uniembed.train.temperature import previous_temperature, write_final_temperature
 from uniembed.train.trainer import TrainSettings, build_optimizer
+
+from .settings import make_settings
 
 
 def _recipe_stage(name):
     with open("config/recipe/umarvel_qwen2vl_7b.yaml") as f:
         stage = yaml.safe_load(f)["pretrain"]["stages"][name]
     stage.pop("source")
-    return TrainSettings(**stage)
+    return TrainSettings.from_dict(stage)
 
 
 def _drive_down(settings: TrainSettings, steps: int) -> float:
     """Run the trainer's optimiser and schedule with a loss that always pushes tau down."""
-    tau = Temperature(0.05, learnable=True)
+    objective = make_objective(settings.objective)
+    tau = objective.temperature
     dummy = torch.nn.Parameter(torch.zeros(3))
-    optimizer, scheduler = build_optimizer(settings, [dummy], tau)
+    optimizer, scheduler = build_optimizer(settings, [dummy], objective)
     for _ in range(steps):
         (tau() + dummy.sum()).backward()
         optimizer.step()
@@ -29,7 +33,7 @@ def _drive_down(settings: TrainSettings, steps: int) -> float:
 
 def test_7b_recipe_stage_1c_can_reach_table_12s_tau_within_its_steps():
     settings = _recipe_stage("mbeir")   # lr 4e-4, 290 steps, warmup 20, cosine
-    assert settings.learnable_temperature and settings.lr == 4e-4
+    assert settings.objective["learnable_temperature"] and settings.optimizer.lr == 4e-4
     assert _drive_down(settings, settings.max_steps) <= 0.0206
 
 
@@ -37,7 +41,7 @@ def test_log_parameterised_tau_could_not_have_reached_it():
     """Why tau itself is the parameter: Adam moves a parameter by ~lr per step in its own units."""
     settings = _recipe_stage("mbeir")
     log_tau = torch.nn.Parameter(torch.tensor([0.05]).log())
-    optimizer = torch.optim.AdamW([log_tau], lr=settings.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW([log_tau], lr=settings.optimizer.lr, weight_decay=0.0)
     for _ in range(settings.max_steps):
         log_tau.exp().sum().backward()
         optimizer.step()
@@ -46,16 +50,17 @@ def test_log_parameterised_tau_could_not_have_reached_it():
 
 
 def test_temperature_has_its_own_group_without_weight_decay_and_optional_lr():
-    settings = TrainSettings(max_steps=10, batch_size=4, lr=1e-4, weight_decay=0.1, learnable_temperature=True,
-                             temperature_lr=5e-3)
-    tau = Temperature(0.05)
-    optimizer, _ = build_optimizer(settings, [torch.nn.Parameter(torch.zeros(2))], tau)
-    group = [g for g in optimizer.param_groups if any(p is tau.tau for p in g["params"])]
+    settings = make_settings(max_steps=10, lr=1e-4, objective={"name": "info_nce", "learnable_temperature": True,
+                                                                "temperature_lr": 5e-3})
+    settings.optimizer.weight_decay = 0.1
+    objective = make_objective(settings.objective)
+    optimizer, _ = build_optimizer(settings, [torch.nn.Parameter(torch.zeros(2))], objective)
+    group = [g for g in optimizer.param_groups if any(p is objective.temperature.tau for p in g["params"])]
     assert len(group) == 1 and group[0]["weight_decay"] == 0.0 and group[0]["lr"] == 5e-3
-    fixed, _ = build_optimizer(TrainSettings(max_steps=1, batch_size=2, lr=1e-4), [torch.nn.Parameter(torch.zeros(2))],
-                               Temperature(0.05, learnable=False))
-    assert len(fixed.param_groups) == 1
-
+    assert optimizer.param_groups[0]["weight_decay"] == 0.1
+    fixed = make_settings(objective={"name": "info_nce"})
+    optimizer, _ = build_optimizer(fixed, [torch.nn.Parameter(torch.zeros(2))], make_objective(fixed.objective))
+    assert len(optimizer.param_groups) == 1
 
 
 def test_previous_temperature_round_trip_and_clear_error(tmp_path):

@@ -13,9 +13,11 @@ from safetensors.torch import load_file
 from uniembed.data.schemas import QUERIES
 from uniembed.embed.embedder import EmbedItem, Embedder, EmbeddingMode
 from uniembed.model.loading import load_for_embedding
-from uniembed.train.trainer import TrainSettings, train_contrastive
+from uniembed.train.trainer import train_contrastive
 
-SETTINGS = TrainSettings(max_steps=6, batch_size=4, lr=1e-3, learnable_temperature=True, save_every=2, lora_r=4)
+from .settings import INFO_NCE, make_settings
+
+SETTINGS = make_settings(max_steps=6, save_every=2)
 
 
 def run(tmp, name, world, model, settings=SETTINGS, source="mbeir", **kwargs):
@@ -51,7 +53,7 @@ def test_gradient_caching_and_checkpointing_match_direct_training(tmp_path, smal
 
 
 def test_artifacts_load_back_and_only_lora_on_the_llm_trained(tmp_path, small_world, tiny_qwen2vl):
-    settings = dataclasses.replace(SETTINGS, max_steps=2, bidirectional=True)
+    settings = dataclasses.replace(SETTINGS, max_steps=2, objective={**INFO_NCE, "bidirectional": True})
     summary = run(tmp_path, "caps", small_world, tiny_qwen2vl, settings, source="mbeir")
     out = tmp_path / "caps" / "out"
     assert json.loads((out / "training_summary.json").read_text())["step"] == 2
@@ -69,13 +71,13 @@ def test_artifacts_load_back_and_only_lora_on_the_llm_trained(tmp_path, small_wo
 
 def test_a_changed_config_starts_fresh_and_a_foreign_checkpoint_is_refused(tmp_path, small_world, tiny_qwen2vl):
     run(tmp_path, "a", small_world, tiny_qwen2vl, stop_after=2)
-    changed = run(tmp_path, "a", small_world, tiny_qwen2vl, dataclasses.replace(SETTINGS, lr=5e-4), stop_after=2)
+    changed = run(tmp_path, "a", small_world, tiny_qwen2vl, make_settings(max_steps=6, save_every=2, lr=5e-4), stop_after=2)
     assert changed == {"finished": False, "step": 2}  # fresh: a resume of the other run would be at step 4
     first, second = sorted((tmp_path / "a" / "ckpt").iterdir(), key=lambda p: p.stat().st_mtime)
     shutil.rmtree(second)
     shutil.copytree(first, second)  # another run's checkpoint where this run's should be
     with pytest.raises(ValueError, match=r"different \['settings'\]; resume refused"):
-        run(tmp_path, "a", small_world, tiny_qwen2vl, dataclasses.replace(SETTINGS, lr=5e-4))
+        run(tmp_path, "a", small_world, tiny_qwen2vl, make_settings(max_steps=6, save_every=2, lr=5e-4))
 
 
 def test_empty_training_table_and_unknown_hard_negatives(tmp_path, small_world, tiny_qwen2vl):
@@ -85,10 +87,11 @@ def test_empty_training_table_and_unknown_hard_negatives(tmp_path, small_world, 
     world = {"curated": {"all_quarantined": empty}}
     with pytest.raises(ValueError, match="no 'train' queries to train on \\(empty or all quarantined; see .*summary.json"):
         run(tmp_path, "empty", world, tiny_qwen2vl, source="all_quarantined")
-    table = pa.table({"query_id": ["0:0"], "negative_ids": [["no-such-candidate"]]})
+    table = pa.table({"query_id": ["0:0"], "negative_ids": [["no-such-candidate"]], "negative_scores": [[0.1]],
+                      "positive_score": [0.9], "outcome": ["selected"]})
     pq.write_table(table, tmp_path / "negatives.parquet")
     with pytest.raises(ValueError, match="row 0 \\(query 0:0\\) references unknown candidate ids"):
-        run(tmp_path, "hn", small_world, tiny_qwen2vl, dataclasses.replace(SETTINGS, num_negatives=2),
+        run(tmp_path, "hn", small_world, tiny_qwen2vl, dataclasses.replace(SETTINGS, objective={**INFO_NCE, "num_negatives": 2}),
             hard_negatives=tmp_path / "negatives.parquet")
 
 

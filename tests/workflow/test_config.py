@@ -67,7 +67,7 @@ def test_hydra_typo_override_names_the_key():
 
 @pytest.mark.parametrize("override, message", [
     ("recipe.evaluate.batch_size=abc", "recipe.evaluate.batch_size: expected int, got 'abc' (str)"),
-    ("recipe.pretrain.stages.mbeir.lr=fast", "recipe.pretrain.stages.mbeir.lr: expected float, got 'fast'"),
+    ("recipe.pretrain.stages.mbeir.optimizer.lr=fast", "recipe.pretrain.stages.mbeir.optimizer.lr: expected float, got 'fast'"),
     ("recipe.judge.server.timeout=[1]", "recipe.judge.server.timeout: expected float, got [1]"),
     ("+recipe.pretrain.stages.nli.lrr=1", "recipe.pretrain.stages.nli: unknown key(s) ['lrr']"),
     ("~recipe.mine.top_k", "recipe.mine.top_k: required key is missing"),

@@ -12,8 +12,8 @@ EXPERIMENTS = sorted((ROOT / "config" / "experiments").glob("*.yaml"))
 RECIPES = sorted(p.stem for p in (ROOT / "config" / "recipe").glob("*.yaml"))
 #: The stages each paper's DAG holds (issue: the recipe decides the DAG's shape).
 PAPER_STAGES = {
-    "tiny": {"curate", "pretrain", "evaluate", "tables", "mine", "judge", "filter"},
-    "umarvel_qwen2vl_7b": {"curate", "pretrain", "evaluate", "tables", "mine", "filter"},
+    "tiny": {"curate", "pretrain", "evaluate", "tables", "mine", "judge", "filter", "judge_quality", "train_hn"},
+    "umarvel_qwen2vl_7b": {"curate", "pretrain", "evaluate", "tables", "mine", "filter", "train_hn"},
 }
 
 
@@ -50,7 +50,7 @@ def test_each_recipe_composes_and_is_complete(recipe):
     assert recipe in PAPER_STAGES, f"add recipe {recipe!r} to PAPER_STAGES with the stages of its paper"
 
 
-@pytest.mark.parametrize("drop, message", [("filter", "add a `filter` section"), ("judge", "has no `judge` section"),
+@pytest.mark.parametrize("drop, message", [("filters", "add a `filters` section"), ("judge", "has no `judge` section"),
                                            ("mine", "has a `judge` section but no `mine` section")])
 def test_a_recipe_missing_a_section_is_refused_naming_it(drop, message):
     cfg = compose_config(["recipe=tiny"], ROOT / "config")
@@ -64,7 +64,17 @@ def test_the_workflow_refuses_an_incomplete_recipe_before_any_job(tmp_path):
     project = scratch_project(tmp_path)
     recipe = project / "config" / "recipe" / "tiny.yaml"
     data = yaml.safe_load(recipe.read_text())
-    del data["filter"]
+    del data["filters"]
     recipe.write_text(yaml.safe_dump(data))
     result = snakemake(project, "-n")
-    assert result.returncode != 0 and "add a `filter` section" in result.output
+    assert result.returncode != 0 and "add a `filters` section" in result.output
+
+
+def test_the_ablation_target_plans_every_variant_and_seed_outside_all(tmp_path):
+    project = scratch_project(tmp_path)
+    cfg = compose_config(["recipe=tiny"], ROOT / "config")
+    study = cfg.recipe.ablations.unime_v2
+    runs = len(study.variants) * len(study.seeds)
+    plan = planned_jobs(snakemake(project, "-n", "ablation_unime_v2").output)
+    assert plan["ablation_train"] == runs and plan["evaluate"] == runs and plan["ablation_table"] == 1
+    assert "ablation_train" not in planned_jobs(snakemake(project, "-n").output)

@@ -5,7 +5,7 @@ if STAGE_CONFIG.model.build is not None:
 
     rule build_model:
         output:
-            directory(MODEL_DIR),
+            directory(BUILT_MODEL_DIR),
         log:
             f"{LOGS}/build_model.log",
         benchmark:
@@ -37,3 +37,34 @@ if STAGE_CONFIG.data.generator is not None:
             "../../envs/curate.yaml"
         shell:
             "python -m uniembed.stages.generate_data > {log:q} 2>&1"
+
+
+if INSTRUCT:
+
+    # The embedded default's base model: the built tiny model after generative training on the
+    # curated train split (design.md §5). One thread: on 2 cores it runs beside another job, and
+    # tiny matrices on two contended threads are several times slower than on one.
+    rule instruct:
+        input:
+            model=BUILT_MODEL_DIR,
+            curated=expand(curated("{source}", "queries"), source=STAGE_CONFIG.model.instruct.sources),
+        output:
+            model=directory(MODEL_DIR),
+        log:
+            f"{LOGS}/instruct.log",
+        benchmark:
+            f"{BENCHMARKS}/instruct.tsv"
+        params:
+            settings=rule_settings("model", "recipe.device", base_model=True),
+            curated_dir=lambda wildcards, input: Path(input.curated[0]).parents[1],
+            checkpoint_dir=f"{RUN_DIR}/checkpoints/instruct",
+            log_dir=f"{RUN_DIR}/tensorboard/instruct",
+        threads: 1
+        resources:
+            **rule_resources("instruct"),
+        conda:
+            "../../envs/train.yaml"
+        shell:
+            "OMP_NUM_THREADS={threads} python -m uniembed.stages.instruct --stage model_dir {input.model:q}"
+            " --stage curated_dir {params.curated_dir:q} --stage out_dir {output.model:q}"
+            " --stage checkpoint_dir {params.checkpoint_dir:q} --stage log_dir {params.log_dir:q} >> {log:q} 2>&1"

@@ -4,10 +4,11 @@ import shlex
 
 from omegaconf import OmegaConf
 
-from uniembed.config import CONFIG_DIR_ENV, OVERRIDES_ENV, compose_config, experiment_overrides
+from uniembed.config import CONFIG_DIR_ENV, OVERRIDES_ENV, compose_config, experiment_overrides, hydra_quote
 from uniembed.config_schema import validate_groups
+from uniembed.evaluate.ablation import ablation_tag
 from uniembed.launch import launch_command
-from uniembed.workflow_checks import check_recipe, model_identity
+from uniembed.workflow_checks import check_recipe, model_identity, needs_judge_scores
 
 CONFIG_DIR = str(Path(workflow.basedir) / "config")
 RESOURCES = config["resources"]
@@ -19,6 +20,36 @@ OVERRIDES = experiment_overrides(config["experiment"], RESOURCES, config.get("hy
 # give each rule, as params, exactly the configuration it depends on (rule_settings).
 STAGE_CONFIG = compose_config(OVERRIDES, CONFIG_DIR)
 validate_groups(STAGE_CONFIG)  # types of every group value, before any job (uniembed.config_schema)
+
+
+def stage_output(stage):
+    """The directory a training stage writes: model/ (loadable), adapter/ (LoRA stages), training_summary.json."""
+    return f"{RUN_DIR}/models/{stage}"
+
+
+def loadable(path):
+    """The from_pretrained path inside a model artifact: a stage output's model/, or the path itself."""
+    return f"{path}/model" if path.startswith(f"{RUN_DIR}/models/") else path
+
+
+# The base model: what `model.path` holds (a real checkpoint, or the tiny model build_model writes),
+# and MODEL_DIR, what every stage that starts from the base model loads (zero_shot evaluation, the
+# first pretrain stage, the judge). With a `model.instruct` section (the embedded default) that is
+# the instruct rule's output. It lives in the run directory, not in resources/: it is trained on
+# this run's curated tables (their train split), so another run's data must not share it.
+BUILT_MODEL_DIR = STAGE_CONFIG.model.path
+INSTRUCT = STAGE_CONFIG.model.get("instruct") is not None
+MODEL_DIR = stage_output("instruct") if INSTRUCT else BUILT_MODEL_DIR
+if INSTRUCT:
+    unknown = [s for s in STAGE_CONFIG.model.instruct.sources if s not in STAGE_CONFIG.data.sources]
+    if unknown:
+        raise ValueError(f"model.instruct.sources (config/model/{config['experiment'].get('model', '<model>')}.yaml) names "
+                         f"{unknown}, which are not sources of data {STAGE_CONFIG.data.name!r}: expected some of "
+                         f"{list(STAGE_CONFIG.data.sources)}")
+    if "judge" in STAGE_CONFIG.recipe and STAGE_CONFIG.recipe.judge.model is None:
+        # recipe.judge.model: null means "the base model": the judge stage reads it from the config.
+        OVERRIDES.append(f"recipe.judge.model={hydra_quote(loadable(MODEL_DIR))}")
+        STAGE_CONFIG = compose_config(OVERRIDES, CONFIG_DIR)
 # Stage modules run as `python -m uniembed.stages.<stage>` in whatever env a rule uses (the project
 # venv, or a conda env from envs/ under --sdm conda): put the library on its path. The run's Hydra
 # overrides travel in the environment (uniembed.config), not in the command, so a rule's command
@@ -30,21 +61,10 @@ shell.prefix(
     f"export {OVERRIDES_ENV}={shlex.quote(json.dumps(OVERRIDES))}; ".replace("{", "{{").replace("}", "}}")
 )
 SOURCES = list(STAGE_CONFIG.data.sources)
-MODEL_DIR = STAGE_CONFIG.model.path
 DATA_ROOT = STAGE_CONFIG.data.root
 CURATED_TABLES = ["queries", "candidates", "pools", "datasets", "quarantine"]
 EVAL_SOURCES = [s for s, spec in STAGE_CONFIG.data.sources.items() if spec.format in ("mbeir", "mmeb")]
 PRETRAIN_STAGES = list(STAGE_CONFIG.recipe.pretrain.order) if "pretrain" in STAGE_CONFIG.recipe else []
-
-
-def stage_output(stage):
-    """The directory a training stage writes: adapter/, model/ (LoRA merged), training_summary.json."""
-    return f"{RUN_DIR}/models/{stage}"
-
-
-def loadable(path):
-    """The from_pretrained path inside a model artifact: a stage output's model/, or the path itself."""
-    return f"{path}/model" if path.startswith(f"{RUN_DIR}/models/") else path
 
 
 def pretrain_start(stage):
@@ -58,13 +78,27 @@ JUDGING = MINING and "judge" in STAGE_CONFIG.recipe
 check_recipe(STAGE_CONFIG)
 
 
+FILTERS = list(STAGE_CONFIG.recipe.get("filters") or {}) if MINING else []
+HN_OBJECTIVES = list((STAGE_CONFIG.recipe.get("train_hn") or {}).get("objectives") or {}) if MINING else []
+
 # Models the evaluate rule knows, by tag, in DAG order (the base model, then every stage output)
 # (the artifact the rule depends on; `loadable` gives the path handed to from_pretrained).
 EVAL_MODELS = {"zero_shot": MODEL_DIR}
 EVAL_MODELS.update({f"pretrain_{s}": stage_output(f"pretrain_{s}") for s in PRETRAIN_STAGES})
-if MINING and STAGE_CONFIG.recipe.mine["from"] not in EVAL_MODELS:
-    raise ValueError(f"recipe.mine.from = {STAGE_CONFIG.recipe.mine['from']!r} is not a model of this run; "
-                     f"choose one of {list(EVAL_MODELS)}")
+for key, tag in (("recipe.mine.from", STAGE_CONFIG.recipe.mine["from"] if MINING else None),
+                 ("recipe.train_hn.from", STAGE_CONFIG.recipe.train_hn["from"] if HN_OBJECTIVES else None)):
+    if tag is not None and tag not in EVAL_MODELS:
+        raise ValueError(f"{key} = {tag!r} is not a model of this run; choose one of {list(EVAL_MODELS)}")
+EVAL_MODELS.update({f"hn_{o}": stage_output(f"hn_{o}") for o in HN_OBJECTIVES})
+# Ablation repetitions (recipe.ablations: a separate target per study, not part of `all`), by eval tag.
+ABLATIONS = dict(STAGE_CONFIG.recipe.get("ablations") or {}) if HN_OBJECTIVES else {}
+ABLATION_MODELS = {ablation_tag(study, variant, seed): stage_output(f"ablations/{study}/{variant}/seed{seed}")
+                   for study, spec in ABLATIONS.items() for variant in spec.variants for seed in spec.seeds}
+
+
+def model_of_tag(tag):
+    """The model artifact an evaluation tag names (a stage of the run, or an ablation repetition)."""
+    return EVAL_MODELS[tag] if tag in EVAL_MODELS else ABLATION_MODELS[tag]
 
 
 def synthetic_truth():
@@ -72,11 +106,15 @@ def synthetic_truth():
     return [DATA_ROOT] if STAGE_CONFIG.data.generator is not None else []
 
 
-def filter_outputs():
-    outputs = {"negatives": f"{RUN_DIR}/mining/hard_negatives.parquet",
-               "summary": f"{RUN_DIR}/mining/filter_summary.json"}
-    if synthetic_truth() and JUDGING:
-        outputs.update(quality=f"{RUN_DIR}/mining/judge_quality.json", report=f"{RUN_DIR}/mining/judge_quality.md")
+def filter_dir(name):
+    return f"{RUN_DIR}/mining/filters/{name}"
+
+
+def filter_outputs(name):
+    """The files filter `name` writes; a filter on judge scores in the synthetic world also reports judge quality."""
+    outputs = {"negatives": f"{filter_dir(name)}/hard_negatives.parquet", "summary": f"{filter_dir(name)}/filter_summary.json"}
+    if synthetic_truth() and needs_judge_scores(STAGE_CONFIG.recipe.filters[name]):
+        outputs.update(quality=f"{filter_dir(name)}/judge_quality.json", report=f"{filter_dir(name)}/judge_quality.md")
     return outputs
 
 
@@ -90,17 +128,19 @@ def generated_data():
 
 
 def built_model():
-    return [MODEL_DIR] if STAGE_CONFIG.model.build is not None else []
+    """The tiny model build_model writes and the instruct model made from it, when the model config has them."""
+    built = [BUILT_MODEL_DIR] if STAGE_CONFIG.model.build is not None else []
+    return built + ([MODEL_DIR] if INSTRUCT else [])
 
 
 def all_targets():
     """Every artifact of the run, intermediates included: a missing one (a killed or deleted job)
     is rebuilt by a plain `snakemake`, and what depends on it reruns because its input is newer."""
     summaries = [f"{RUN_DIR}/curated/{s}/summary.json" for s in SOURCES]
-    models = [stage_output(f"pretrain_{s}") for s in PRETRAIN_STAGES]
+    models = [stage_output(f"pretrain_{s}") for s in PRETRAIN_STAGES] + [stage_output(f"hn_{o}") for o in HN_OBJECTIVES]
     evaluations = [f"{RUN_DIR}/eval/{tag}/scores.parquet" for tag in EVAL_MODELS] if EVAL_SOURCES else []
     tables = [f"{RUN_DIR}/tables/per_stage.md"] if EVAL_SOURCES else []
-    mining = [f"{RUN_DIR}/mining/mined.parquet"] + list(filter_outputs().values()) if MINING else []
+    mining = [f"{RUN_DIR}/mining/mined.parquet"] + [f for name in FILTERS for f in filter_outputs(name).values()]
     judging = [f"{RUN_DIR}/mining/judge_scores.parquet"] if JUDGING else []
     manifest = [f"{RUN_DIR}/run_manifest.json"]
     return built_model() + generated_data() + manifest + summaries + models + evaluations + tables + mining + judging

@@ -4,7 +4,7 @@
 
 rule evaluate:
     input:
-        model=lambda wildcards: EVAL_MODELS[wildcards.tag],
+        model=lambda wildcards: model_of_tag(wildcards.tag),
         curated=expand(curated("{source}", "queries"), source=EVAL_SOURCES),
     output:
         scores=f"{RUN_DIR}/eval/{{tag}}/scores.parquet",
@@ -23,7 +23,7 @@ rule evaluate:
         curated_dir=lambda wildcards, input: Path(input.curated[0]).parents[1],
         cache_dir=f"{RUN_DIR}/cache/embeddings",
     wildcard_constraints:
-        tag="|".join(EVAL_MODELS),
+        tag="|".join([*EVAL_MODELS, *ABLATION_MODELS]),
     resources:
         **rule_resources("evaluate"),
     conda:

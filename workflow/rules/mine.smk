@@ -57,24 +57,55 @@ if JUDGING:
 
 
 rule filter:
+    """One named filter of recipe.filters (UniME-V2 on judge scores, U-MARVEL on similarity)."""
     input:
         mined=rules.mine.output.mined,
-        scores=f"{RUN_DIR}/mining/judge_scores.parquet" if JUDGING else [],
+        scores=lambda wildcards: [f"{RUN_DIR}/mining/judge_scores.parquet"]
+        if needs_judge_scores(STAGE_CONFIG.recipe.filters[wildcards.filter]) else [],
         curated=rules.mine.input.curated,
-        truth=synthetic_truth(),
     output:
-        **filter_outputs(),
+        negatives=f"{RUN_DIR}/mining/filters/{{filter}}/hard_negatives.parquet",
+        summary=f"{RUN_DIR}/mining/filters/{{filter}}/filter_summary.json",
     log:
-        f"{LOGS}/filter.log",
+        f"{LOGS}/filter_{{filter}}.log",
     params:
-        settings=rule_settings("recipe.filter", "recipe.judge.max_failed_fraction"),
+        settings=lambda wildcards: rule_settings(f"recipe.filters.{wildcards.filter}", "recipe.judge.max_failed_fraction"),
         out_dir=lambda wildcards, output: Path(output.negatives).parent,
+        mining_dir=lambda wildcards, input: Path(input.mined).parent,
         curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
-        truth=lambda wildcards, input: f"{input.truth}/truth/mbeir_truth.parquet" if input.truth else "",
+    wildcard_constraints:
+        filter="|".join(FILTERS) or "none",
     resources:
         **rule_resources("filter"),
     conda:
         "../../envs/curate.yaml"
     shell:
-        "python -m uniembed.stages.filter --stage curated_dir {params.curated_dir:q}"
-        " --stage out_dir {params.out_dir:q} --stage truth {params.truth:q} > {log:q} 2>&1"
+        "python -m uniembed.stages.filter --stage name {wildcards.filter:q} --stage curated_dir {params.curated_dir:q}"
+        " --stage mining_dir {params.mining_dir:q} --stage out_dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule judge_quality:
+    """The synthetic world's truth against the judge's scores and a judge-based filter's removals."""
+    input:
+        negatives=f"{RUN_DIR}/mining/filters/{{filter}}/hard_negatives.parquet",
+        scores=f"{RUN_DIR}/mining/judge_scores.parquet",
+        truth=synthetic_truth(),
+    output:
+        quality=f"{RUN_DIR}/mining/filters/{{filter}}/judge_quality.json",
+        report=f"{RUN_DIR}/mining/filters/{{filter}}/judge_quality.md",
+    log:
+        f"{LOGS}/judge_quality_{{filter}}.log",
+    params:
+        settings=lambda wildcards: rule_settings(f"recipe.filters.{wildcards.filter}"),
+        mining_dir=lambda wildcards, input: Path(input.scores).parent,
+        out_dir=lambda wildcards, output: Path(output.quality).parent,
+        truth=lambda wildcards, input: f"{input.truth}/truth/mbeir_truth.parquet",
+    wildcard_constraints:
+        filter="|".join(FILTERS) or "none",
+    resources:
+        **rule_resources("judge_quality"),
+    conda:
+        "../../envs/curate.yaml"
+    shell:
+        "python -m uniembed.stages.judge_quality --stage name {wildcards.filter:q} --stage mining_dir {params.mining_dir:q}"
+        " --stage truth {params.truth:q} --stage out_dir {params.out_dir:q} > {log:q} 2>&1"

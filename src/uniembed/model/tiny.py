@@ -20,8 +20,8 @@ from transformers import (
     Qwen2VLForConditionalGeneration,
 )
 
-from uniembed.artifacts import atomic_path
 from uniembed.model.processor import build_processor
+from uniembed.model.saving import save_model_dir
 from uniembed.model.tokenizer import train_tokenizer
 
 MODEL_CLASSES = {
@@ -33,6 +33,19 @@ MODEL_CLASSES = {
 PATCH_SIZE = 14
 SPATIAL_MERGE_SIZE = 2
 VISION_HEAD_DIM = 16
+#: Text attention head sizes that vLLM's attention backends (CPU included) all support.
+VLLM_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 192, 256)
+
+
+def prompt_corpus() -> list[str]:
+    """The fixed texts the pipeline sends besides the data: chat roles, the system prompt, the judge's
+    instruction (UniME-V2) and the instruct prompts. Trained into the tokenizer (a real tokenizer knows
+    English), so the judge prompt is ~60 tokens instead of ~170 byte pieces."""
+    from uniembed.instruct.data import DESCRIBE
+    from uniembed.judge.prompt import JUDGE_INSTRUCTION
+    from uniembed.model.prompts import PromptStyle
+
+    return ["system", "user", "assistant", PromptStyle.system, JUDGE_INSTRUCTION, DESCRIBE]
 
 
 def mrope_section(head_dim: int) -> list[int]:
@@ -56,8 +69,8 @@ def tiny_config(
     vocab_size: int = 2048,
     hidden_size: int = 64,
     num_layers: int = 2,
-    num_heads: int = 4,
-    num_kv_heads: int = 2,
+    num_heads: int = 2,
+    num_kv_heads: int = 1,
     intermediate_size: int = 128,
     vision_depth: int = 2,
     vision_embed_dim: int = 32,
@@ -65,7 +78,8 @@ def tiny_config(
     """The ``variant`` config at the given toy sizes, with special-token ids taken from ``tokenizer``.
 
     M-RoPE sections sum to half the text head dimension; the vision merger outputs ``hidden_size``
-    (the LLM width); input and output embeddings are not tied (as in Qwen2-VL-7B).
+    (the LLM width); input and output embeddings are not tied (as in Qwen2-VL-7B). The text head size
+    ``hidden_size / num_heads`` must be one vLLM serves (:data:`VLLM_HEAD_SIZES`; 64 / 2 = 32).
     """
     if variant not in MODEL_CLASSES:
         raise ValueError(f"unknown variant {variant!r}; expected one of {sorted(MODEL_CLASSES)}")
@@ -73,6 +87,11 @@ def tiny_config(
         raise ValueError(
             f"hidden_size={hidden_size} must divide by num_heads={num_heads}, "
             f"and num_heads by num_kv_heads={num_kv_heads}"
+        )
+    if hidden_size // num_heads not in VLLM_HEAD_SIZES:
+        raise ValueError(
+            f"text head size hidden_size / num_heads = {hidden_size} / {num_heads} = {hidden_size // num_heads} "
+            f"is not one vLLM's attention supports; choose sizes giving one of {VLLM_HEAD_SIZES}"
         )
     if vision_embed_dim % VISION_HEAD_DIM:
         raise ValueError(f"vision_embed_dim={vision_embed_dim} must be a multiple of {VISION_HEAD_DIM}")
@@ -144,18 +163,19 @@ def build_tiny_model(
     seed: int = 0,
     **sizes: int,
 ) -> Path:
-    """Train a tokenizer on ``corpus``, build a random tiny ``variant`` model and save everything.
+    """Train a tokenizer on ``corpus`` (+ :func:`prompt_corpus`), build a random tiny model and save everything.
 
     ``sizes`` are :func:`tiny_config`'s architecture sizes (hidden_size, num_layers, ...).
     ``output_dir`` receives the model (config, generation config, safetensors), the processor, the
-    tokenizer and the chat template, written atomically. Images are resized to between
+    tokenizer and the chat template, plus the files a downloaded checkpoint also has
+    (:mod:`uniembed.model.saving`: video preprocessor config, vocab/merges, ...), written atomically. Images are resized to between
     ``image_min_pixels`` and ``image_max_pixels`` in 28-pixel steps: a 56x56 image gives 16 patches
     and 4 ``<|image_pad|>`` tokens; the default cap (112x112) gives at most 16 tokens per image.
     The same corpus and seed give identical files.
     """
     if variant not in MODEL_CLASSES:
         raise ValueError(f"unknown variant {variant!r}; expected one of {sorted(MODEL_CLASSES)}")
-    tokenizer = train_tokenizer(corpus, vocab_size=vocab_size)
+    tokenizer = train_tokenizer([*corpus, *prompt_corpus()], vocab_size=vocab_size)
     processor = build_processor(tokenizer, variant, min_pixels=image_min_pixels, max_pixels=image_max_pixels)
     config = tiny_config(tokenizer, variant=variant, vocab_size=vocab_size, **sizes)
     model = init_tiny_model(config, seed)
@@ -164,7 +184,4 @@ def build_tiny_model(
         eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id],
         pad_token_id=tokenizer.pad_token_id,
     )
-    with atomic_path(output_dir, directory=True) as tmp:
-        model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-    return Path(output_dir)
+    return save_model_dir(model, processor, output_dir)

@@ -11,6 +11,10 @@ rerun of a killed job skips finished shards and retries failed pairs; a rerun of
 e.g. ``--forcerun judge``, scores again), and writes ``judge_scores.parquet``. More failed pairs
 than ``recipe.judge.max_failed_fraction`` is an error (exit 1, counts by error kind; no output).
 A server's API key is read from the environment variable ``recipe.judge.server.api_key_env``.
+``recipe.judge.engine`` sets the vLLM engine (dtype, max_model_len, tensor_parallel_size,
+gpu_memory_utilization, enforce_eager, cpu_kvcache_space; :mod:`uniembed.judge.engine`) of both vLLM
+backends. vLLM spawns its engine in a new process, which imports this module again: the
+``__main__`` guard at the bottom keeps that import from running the stage a second time.
 """
 from __future__ import annotations
 
@@ -58,12 +62,18 @@ def subset_queries(mined, max_queries: int | None, seed: int):
 def open_backend(j, model: str, device: str, server_log: Path | None = None):
     """The configured judge backend (a started server is stopped when the block ends)."""
     trust_remote_code = bool(OmegaConf.select(j, "trust_remote_code", default=False))
+    engine = OmegaConf.select(j, "engine", default=None)
+    if j.backend in ("vllm_offline", "vllm_server"):
+        from ..judge.engine import engine_settings
+        engine = engine_settings(OmegaConf.to_container(engine, resolve=True) if engine is not None else None)
     if j.backend == "transformers":
         from ..judge.transformers_backend import TransformersJudge
         yield TransformersJudge(model, batch_size=j.batch_size, device=device)
     elif j.backend == "vllm_offline":
+        from ..judge.engine import engine_env, llm_kwargs
         from ..judge.vllm_backend import VllmOfflineJudge
-        yield VllmOfflineJudge(model, top_logprobs=j.top_logprobs, trust_remote_code=trust_remote_code)
+        yield VllmOfflineJudge(model, top_logprobs=j.top_logprobs, trust_remote_code=trust_remote_code,
+                               engine_env=engine_env(engine), **llm_kwargs(engine))
     elif j.backend == "vllm_server":
         from ..judge.vllm_client import VllmClientJudge, VllmServer
         key = api_key(j)
@@ -76,7 +86,7 @@ def open_backend(j, model: str, device: str, server_log: Path | None = None):
             with VllmServer(model, extra_args=list(j.server.extra_args), top_logprobs=j.top_logprobs,
                             host=OmegaConf.select(j, "server.host", default="127.0.0.1"), api_key=key,
                             trust_remote_code=trust_remote_code, log_path=server_log,
-                            command=list(command) if command else None) as server:
+                            command=list(command) if command else None, engine=engine) as server:
                 yield VllmClientJudge(server.base_url, model, server_settings=server.settings, **client)
     else:
         raise SystemExit(f"recipe.judge.backend must be transformers, vllm_offline or vllm_server; got {j.backend!r}")

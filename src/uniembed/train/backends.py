@@ -27,9 +27,9 @@ BACKENDS = ("ddp", "deepspeed_zero2")
 
 
 class TorchBackend:
-    def __init__(self, model, temperature, optimizer, scheduler, params, settings, world: int):
-        self.model, self.temperature, self.optimizer, self.scheduler = model, temperature, optimizer, scheduler
-        self.params, self.max_grad_norm, self.world = params, settings.max_grad_norm, world
+    def __init__(self, model, objective, optimizer, scheduler, params, settings, world: int):
+        self.model, self.objective, self.optimizer, self.scheduler = model, objective, optimizer, scheduler
+        self.params, self.max_grad_norm, self.world = params, settings.optimizer.max_grad_norm, world
         self.encoder = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     @property
@@ -54,7 +54,7 @@ class TorchBackend:
             torch.distributed.barrier()
             return
         save_checkpoint(checkpoint_dir, step, {
-            **client_state, "trainable": trainable_state(self.model), "temperature": self.temperature.state_dict(),
+            **client_state, "trainable": trainable_state(self.model), "objective": self.objective.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()})
         if torch.distributed.is_initialized():
             torch.distributed.barrier()
@@ -62,16 +62,16 @@ class TorchBackend:
     def load(self, checkpoint_dir, fingerprint: dict) -> dict | None:
         state = load_latest(checkpoint_dir, fingerprint)
         if state is not None:
-            restore(state, self.model, self.optimizer, self.scheduler, {"temperature": self.temperature})
+            restore(state, self.model, self.optimizer, self.scheduler, {"objective": self.objective})
         return state
 
 
-class _ContrastiveModule(torch.nn.Module):
-    """The encoder and the temperature in one module, so ZeRO partitions and reduces both."""
+class _TrainingModule(torch.nn.Module):
+    """The encoder and the objective (its temperature) in one module, so ZeRO partitions and reduces both."""
 
-    def __init__(self, encoder, temperature):
+    def __init__(self, encoder, objective):
         super().__init__()
-        self.encoder, self.temperature = encoder, temperature
+        self.encoder, self.objective = encoder, objective
 
     def forward(self, **inputs):
         return self.encoder(**inputs)
@@ -88,7 +88,7 @@ def _init_deepspeed_distributed(deepspeed) -> None:
 
 
 class DeepSpeedBackend:
-    def __init__(self, model, temperature, optimizer, scheduler, params, settings, world: int):
+    def __init__(self, model, objective, optimizer, scheduler, params, settings, world: int):
         import deepspeed
 
         if settings.chunk_size:
@@ -100,15 +100,15 @@ class DeepSpeedBackend:
         config = {
             "train_micro_batch_size_per_gpu": settings.batch_size // world,
             "gradient_accumulation_steps": 1,
-            "gradient_clipping": settings.max_grad_norm,
+            "gradient_clipping": settings.optimizer.max_grad_norm,
             "zero_optimization": {"stage": 2, "overlap_comm": True, "contiguous_gradients": True},
             "bf16": {"enabled": torch.cuda.is_available()},
             "steps_per_print": 10**9,
         }
-        self.module = _ContrastiveModule(model, temperature)
+        self.module = _TrainingModule(model, objective)
         self.engine, _, _, self.scheduler = deepspeed.initialize(
             model=self.module, optimizer=optimizer, lr_scheduler=scheduler, config=config)
-        self.model, self.temperature = model, temperature
+        self.model, self.objective = model, objective
         self.encoder = self.engine
         self.no_sync = nullcontext
 

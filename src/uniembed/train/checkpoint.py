@@ -1,7 +1,7 @@
 """Resumable training checkpoints (design.md §4): a requeued job continues, it does not restart.
 
 ``<checkpoint_dir>/step-<N>/`` holds ``state.pt`` (tensors and plain containers only: the
-trainable parameters (LoRA + temperature), the optimizer and scheduler states, the torch CPU and
+trainable parameters (LoRA), the objective's state (its temperature), the optimizer and scheduler states, the torch CPU and
 CUDA RNG states), loaded with ``torch.load(weights_only=True)`` so a checkpoint can never run
 code, and ``meta.json`` (the step, the python and numpy RNG states, the sampler position, the
 history and the run's fingerprint: config, code version, base model, data). Each checkpoint
@@ -48,7 +48,7 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-_TENSOR_KEYS = ("trainable", "temperature", "optimizer", "scheduler")
+_TENSOR_KEYS = ("trainable", "objective", "optimizer", "scheduler")
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -1,0 +1,1 @@
+"""The tiny instruct MLLM of the embedded default: instruction data from train records, generative training."""

@@ -1,0 +1,53 @@
+"""Settings of the instruct stage (``model.instruct`` in ``config/model/tiny.yaml``), also its config schema.
+
+Plain dataclasses with no heavy imports: ``uniembed.config_schema`` checks the config against them
+when the workflow is parsed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+KINDS = ("judge_yes", "judge_hard", "judge_random", "answer", "describe")
+
+
+@dataclass
+class InstructMix:
+    """How many examples of each kind one train query contributes per epoch (:mod:`.data`)."""
+
+    judge_yes: int = 2      # the judge prompt with a labelled positive -> "Yes" (repeated to balance the "No"s)
+    judge_hard: int = 2     # with up to this many of the query's own listed negatives -> "No"
+    judge_random: int = 1   # with random train candidates of the positive's dataset and modality -> "No"
+    answer: int = 1         # instruction + query -> its text-only positive (captions, VQA answers, labels)
+    describe: int = 1       # "Describe the picture." + image-only positive -> the text-only query
+
+    def __post_init__(self):
+        for kind in KINDS:
+            if getattr(self, kind) < 0:
+                raise ValueError(f"model.instruct.mix.{kind} must be >= 0, got {getattr(self, kind)}")
+
+
+@dataclass
+class InstructSettings:
+    """Generative training of the whole tiny model (vision tower included) on train-split records."""
+
+    max_steps: int
+    batch_size: int
+    lr: float
+    sources: list[str] = field(default_factory=lambda: ["mbeir"])  # curated sources whose train split it reads
+    mix: InstructMix = field(default_factory=InstructMix)
+    warmup_steps: int = 0
+    schedule: str = "cosine"       # any transformers scheduler name
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    save_every: int = 100
+    log_every: int = 10
+
+    def __post_init__(self):
+        if isinstance(self.mix, dict):
+            self.mix = InstructMix(**self.mix)
+        if self.max_steps < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError(f"model.instruct: max_steps and batch_size must be >= 1 and lr > 0; got "
+                             f"max_steps={self.max_steps}, batch_size={self.batch_size}, lr={self.lr}")
+        if not self.sources:
+            raise ValueError("model.instruct.sources: name at least one curated source (e.g. mbeir)")

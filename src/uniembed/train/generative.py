@@ -1,0 +1,131 @@
+"""Generative (next-token) training on chat examples: cross-entropy on the answer tokens only.
+
+An example is one user turn (ordered text and image parts, rendered with the model's chat
+template, generation prompt added) and the assistant's answer. The loss is the next-token
+cross-entropy of the answer tokens and the closing ``<|im_end|>``; system and user turns and
+padding are masked (label -100), as in UniME-V2's reranker and U-MARVEL's pointwise reranker
+(next-token CE on "Yes"/"No"). An answer may be several tokens ("a large red circle").
+
+Label ids: the prompt and prompt + answer are tokenised and the prompt's tokens must be an
+unchanged prefix of the whole (:func:`answer_token_ids`), else the answer would merge with the
+prompt's last token and its labels would be wrong. Batches are left-padded, so every row ends
+with its answer (the position the judge reads at inference is then the one trained on) and only
+the last ``max answer length + 1`` positions go through the LM head (``logits_to_keep``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..judge.prompt import IMAGE, TEXT, JudgePrompt
+
+IGNORE = -100
+END_OF_TURN = "<|im_end|>"
+
+
+@dataclass(frozen=True)
+class ChatExample:
+    """A user turn (``("text", str)`` / ``("image", path)`` parts, in order) and the answer to train on."""
+
+    parts: tuple[tuple[str, str], ...]
+    answer: str
+    kind: str = ""  # what the example teaches (logged per kind), e.g. "judge_yes", "describe"
+
+    def __post_init__(self):
+        if not self.parts or any(kind not in (TEXT, IMAGE) for kind, _ in self.parts):
+            raise ValueError(f"an example needs parts of kind {TEXT!r} or {IMAGE!r}; got {self.parts!r}")
+        if not self.answer:
+            raise ValueError(f"an example needs a non-empty answer; prompt parts {self.parts!r}")
+
+    def render(self, processor) -> tuple[str, list[str]]:
+        """The prompt string (chat template, generation prompt added) and its image paths in order."""
+        return JudgePrompt(self.parts).render(processor)
+
+
+def answer_token_ids(tokenizer, prompt: str, answer: str) -> list[int]:
+    """Token ids of ``answer`` + ``<|im_end|>`` as they follow ``prompt``; ValueError if the prompt's tokens change.
+
+    Both ``prompt`` and ``prompt + answer + <|im_end|>`` are tokenised; the first must be a prefix of the
+    second (tokenisation does not merge across the boundary), and the rest is the answer's labels.
+    """
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    full_ids = tokenizer(prompt + answer + END_OF_TURN, add_special_tokens=False)["input_ids"]
+    if full_ids[: len(prompt_ids)] != prompt_ids:
+        raise ValueError(f"the answer {answer!r} changes the prompt's tokens (they merge across the boundary): "
+                         f"prompt ends {tokenizer.convert_ids_to_tokens(prompt_ids[-3:])}, with the answer "
+                         f"{tokenizer.convert_ids_to_tokens(full_ids[len(prompt_ids) - 3: len(prompt_ids) + 2])}")
+    answer_ids = full_ids[len(prompt_ids):]
+    if len(answer_ids) < 2:
+        raise ValueError(f"the answer {answer!r} has no tokens of its own after the prompt")
+    return answer_ids
+
+
+@lru_cache(maxsize=8192)
+def _image(path: str) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def collate(processor, examples: Sequence[ChatExample]) -> dict[str, torch.Tensor]:
+    """A left-padded batch: the processor's inputs plus ``labels`` ([batch, seq], -100 outside answers).
+
+    The processor expands each image into its ``<|image_pad|>`` tokens inside the prompt; the answer
+    follows the last image, so its ids are checked to be the last tokens of each row unchanged.
+    """
+    tokenizer = processor.tokenizer
+    texts, images, answers = [], [], []
+    for example in examples:
+        prompt, paths = example.render(processor)
+        answers.append(answer_token_ids(tokenizer, prompt, example.answer))
+        texts.append(prompt + example.answer + END_OF_TURN)
+        images += [_image(path) for path in paths]
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try:
+        batch = processor(text=texts, images=images or None, padding=True, return_tensors="pt")
+    finally:
+        tokenizer.padding_side = side
+    labels = torch.full_like(batch["input_ids"], IGNORE)
+    for row, ids in enumerate(answers):
+        tail = batch["input_ids"][row, -len(ids):].tolist()
+        if tail != ids:
+            raise ValueError(f"example {row}: the processed row does not end with its answer ids "
+                             f"({tokenizer.convert_ids_to_tokens(tail)} != {tokenizer.convert_ids_to_tokens(ids)})")
+        labels[row, -len(ids):] = torch.tensor(ids)
+    batch["labels"] = labels
+    return dict(batch)
+
+
+def answer_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean next-token cross-entropy over all answer tokens of a :func:`collate` batch, and each row's
+    own mean (detached, for logging).
+
+    Only the last ``K = longest answer + 1`` positions go through the LM head; logits at position t
+    predict the token at t + 1.
+    """
+    labels = batch["labels"]
+    answer_lengths = (labels != IGNORE).sum(dim=1)
+    if int(answer_lengths.min()) < 1:
+        raise ValueError("every row of a generative batch needs answer labels")
+    keep = int(answer_lengths.max()) + 1
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits[:, :-1].float()
+    targets = labels[:, -keep + 1:]
+    token_loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")
+    per_row = token_loss.detach().sum(dim=1) / answer_lengths
+    return token_loss.sum() / answer_lengths.sum(), per_row
+
+
+@torch.no_grad()
+def first_token_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[batch, vocab] logits of each row's first answer token (the position the judge reads)."""
+    labels = batch["labels"]
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    keep = int((labels != IGNORE).sum(dim=1).max()) + 1
+    logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits
+    first = (labels[:, -keep:] != IGNORE).float().argmax(dim=1) - 1  # position before the first answer token
+    return logits[torch.arange(logits.shape[0]), first].float()

@@ -1,0 +1,45 @@
+"""Training objectives: each a small ``nn.Module`` the one trainer takes.
+
+An objective owns its parameters (the temperature), says which batch fields it needs, computes
+its loss from the query and candidate *embeddings* (so gradient caching and the cross-process
+gather work unchanged for every objective), records its loss parts for logging, and puts its
+configuration into the run fingerprint. ``make_objective({"name": ..., ...})`` builds one.
+
+* ``info_nce`` — U-MARVEL eq. 2: in-batch (+ hard) negatives, learnable temperature.
+* ``soft_label`` — UniME-V2 eq. 2-4: symmetric KL between the embedder's and the judge's
+  distributions over each query's [positive, k hard negatives].
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Objective, ObjectiveBatch
+from .info_nce import InfoNCEObjective, InfoNCESettings
+from .soft_label import SoftLabelObjective, SoftLabelSettings
+
+OBJECTIVES: dict[str, tuple[type[Objective], type]] = {
+    "info_nce": (InfoNCEObjective, InfoNCESettings),
+    "soft_label": (SoftLabelObjective, SoftLabelSettings),
+}
+
+
+def objective_settings(config: dict[str, Any]):
+    """The settings dataclass of ``config["name"]`` filled from ``config`` (unknown keys refused)."""
+    config = dict(config)
+    name = config.pop("name", None)
+    if name not in OBJECTIVES:
+        raise ValueError(f"objective.name must be one of {sorted(OBJECTIVES)}, got {name!r}")
+    settings_class = OBJECTIVES[name][1]
+    try:
+        return settings_class(**config)
+    except TypeError as exc:
+        raise ValueError(f"objective {name!r}: {exc}") from None
+
+
+def make_objective(config: dict[str, Any], *, start_model=None) -> Objective:
+    """Build the objective ``config["name"]``; ``start_model`` resolves ``temperature: previous``."""
+    settings = objective_settings(config)
+    return OBJECTIVES[config["name"]][0](settings, start_model=start_model)
+
+
+__all__ = ["OBJECTIVES", "Objective", "ObjectiveBatch", "make_objective", "objective_settings"]

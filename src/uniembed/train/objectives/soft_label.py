@@ -1,0 +1,71 @@
+"""UniME-V2's soft-label objective (§"MLLM Judgment Based Training Framework", eq. 2-4).
+
+For query q with candidates C = [c+, c1-, ..., ck-] (its positive and k = 8 hard negatives) and
+the judge's scores s(q, c) in [0, 1] (P(Yes); a fallback negative scores 1.0, as the paper says):
+
+    P = softmax(cos(q, C) / tau)          (eq. 2, the embedder's distribution)
+    Q = softmax(s(q, C) / tau)            (eq. 3, the judge's soft labels)
+    L = 1/2 (KL(P || Q) + KL(Q || P))     (eq. 4; the paper calls it JS, it is the symmetric KL)
+
+averaged over the queries, tau = 0.02 on both sides. As in the released code
+(``Embedding/src/loss.py``) the loss uses no in-batch negatives and no InfoNCE term; the
+embeddings are gathered across ranks and it works under gradient caching. ``info_nce_weight``
+optionally adds InfoNCE over in-batch + hard negatives at the same tau (not in the paper). The
+released code takes log(p + 1e-8) of the softmaxes; log_softmax is the exact form used here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..losses import info_nce
+from ..temperature import Temperature
+from .base import Objective, ObjectiveBatch
+
+
+@dataclass
+class SoftLabelSettings:
+    temperature: float = 0.02
+    num_negatives: int = 8
+    info_nce_weight: float = 0.0
+
+
+def symmetric_kl(logits_p: Tensor, logits_q: Tensor) -> Tensor:
+    """Mean over rows of 1/2 (KL(P||Q) + KL(Q||P)), P = softmax(logits_p), Q = softmax(logits_q) by row."""
+    log_p, log_q = F.log_softmax(logits_p, dim=-1), F.log_softmax(logits_q, dim=-1)
+    p, q = log_p.exp(), log_q.exp()
+    return 0.5 * ((p * (log_p - log_q)).sum(-1) + (q * (log_q - log_p)).sum(-1)).mean()
+
+
+class SoftLabelObjective(Objective):
+    name = "soft_label"
+    needs_scores = True
+
+    def __init__(self, settings: SoftLabelSettings, start_model=None):
+        super().__init__(settings, start_model)
+        if settings.num_negatives < 1:
+            raise ValueError(f"soft_label needs num_negatives >= 1, got {settings.num_negatives}")
+        self.temperature = Temperature(settings.temperature, learnable=False,
+                                       minimum=min(0.005, settings.temperature))
+
+    def log_values(self) -> dict[str, float]:
+        return {"temperature": self.temperature.value}
+
+    def loss(self, q: Tensor, c: Tensor, batch: ObjectiveBatch) -> tuple[Tensor, dict[str, Tensor]]:
+        b, k = batch.size, batch.num_negatives
+        if batch.scores is None or batch.scores.shape != (b, 1 + k):
+            raise ValueError(f"soft_label needs judge scores of shape ({b}, {1 + k}) in the batch")
+        candidates = torch.cat([c[:b, None], c[b:].view(b, k, -1)], dim=1)        # [B, 1 + k, d]
+        tau = self.temperature()
+        similarity = torch.einsum("bd,bkd->bk", q, candidates) / tau
+        judge = torch.as_tensor(batch.scores, dtype=similarity.dtype, device=similarity.device) / tau
+        kl = symmetric_kl(similarity, judge)
+        parts = {"soft_label_kl": kl}
+        if not self.settings.info_nce_weight:
+            return kl, parts
+        contrastive = info_nce(q, c, tau, exclude=torch.as_tensor(batch.exclude, device=q.device))
+        parts["info_nce"] = contrastive
+        return kl + self.settings.info_nce_weight * contrastive, parts

@@ -1,0 +1,84 @@
+"""Training settings in three sections: the run, the optimiser, LoRA; plus the objective's own.
+
+A recipe's training stage (``recipe.pretrain.stages.<name>``, ``recipe.train_hn.<objective>``)::
+
+    max_steps: 250
+    batch_size: 24
+    optimizer: {lr: 1.0e-3, warmup_steps: 10}
+    lora: {r: 8, alpha: 16}
+    objective: {name: info_nce, temperature: 0.05, learnable_temperature: true}
+
+The objective section is checked by the objective named in it
+(:mod:`uniembed.train.objectives`); everything else by these dataclasses.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+LORA_TARGET = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+
+
+@dataclass
+class OptimizerSettings:
+    """AdamW with a warmup + decay schedule (any transformers scheduler name) and gradient clipping."""
+    lr: float
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    schedule: str = "cosine"
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class LoraSettings:
+    """LoRA on the language model only (the regex never matches the vision tower)."""
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target: str = LORA_TARGET
+
+
+@dataclass
+class TrainSettings:
+    max_steps: int
+    batch_size: int                  # global batch (queries per step, all processes)
+    optimizer: OptimizerSettings
+    objective: dict[str, Any]        # {"name": ..., the objective's settings}
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    chunk_size: int | None = None    # gradient caching chunk (items per forward); None = off
+    backend: str = "ddp"             # "ddp" (plain torch / DDP) or "deepspeed_zero2"
+    activation_checkpointing: bool = False
+    seed: int = 0
+    save_every: int = 50
+    log_every: int = 10
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainSettings":
+        """Build from a recipe section (nested dicts), refusing unknown keys with their names."""
+        values = dict(values)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training setting(s) {unknown}; expected {sorted(known)}")
+        values["optimizer"] = OptimizerSettings(**values["optimizer"])
+        values["lora"] = LoraSettings(**values.get("lora", {}))
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def ablation_entry(recipe: dict[str, Any], study: str, variant: str) -> dict[str, Any]:
+    """A variant of ``recipe["ablations"][study]``: its base hard-negative objective entry
+    (``recipe["train_hn"]["objectives"][base]``) with the variant's changes. An ``objective`` naming
+    another objective replaces the base's objective section; otherwise it updates it."""
+    spec = dict(recipe["ablations"][study]["variants"][variant])
+    base = spec.pop("base")
+    entry = dict(recipe["train_hn"]["objectives"][base])
+    objective = spec.pop("objective", {})
+    if objective.get("name", entry["objective"]["name"]) != entry["objective"]["name"]:
+        entry["objective"] = dict(objective)
+    else:
+        entry["objective"] = {**entry["objective"], **objective}
+    return {**entry, **spec}

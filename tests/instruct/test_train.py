@@ -1,0 +1,68 @@
+"""The instruct trainer: every weight trains, outputs a complete model directory, resumes bit-exactly."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from uniembed.instruct.settings import InstructMix, InstructSettings
+from uniembed.instruct.train import train_instruct
+from uniembed.model.loading import load_for_generation
+from uniembed.model.saving import missing_checkpoint_files
+from uniembed.train.checkpoint import FINISHED
+
+SETTINGS = InstructSettings(max_steps=4, batch_size=6, lr=1e-3, sources=["mbeir", "mmeb"], warmup_steps=1,
+                            save_every=2, log_every=1, mix=InstructMix(judge_yes=1, judge_hard=1, judge_random=1))
+
+
+def run(tmp, name, world, model, settings=SETTINGS, **kwargs):
+    return train_instruct(settings, base_model=model, curated_dir=world["curated"]["mbeir"].parent,
+                          out_dir=tmp / name / "out", checkpoint_dir=tmp / name / "ckpt", log_dir=tmp / name / "tb",
+                          device="cpu", progress=False, **kwargs)
+
+
+def test_trains_every_weight_and_saves_a_complete_model(tmp_path, small_world, tiny_qwen2vl):
+    summary = run(tmp_path, "full", small_world, tiny_qwen2vl)
+    out = tmp_path / "full" / "out"
+    assert summary["finished"] and summary["step"] == 4 and len(summary["history"]) == 4
+    assert missing_checkpoint_files(out / "model") == []
+    assert json.loads((out / "training_summary.json").read_text())["sources"] == ["mbeir", "mmeb"]
+    before, after = load_file(tiny_qwen2vl / "model.safetensors"), load_file(out / "model" / "model.safetensors")
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert any("visual." in name for name in changed)                                    # vision tower too
+    assert any("layers." in name and "visual" not in name for name in changed) and "lm_head.weight" in changed
+    assert load_for_generation(out / "model").config.model_type == "qwen2_vl"
+    assert list((tmp_path / "full" / "tb").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "full" / "ckpt").glob(f"*/{FINISHED}"))
+    assert {"loss", "lr", "examples_per_s"} <= set(summary["history"][0])
+
+
+def test_a_killed_run_resumes_to_identical_weights(tmp_path, small_world, tiny_qwen2vl, caplog):
+    run(tmp_path, "straight", small_world, tiny_qwen2vl)
+    assert run(tmp_path, "resumed", small_world, tiny_qwen2vl, stop_after=3) == {"finished": False, "step": 3}
+    caplog.set_level("INFO")
+    resumed = run(tmp_path, "resumed", small_world, tiny_qwen2vl)
+    assert "resumed from" in caplog.text and resumed["step"] == 4
+    straight = load_file(tmp_path / "straight" / "out" / "model" / "model.safetensors")
+    again = load_file(tmp_path / "resumed" / "out" / "model" / "model.safetensors")
+    assert all(torch.equal(straight[name], again[name]) for name in straight)
+
+
+def test_a_finished_run_trains_again_and_other_settings_get_their_own_checkpoints(tmp_path, small_world,
+                                                                                   tiny_qwen2vl, caplog):
+    first = run(tmp_path, "run", small_world, tiny_qwen2vl)
+    caplog.set_level("INFO")
+    second = run(tmp_path, "run", small_world, tiny_qwen2vl)
+    assert "training again from the start" in caplog.text
+    assert [h["loss"] for h in second["history"]] == [h["loss"] for h in first["history"]]
+    other = InstructSettings(**{**SETTINGS.__dict__, "lr": 2e-3, "max_steps": 1})
+    run(tmp_path, "run", small_world, tiny_qwen2vl, settings=other)
+    assert len(list((tmp_path / "run" / "ckpt").iterdir())) == 2
+
+
+def test_an_unknown_source_names_the_missing_table(tmp_path, small_world, tiny_qwen2vl):
+    settings = InstructSettings(**{**SETTINGS.__dict__, "sources": ["captions"]})
+    with pytest.raises(FileNotFoundError, match="captions"):
+        run(tmp_path, "none", small_world, tiny_qwen2vl, settings=settings)
