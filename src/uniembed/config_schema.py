@@ -36,6 +36,10 @@ class TinyBuild:
     vision_embed_dim: int
     vocab_size: int
     seed: int
+    init_std: float = 0.02           # initializer_range of the language model
+    vision_init_std: float = 0.02    # ... and of the vision tower
+    image_min_pixels: int = 56 * 56  # images are resized into [min, max] pixels (28-pixel steps)
+    image_max_pixels: int = 112 * 112
 
 
 @dataclass

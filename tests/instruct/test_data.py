@@ -14,7 +14,7 @@ from PIL import Image
 from uniembed.artifacts import read_parquet, write_parquet
 from uniembed.data.schemas import CANDIDATES, POOLS, QUERIES
 from uniembed.embed.embedder import EmbedItem
-from uniembed.instruct.data import DESCRIBE, load_instruct_data, make_example, plan_entries
+from uniembed.instruct.data import DESCRIBE, compact_prompt, load_instruct_data, make_example, plan_entries
 from uniembed.instruct.settings import InstructMix, InstructSettings
 from uniembed.judge.prompt import JUDGE_INSTRUCTION, NO, YES, build_judge_prompt
 
@@ -52,23 +52,26 @@ def test_only_train_queries_are_read(curated):
 
 def test_every_kind_is_made_and_judge_examples_use_the_judge_prompt(curated):
     data = load_instruct_data(curated)
-    entries = plan_entries(data, InstructMix(judge_yes=2, judge_hard=2, judge_random=1, answer=1, describe=1))
-    assert set(Counter(kind for kind, _, _ in entries)) == {"judge_yes", "judge_hard", "judge_random", "answer",
-                                                            "describe"}
+    entries = plan_entries(data, InstructMix(yes=2, hard=2, random=1, answer=1, describe=1, judge_format=0.5))
+    assert set(Counter(kind for kind, _, _ in entries)) == {"yes", "hard", "random", "answer", "describe"}
     rng = np.random.default_rng(0)
     head = JUDGE_INSTRUCTION.split("<Query>")[0]
+    formats = Counter()
     for kind, index, detail in entries:
         query = data.queries[index]
         example = make_example(data, (kind, index, detail), rng)
-        assert example.kind == kind
-        if kind.startswith("judge"):
-            assert example.parts[0][1].startswith(head) and example.answer == (YES if kind == "judge_yes" else NO)
+        if kind in ("yes", "hard", "random"):
+            style, asked = example.kind.split("_")
+            formats[style] += 1
+            assert asked == kind and example.answer == (YES if kind == "yes" else NO)
+            assert example.parts[0][1].startswith(head if style == "judge" else "Query:")
             text = "".join(value for _, value in example.parts)
-            assert text.index("Query:") < text.index("Candidates:")
+            assert text.index("Query:") < text.index("Candidates:") and text.endswith(".")
         elif kind == "describe":
             assert example.parts[0] == ("text", f"{DESCRIBE}\n") and example.answer == query.text
         else:
-            assert example.answer in {data.candidates[p].text for p in query.positive_ids}
+            assert example.kind == kind and example.answer in {data.candidates[p].text for p in query.positive_ids}
+    assert formats["judge"] > 0.3 * sum(formats.values()) and formats["compact"] > 0.3 * sum(formats.values())
 
 
 def test_judge_examples_render_exactly_as_the_judge_renders_a_pair(curated, tiny_qwen2vl):
@@ -76,7 +79,7 @@ def test_judge_examples_render_exactly_as_the_judge_renders_a_pair(curated, tiny
 
     processor = load_processor(tiny_qwen2vl)
     data = load_instruct_data(curated)
-    plan_entries(data, InstructMix(judge_hard=0, judge_random=0, answer=0, describe=0, judge_yes=1))
+    plan_entries(data, InstructMix(hard=0, random=0, answer=0, describe=0, yes=1, judge_format=1.0))
     for entry in data.entries[:: max(1, len(data.entries) // 12)]:
         example = make_example(data, entry, np.random.default_rng(0))
         query = data.queries[entry[1]]
@@ -96,7 +99,7 @@ def _instruction_of(example, query):
 
 def test_hard_and_random_negatives_are_train_candidates_that_are_not_positives(curated):
     data = load_instruct_data(curated)
-    plan_entries(data, InstructMix(judge_yes=0, answer=0, describe=0, judge_hard=2, judge_random=3))
+    plan_entries(data, InstructMix(yes=0, answer=0, describe=0, hard=2, random=3))
     rng = np.random.default_rng(0)
     by_text = {}
     for cid, item in data.candidates.items():
@@ -109,7 +112,7 @@ def test_hard_and_random_negatives_are_train_candidates_that_are_not_positives(c
         text = candidate_parts[-1][1].split("Candidates:")[-1][:-1] or None
         ids = by_text[(text, image)]
         assert not ids & set(query.positive_ids)
-        if kind == "judge_hard":
+        if kind == "hard":
             assert ids & set(query.negative_ids)
         else:
             assert {data.group_of[c] for c in ids} & {data.group_of[query.positive_ids[0]]}
@@ -172,7 +175,9 @@ def test_settings_refuse_empty_sources_and_bad_sizes():
         InstructSettings(max_steps=0, batch_size=2, lr=1e-3)
     with pytest.raises(ValueError, match="mix.answer"):
         InstructMix(answer=-1)
-    assert InstructSettings(max_steps=1, batch_size=2, lr=1e-3, mix={"judge_yes": 3}).mix.judge_yes == 3
+    with pytest.raises(ValueError, match="judge_format"):
+        InstructMix(judge_format=1.5)
+    assert InstructSettings(max_steps=1, batch_size=2, lr=1e-3, mix={"yes": 3}).mix.yes == 3
 
 
 def test_a_source_without_train_queries_is_an_error(curated, tmp_path):
@@ -182,3 +187,10 @@ def test_a_source_without_train_queries_is_an_error(curated, tmp_path):
     write_parquet(table.filter(pc.equal(table["split"], "test")), target / "queries.parquet", QUERIES)
     with pytest.raises(ValueError, match=r"queries.parquet: no queries of split \['train'\]"):
         load_instruct_data({"mbeir": target})
+
+
+def test_the_compact_prompt_is_the_judge_prompt_without_its_instruction(tmp_path):
+    query, candidate = EmbedItem("a red circle", None, "Find it."), EmbedItem(None, str(tmp_path / "c.png"))
+    full, compact = build_judge_prompt(query, candidate), compact_prompt(query, candidate)
+    assert compact.parts[0] == ("text", "Query:Find it. a red circle, Candidates:")
+    assert full.parts[0][1].endswith(compact.parts[0][1]) and full.parts[1:] == compact.parts[1:]

@@ -14,7 +14,7 @@ from uniembed.model.saving import missing_checkpoint_files
 from uniembed.train.checkpoint import FINISHED
 
 SETTINGS = InstructSettings(max_steps=4, batch_size=6, lr=1e-3, sources=["mbeir", "mmeb"], warmup_steps=1,
-                            save_every=2, log_every=1, mix=InstructMix(judge_yes=1, judge_hard=1, judge_random=1))
+                            save_every=2, log_every=1, mix=InstructMix(yes=1, hard=1, random=1))
 
 
 def run(tmp, name, world, model, settings=SETTINGS, **kwargs):

@@ -4,13 +4,15 @@ Real runs start from an instruction-following MLLM (Qwen2-VL-7B-Instruct) and ju
 (UniME-V2 judges with Qwen2.5-VL-7B). The embedded default makes its own by next-token training
 of the random tiny model on the synthetic world's train split, in the Qwen2-VL chat format:
 
-* ``judge_yes`` / ``judge_hard`` / ``judge_random``: the judge's own prompt
-  (:func:`uniembed.judge.prompt.build_judge_prompt`, UniME-V2's "I will provide you with a query
-  and a candidate. ... 'Yes' ... 'No'", query then candidate) answered "Yes" for a labelled
-  positive, "No" for one of the query's own listed negatives (the world lists neighbours that
-  differ in one attribute) and "No" for a candidate drawn at random from the train candidates of
-  the positive's dataset and modality (a random draw may, rarely, be an unlabelled match: label
-  noise, as in any real instruction set);
+* ``yes`` / ``hard`` / ``random``: matching questions answered "Yes" for a labelled positive,
+  "No" for one of the query's own listed negatives (the world lists neighbours that differ in one
+  attribute) and "No" for a candidate drawn at random from the train candidates of the
+  positive's dataset and modality (a random draw may, rarely, be an unlabelled match: label
+  noise, as in any real instruction set). A share ``judge_format`` of them is asked in exactly the
+  judge's prompt (:func:`uniembed.judge.prompt.build_judge_prompt`, UniME-V2's "I will provide you
+  with a query and a candidate. ... 'Yes' ... 'No'", query then candidate); the rest in its compact
+  tail ("Query:<query>, Candidates:<candidate>."), the same comparison without the 45 instruction
+  tokens, which a model this small learns several times faster and carries over to the full prompt;
 * ``answer``: the query's instruction and content answered with its text-only positive
   (captioning "Find a caption that describes ...", attribute lists to captions, VQA "How big is it
   and where is it?" -> "large, on the right", classification labels);
@@ -38,7 +40,7 @@ import pyarrow.compute as pc
 from ..artifacts import read_parquet
 from ..data.schemas import CANDIDATES, POOLS, QUERIES
 from ..embed.embedder import EmbedItem
-from ..judge.prompt import IMAGE, NO, TEXT, YES, build_judge_prompt
+from ..judge.prompt import IMAGE, NO, TEXT, YES, JudgePrompt, build_judge_prompt
 from ..train.generative import ChatExample
 from .settings import KINDS, InstructMix
 
@@ -65,6 +67,7 @@ class InstructData:
     groups: dict[tuple, list[str]]          # (source, dataset, modality) -> candidate ids
     group_of: dict[str, tuple]
     entries: list[tuple[str, int, int]] = field(default_factory=list)  # (kind, query index, detail)
+    judge_format: float = 1.0   # share of matching questions asked in the judge's full prompt
 
 
 def _modality(item: EmbedItem) -> str:
@@ -116,9 +119,9 @@ def plan_entries(data: InstructData, mix: InstructMix) -> list[tuple[str, int, i
     entries = []
     for i, q in enumerate(data.queries):
         positive = data.candidates[q.positive_ids[0]]
-        entries += [("judge_yes", i, j) for j in range(mix.judge_yes)]
-        entries += [("judge_hard", i, j) for j in range(min(mix.judge_hard, len(q.negative_ids)))]
-        entries += [("judge_random", i, j) for j in range(mix.judge_random)
+        entries += [("yes", i, j) for j in range(mix.yes)]
+        entries += [("hard", i, j) for j in range(min(mix.hard, len(q.negative_ids)))]
+        entries += [("random", i, j) for j in range(mix.random)
                     if len(data.groups[data.group_of[q.positive_ids[0]]]) > len(q.positive_ids)]
         if positive.text and not positive.image_path:
             entries += [("answer", i, j) for j in range(mix.answer)]
@@ -126,7 +129,7 @@ def plan_entries(data: InstructData, mix: InstructMix) -> list[tuple[str, int, i
             entries += [("describe", i, j) for j in range(mix.describe)]
     if not entries:
         raise ValueError("the instruct mix produces no examples: every count is 0 or no query fits")
-    data.entries = entries
+    data.entries, data.judge_format = entries, mix.judge_format
     return entries
 
 
@@ -153,21 +156,30 @@ def _content(item: EmbedItem, instruction: str | None) -> tuple[tuple[str, str],
     return tuple(parts)
 
 
+def compact_prompt(query: EmbedItem, candidate: EmbedItem) -> JudgePrompt:
+    """The judge prompt's tail without its instruction: "Query:<query>, Candidates:<candidate>."."""
+    full = build_judge_prompt(query, candidate).parts
+    head = full[0][1]
+    start = head.index("Query:")
+    return JudgePrompt(((TEXT, head[start:]), *full[1:]))
+
+
 def make_example(data: InstructData, entry: tuple[str, int, int], rng: np.random.Generator) -> ChatExample:
-    """The concrete example of one slot; random choices (instruction, random negative) come from ``rng``."""
+    """The concrete example of one slot; random choices (instruction, random negative, prompt format) use ``rng``."""
     kind, index, detail = entry
     q = data.queries[index]
     query = _query_item(q, rng)
     positive_id = q.positive_ids[rng.integers(len(q.positive_ids))]
-    if kind in ("judge_yes", "judge_hard", "judge_random"):
-        if kind == "judge_yes":
+    if kind in ("yes", "hard", "random"):
+        if kind == "yes":
             cid = positive_id
-        elif kind == "judge_hard":
+        elif kind == "hard":
             cid = q.negative_ids[detail]
         else:
             cid = _random_negative(data, q, rng)
-        prompt = build_judge_prompt(query, data.candidates[cid])
-        return ChatExample(prompt.parts, YES if kind == "judge_yes" else NO, kind)
+        judge = rng.random() < data.judge_format
+        prompt = (build_judge_prompt if judge else compact_prompt)(query, data.candidates[cid])
+        return ChatExample(prompt.parts, YES if kind == "yes" else NO, f"{'judge' if judge else 'compact'}_{kind}")
     positive = data.candidates[positive_id]
     if kind == "answer":
         return ChatExample(_content(EmbedItem(q.text, q.image_path), query.instruction or DESCRIBE),

@@ -7,23 +7,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-KINDS = ("judge_yes", "judge_hard", "judge_random", "answer", "describe")
+KINDS = ("yes", "hard", "random", "answer", "describe")
 
 
 @dataclass
 class InstructMix:
     """How many examples of each kind one train query contributes per epoch (:mod:`.data`)."""
 
-    judge_yes: int = 2      # the judge prompt with a labelled positive -> "Yes" (repeated to balance the "No"s)
-    judge_hard: int = 2     # with up to this many of the query's own listed negatives -> "No"
-    judge_random: int = 1   # with random train candidates of the positive's dataset and modality -> "No"
+    yes: int = 2            # query + a labelled positive -> "Yes" (repeated to balance the "No"s)
+    hard: int = 2           # query + up to this many of its own listed negatives -> "No"
+    random: int = 1         # query + random train candidates of the positive's dataset and modality -> "No"
     answer: int = 1         # instruction + query -> its text-only positive (captions, VQA answers, labels)
     describe: int = 1       # "Describe the picture." + image-only positive -> the text-only query
+    judge_format: float = 0.5  # share of Yes/No examples in the judge's full prompt; the rest in its compact tail
 
     def __post_init__(self):
         for kind in KINDS:
             if getattr(self, kind) < 0:
                 raise ValueError(f"model.instruct.mix.{kind} must be >= 0, got {getattr(self, kind)}")
+        if not 0.0 <= self.judge_format <= 1.0:
+            raise ValueError(f"model.instruct.mix.judge_format must be in [0, 1], got {self.judge_format}")
 
 
 @dataclass
