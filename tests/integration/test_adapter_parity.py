@@ -16,8 +16,10 @@ TOL = 1e-5
 
 
 def training_starts(project: Path) -> tuple[Path, dict[str, Path]]:
-    """The run directory and ``{stage: the model it was trained from}``, as workflow/rules/pretrain.smk
-    chains them: the base model for the first stage of ``recipe.pretrain.order``, else the previous model/."""
+    """The run directory and ``{stage: the model it was trained from}``, as the workflow chains them:
+    the base model for the first stage of ``recipe.pretrain.order``, else the previous model/
+    (workflow/rules/pretrain.smk); every hard-negative objective from ``recipe.train_hn.from``'s model/
+    (workflow/rules/train_hn.smk)."""
     config = yaml.safe_load((project / "config" / "config.yaml").read_text())
     stage_cfg = compose_config(experiment_overrides(config["experiment"], config["resources"],
                                                     config.get("hydra_overrides", [])), project / "config")
@@ -25,6 +27,9 @@ def training_starts(project: Path) -> tuple[Path, dict[str, Path]]:
     order = list(stage_cfg.recipe.pretrain.order)
     starts = {f"pretrain_{stage}": project / stage_cfg.model.path if i == 0
               else run_dir / "models" / f"pretrain_{order[i - 1]}" / "model" for i, stage in enumerate(order)}
+    train_hn = stage_cfg.recipe.get("train_hn")
+    if train_hn:
+        starts.update({f"hn_{name}": run_dir / "models" / train_hn["from"] / "model" for name in train_hn.objectives})
     return run_dir, starts
 
 
