@@ -41,7 +41,7 @@ def test_progressive_transition_trains_far_above_the_untrained_baseline(finished
     Margins: local average >= zero-shot + 20 points and >= 30 absolute; global >= zero-shot + 15.
     Why chance cannot pass: a pool has 130-200 candidates, so a model with no signal scores
     R@5 ~= 2.5-4% per task; over 7 tasks x 60 held-out queries the sd of such an average is
-    ~1 point, so +20 points is > 15 sd. Observed on 2 CPU cores: 18.1 -> 58.3 local, 7.9 -> 44.3 global.
+    ~1 point, so +20 points is > 15 sd. Observed on 2 CPU cores: 11.9 -> 53.1 local, 3.8 -> 41.0 global.
     """
     per_stage = {}
     for tag in ("zero_shot", "pretrain_nli", "pretrain_captions", "pretrain_mbeir"):
