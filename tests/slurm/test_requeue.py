@@ -105,15 +105,15 @@ def test_requeued_pretraining_job_resumes_from_its_checkpoint(slurm_cluster, tmp
     assert interrupted["EndTime"] <= completed["StartTime"], records
 
     # The first execution started from scratch; the second (its log rewrites the first's) resumed.
-    assert "resumed from" not in first_log and "pretrain nli on nli" in first_log, first_log[-2000:]
+    assert "resumed from" not in first_log and "train pretrain.nli on nli" in first_log, first_log[-2000:]
     log = (project / RULE_LOG).read_text()
     # Nothing of the first execution outlived the requeue (it would keep writing into the rewritten log).
-    assert log.count("pretrain nli on nli") == 1 and "\x00" not in log, log[-3000:]
+    assert log.count("train pretrain.nli on nli") == 1 and "\x00" not in log, log[-3000:]
     [run] = checkpoint_runs(project)  # the same run fingerprint in both executions
     resumed = re.findall(rf"resumed from {re.escape(str(run.relative_to(project)))} at step (\d+)", log)
     assert resumed, f"the requeued job did not resume from its checkpoint in {run}:\n{log[-3000:]}"
     assert step_before <= int(resumed[0]) < MAX_STEPS, (step_before, resumed)
-    assert f"pretrain nli done: {MAX_STEPS} steps" in log, log[-2000:]
+    assert f"train pretrain.nli done: {MAX_STEPS} steps" in log, log[-2000:]
 
     summary = json.loads((project / TARGET / "training_summary.json").read_text())
     assert summary["finished"] and summary["step"] == MAX_STEPS
