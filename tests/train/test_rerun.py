@@ -1,6 +1,5 @@
 """A rerun of a finished training stage trains again (what `snakemake --forcerun` means); a killed
 one resumes; the code version is part of the run fingerprint; checkpoints load with weights_only."""
-import dataclasses
 
 import pytest
 import torch

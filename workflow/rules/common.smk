@@ -101,11 +101,6 @@ def model_of_tag(tag):
     return EVAL_MODELS[tag] if tag in EVAL_MODELS else ABLATION_MODELS[tag]
 
 
-def synthetic_truth():
-    """The generated world (its truth/ holds every genuine match), when the data is generated."""
-    return [DATA_ROOT] if STAGE_CONFIG.data.generator is not None else []
-
-
 def filter_dir(name):
     return f"{RUN_DIR}/mining/filters/{name}"
 
@@ -113,7 +108,7 @@ def filter_dir(name):
 def filter_outputs(name):
     """The files filter `name` writes; a filter on judge scores in the synthetic world also reports judge quality."""
     outputs = {"negatives": f"{filter_dir(name)}/hard_negatives.parquet", "summary": f"{filter_dir(name)}/filter_summary.json"}
-    if synthetic_truth() and needs_judge_scores(STAGE_CONFIG.recipe.filters[name]):
+    if generated_data() and needs_judge_scores(STAGE_CONFIG.recipe.filters[name]):
         outputs.update(quality=f"{filter_dir(name)}/judge_quality.json", report=f"{filter_dir(name)}/judge_quality.md")
     return outputs
 
@@ -123,7 +118,8 @@ def curated(source, table):
 
 
 def generated_data():
-    """The generated dataset directory when the data config has a generator, else nothing."""
+    """The generated dataset directory when the data config has a generator, else nothing
+    (its truth/ holds every genuine match: the judge-quality report reads it)."""
     return [DATA_ROOT] if STAGE_CONFIG.data.generator is not None else []
 
 

@@ -89,7 +89,7 @@ rule judge_quality:
     input:
         negatives=f"{RUN_DIR}/mining/filters/{{filter}}/hard_negatives.parquet",
         scores=f"{RUN_DIR}/mining/judge_scores.parquet",
-        truth=synthetic_truth(),
+        truth=generated_data(),
     output:
         quality=f"{RUN_DIR}/mining/filters/{{filter}}/judge_quality.json",
         report=f"{RUN_DIR}/mining/filters/{{filter}}/judge_quality.md",

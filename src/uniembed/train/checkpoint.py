@@ -1,8 +1,8 @@
 """Resumable training checkpoints (design.md §4): a requeued job continues, it does not restart.
 
 ``<checkpoint_dir>/step-<N>/`` holds ``state.pt`` (tensors and plain containers only: the
-trainable parameters (LoRA), the objective's state (its temperature), the optimizer and scheduler states, the torch CPU and
-CUDA RNG states), loaded with ``torch.load(weights_only=True)`` so a checkpoint can never run
+trainable parameters (LoRA), the objective's state (its temperature), the optimizer and
+scheduler states, the torch CPU and CUDA RNG states), loaded with ``torch.load(weights_only=True)`` so a checkpoint can never run
 code, and ``meta.json`` (the step, the python and numpy RNG states, the sampler position, the
 history and the run's fingerprint: config, code version, base model, data). Each checkpoint
 directory is written atomically and ``latest`` is replaced last, so a job killed mid-save
