@@ -118,13 +118,42 @@ link_etc_conf() {
   fi
 }
 
+diagnose() {  # what a person needs when the cluster does not come up, on stderr
+  {
+    echo "--- sinfo -R (node reasons)"; sinfo -R 2>&1 || true
+    echo "--- scontrol show node"; scontrol show node "$HOST" 2>&1 || true
+    echo "--- slurmd -C (what this machine reports)"; /usr/sbin/slurmd -C 2>&1 || true
+    echo "--- processes"; pgrep -a -f 'slurmctld|slurmd|munged' 2>&1 || true
+    for f in "$STATE/log/slurmctld.log" "$STATE/log/slurmd.log"; do
+      echo "--- tail $f"; tail -n 40 "$f" 2>&1 || true
+    done
+  } >&2
+}
+
 wait_until() {  # wait_until <seconds> <what> <command...>
   local limit=$1 what=$2; shift 2
   for _ in $(seq "$limit"); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
+  diagnose
   die "$what not reached after ${limit}s (logs in $STATE/log)"
 }
 
 node_in() { sinfo -h -n "$HOST" -o %t | grep -qxE "$1"; }  # node_in <state regex>
+
+node_idle_or_resume() {  # a node left down or drained (e.g. by a saved state) is resumed, then waited for
+  node_in idle && return 0
+  node_in "down.*|drain.*|drng.*|inval.*|fail.*" && scontrol update NodeName="$HOST" State=RESUME >/dev/null 2>&1
+  return 1
+}
+
+stop_strays() {  # daemons of this state dir whose PID files were lost (a killed run, a wiped PID file)
+  local pids
+  pids="$(pgrep -f -- "slurm(ctld|d) -f $CONF" || true)"
+  [ -z "$pids" ] && return 0
+  log "stopping stray daemons of $CONF: $pids"
+  kill $pids 2>/dev/null || true
+  sleep 2
+  kill -9 $pids 2>/dev/null || true
+}
 
 start() {
   install_packages
@@ -132,18 +161,21 @@ start() {
   if alive "$STATE/slurmctld.pid" && alive "$STATE/slurmd.pid"; then
     log "already running"
     link_etc_conf
-    wait_until 60 "node $HOST up" node_in "idle|mix|alloc|comp"
+    wait_until 120 "node $HOST up" node_in "idle|mix|alloc|comp"
   else
     stop_daemons
+    stop_strays
+    # A fresh start begins from a clean controller state: no saved node state (a drained node
+    # from an earlier run) and no saved jobs.
+    rm -rf "$STATE/ctld" "$STATE/slurmd"
     write_config
     start_munge
     /usr/sbin/slurmctld -f "$CONF" || die "slurmctld did not start (see $STATE/log/slurmctld.log)"
     wait_until 30 "slurmctld answering" scontrol ping
     /usr/sbin/slurmd -f "$CONF" -N "$HOST" || die "slurmd did not start (see $STATE/log/slurmd.log)"
     link_etc_conf
-    scontrol update NodeName="$HOST" State=RESUME >/dev/null 2>&1 || true
-    wait_until 60 "node $HOST idle" node_in idle
-    timeout 60 srun -p main -N1 -n1 -t 1 true || die "smoke job 'srun true' failed (see $STATE/log)"
+    wait_until 120 "node $HOST idle" node_idle_or_resume
+    timeout 60 srun -p main -N1 -n1 -t 1 true || { diagnose; die "smoke job 'srun true' failed (see $STATE/log)"; }
     log "ready: node $HOST idle, 'srun true' ok"
   fi
   echo "SLURM_CONF=$CONF"
