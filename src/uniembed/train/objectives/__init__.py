@@ -8,18 +8,22 @@ configuration into the run fingerprint. ``make_objective({"name": ..., ...})`` b
 * ``info_nce`` — U-MARVEL eq. 2: in-batch (+ hard) negatives, learnable temperature.
 * ``soft_label`` — UniME-V2 eq. 2-4: symmetric KL between the embedder's and the judge's
   distributions over each query's [positive, k hard negatives].
+* ``distill`` — U-MARVEL §3.3: KL from the fused recall + rerank scores to the embedder's
+  cos / tau over each query's [positive, k candidates], learnable temperature.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from .base import Objective, ObjectiveBatch
+from .distill import DistillObjective, DistillSettings
 from .info_nce import InfoNCEObjective, InfoNCESettings
 from .soft_label import SoftLabelObjective, SoftLabelSettings
 
 OBJECTIVES: dict[str, tuple[type[Objective], type]] = {
     "info_nce": (InfoNCEObjective, InfoNCESettings),
     "soft_label": (SoftLabelObjective, SoftLabelSettings),
+    "distill": (DistillObjective, DistillSettings),
 }
 
 
