@@ -78,7 +78,8 @@ class JudgePrompt:
         return text, self.image_paths
 
 
-def _item_parts(item: EmbedItem, role: str, with_instruction: bool) -> list[tuple[str, str]]:
+def item_parts(item: EmbedItem, role: str, with_instruction: bool) -> list[tuple[str, str]]:
+    """An item as prompt parts: its instruction (queries only), image, then text."""
     if not item.text and not item.image_path:
         raise ValueError(f"the {role} has neither text nor an image: {item}")
     parts = []
@@ -95,8 +96,12 @@ def build_judge_prompt(query: EmbedItem, candidate: EmbedItem) -> JudgePrompt:
     """The paper's instruction with ``<Query>`` and ``<Candidate>`` filled in (query first, candidate last)."""
     head, rest = JUDGE_INSTRUCTION.split("<Query>")
     middle, tail = rest.split("<Candidate>")
-    parts = [(TEXT, head), *_item_parts(query, "query", True), (TEXT, middle),
-             *_item_parts(candidate, "candidate", False), (TEXT, tail)]
+    return prompt_of_parts([(TEXT, head), *item_parts(query, "query", True), (TEXT, middle),
+                            *item_parts(candidate, "candidate", False), (TEXT, tail)])
+
+
+def prompt_of_parts(parts: list[tuple[str, str]]) -> JudgePrompt:
+    """A prompt of ``parts`` with adjacent text parts joined."""
     merged: list[tuple[str, str]] = []
     for kind, value in parts:
         if kind == TEXT and merged and merged[-1][0] == TEXT:
