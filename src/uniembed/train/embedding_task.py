@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import torch
-from peft import LoraConfig, get_peft_model
 
 from ..artifacts import atomic_path, write_json
 from ..embed.cache import file_digest, fingerprint_model_dir
@@ -19,6 +18,7 @@ from ..embed.embedder import Embedder, EmbeddingMode
 from .data import BatchSampler, assemble_batch, load_training_set
 from .distributed import world_info
 from .gradcache import gradcache_step
+from .lora import apply_lora
 from .objectives import Objective, ObjectiveBatch
 from .settings import TrainSettings
 from .temperature import write_final_temperature
@@ -37,12 +37,7 @@ class EmbeddingTask:
         torch.manual_seed(settings.seed)
         self.base_model, self.curated_dir, self.mode, self.hard_negatives = base_model, Path(curated_dir), mode, hard_negatives
         self.embedder = Embedder.from_pretrained(base_model, mode=mode, device=device)
-        lora = settings.lora
-        self.model = get_peft_model(self.embedder.model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                                                    target_modules=lora.target))
-        vision = [n for n, p in self.model.named_parameters() if p.requires_grad and ".visual." in n]
-        if vision:
-            raise RuntimeError(f"vision tower parameters are trainable: {vision[:3]}")
+        self.model = apply_lora(self.embedder.model, settings.lora)
         if settings.activation_checkpointing:
             self.model.enable_input_require_grads()
             inner = self.model.base_model.model

@@ -100,9 +100,9 @@ def collate(processor, examples: Sequence[ChatExample]) -> dict[str, torch.Tenso
     return dict(batch)
 
 
-def answer_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean next-token cross-entropy over all answer tokens of a :func:`collate` batch, and each row's
-    own mean (detached, for logging).
+def answer_token_losses(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row of a :func:`collate` batch: the summed next-token cross-entropy of its answer tokens
+    (differentiable) and its number of answer tokens.
 
     Only the last ``K = longest answer + 1`` positions go through the LM head; logits at position t
     predict the token at t + 1.
@@ -116,8 +116,14 @@ def answer_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, to
     logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits[:, :-1].float()
     targets = labels[:, -keep + 1:]
     token_loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")
-    per_row = token_loss.detach().sum(dim=1) / answer_lengths
-    return token_loss.sum() / answer_lengths.sum(), per_row
+    return token_loss.sum(dim=1), answer_lengths
+
+
+def answer_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean next-token cross-entropy over all answer tokens of a :func:`collate` batch, and each row's
+    own mean (detached, for logging)."""
+    row_sums, answer_lengths = answer_token_losses(model, batch)
+    return row_sums.sum() / answer_lengths.sum(), row_sums.detach() / answer_lengths
 
 
 @torch.no_grad()

@@ -13,12 +13,13 @@ from __future__ import annotations
 from ..embed.embedder import EmbeddingMode
 from .core import build_optimizer, init_distributed, run_training
 from .embedding_task import EmbeddingTask
-from .objectives import make_objective
+from .objectives import make_objective, objective_task
+from .rerank_task import RerankTask
 from .objectives.base import global_order as _global_order
 from .settings import LORA_TARGET, LoraSettings, OptimizerSettings, TrainSettings
 
 __all__ = ["LORA_TARGET", "LoraSettings", "OptimizerSettings", "TrainSettings", "build_optimizer",
-           "train_contrastive", "_global_order"]
+           "train_contrastive", "train_reranker", "_global_order"]
 
 
 def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_dir, checkpoint_dir, log_dir,
@@ -30,9 +31,25 @@ def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_d
     (settings, objective, embedding mode, world size, code, base model and data); rerunning a
     finished run trains again. ``stop_after`` ends the process-local loop early (to test resume).
     """
+    if objective_task(settings.objective.get("name")) != "embedding":
+        raise ValueError(f"objective {settings.objective.get('name')!r} is not a contrastive objective")
     init_distributed()
     objective = make_objective(settings.objective, start_model=base_model)
     task = EmbeddingTask(settings, objective, base_model=base_model, curated_dir=curated_dir, mode=mode,
                          hard_negatives=hard_negatives, device=device)
+    return run_training(task, objective, settings, out_dir=out_dir, checkpoint_dir=checkpoint_dir, log_dir=log_dir,
+                        progress=progress, stop_after=stop_after)
+
+
+def train_reranker(settings: TrainSettings, *, base_model, curated_dir, retrieval, out_dir, checkpoint_dir, log_dir,
+                   device: str = "auto", progress: bool = True, stop_after: int | None = None) -> dict:
+    """Train a generative reranker (objective ``pointwise`` or ``pair_list``) with the same loop,
+    checkpoints and backends as :func:`train_contrastive`; ``retrieval`` is the mined table."""
+    if objective_task(settings.objective.get("name")) != "rerank":
+        raise ValueError(f"objective {settings.objective.get('name')!r} is not a reranker objective")
+    init_distributed()
+    objective = make_objective(settings.objective, start_model=base_model)
+    task = RerankTask(settings, objective, base_model=base_model, curated_dir=curated_dir, retrieval=retrieval,
+                      device=device)
     return run_training(task, objective, settings, out_dir=out_dir, checkpoint_dir=checkpoint_dir, log_dir=log_dir,
                         progress=progress, stop_after=stop_after)

@@ -10,6 +10,8 @@ configuration into the run fingerprint. ``make_objective({"name": ..., ...})`` b
   distributions over each query's [positive, k hard negatives].
 * ``distill`` — U-MARVEL §3.3: KL from the fused recall + rerank scores to the embedder's
   cos / tau over each query's [positive, k candidates], learnable temperature.
+* ``pointwise`` / ``pair_list`` — generative rerankers (U-MARVEL eq. 3; UniME-V2-Reranker): which
+  chat examples a query gives and how their answer losses combine (the reranker task runs them).
 """
 from __future__ import annotations
 
@@ -18,12 +20,15 @@ from typing import Any
 from .base import Objective, ObjectiveBatch
 from .distill import DistillObjective, DistillSettings
 from .info_nce import InfoNCEObjective, InfoNCESettings
+from .rerank import PairListObjective, PairListSettings, PointwiseObjective, PointwiseSettings, RerankObjective
 from .soft_label import SoftLabelObjective, SoftLabelSettings
 
-OBJECTIVES: dict[str, tuple[type[Objective], type]] = {
+OBJECTIVES: dict[str, tuple[type[Objective] | type[RerankObjective], type]] = {
     "info_nce": (InfoNCEObjective, InfoNCESettings),
     "soft_label": (SoftLabelObjective, SoftLabelSettings),
     "distill": (DistillObjective, DistillSettings),
+    "pointwise": (PointwiseObjective, PointwiseSettings),
+    "pair_list": (PairListObjective, PairListSettings),
 }
 
 
@@ -40,10 +45,16 @@ def objective_settings(config: dict[str, Any]):
         raise ValueError(f"objective {name!r}: {exc}") from None
 
 
-def make_objective(config: dict[str, Any], *, start_model=None) -> Objective:
+def objective_task(name: str) -> str:
+    """The task an objective trains: ``embedding`` (contrastive) or ``rerank`` (generative)."""
+    return getattr(OBJECTIVES[name][0], "task", "embedding")
+
+
+def make_objective(config: dict[str, Any], *, start_model=None) -> Objective | RerankObjective:
     """Build the objective ``config["name"]``; ``start_model`` resolves ``temperature: previous``."""
     settings = objective_settings(config)
     return OBJECTIVES[config["name"]][0](settings, start_model=start_model)
 
 
-__all__ = ["OBJECTIVES", "Objective", "ObjectiveBatch", "make_objective", "objective_settings"]
+__all__ = ["OBJECTIVES", "Objective", "ObjectiveBatch", "RerankObjective", "make_objective", "objective_settings",
+           "objective_task"]

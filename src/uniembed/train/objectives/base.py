@@ -53,6 +53,7 @@ class Objective(nn.Module, metaclass=abc.ABCMeta):
     """
 
     name = "objective"
+    task = "embedding"
     needs_scores = False
 
     def __init__(self, settings, start_model=None):

@@ -1,0 +1,111 @@
+"""The reranker task: LoRA on the language model of a generative Qwen2-VL (vision tower frozen),
+chat examples from the recall model's retrieval over the training queries, next-token
+cross-entropy on the answers (U-MARVEL App. C eq. 3; UniME-V2-Reranker).
+
+A task of the one trainer core (:mod:`uniembed.train.core`), like the embedding task: the core owns
+the optimiser, schedule, checkpoints (resume bit-exact), DDP/DeepSpeed backends, TensorBoard and
+the progress bar. The objective (:mod:`uniembed.train.objectives.rerank`) says which examples a
+query gives and how their losses combine. Training data: the mined table (see
+:mod:`uniembed.rerank.examples` for why) with the curated queries and candidates.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from ..artifacts import atomic_path, read_parquet, write_json
+from ..data.schemas import QUERIES
+from ..embed.cache import file_digest, fingerprint_model_dir
+from ..judge.pairs import build_judge_pairs
+from ..mine.schemas import MINED
+from ..model.loading import load_for_generation, set_bidirectional
+from ..model.processor import load_processor
+from ..model.saving import write_model_files
+from ..rerank.examples import count_unusable, group_pairs
+from .data import BatchSampler
+from .distributed import world_info
+from .generative import answer_token_losses, collate
+from .lora import apply_lora
+from .objectives.rerank import RerankObjective
+from .settings import TrainSettings
+
+
+class RerankTask:
+    """Builds the LoRA reranker and its training queries; ``step`` runs one generative step."""
+
+    def __init__(self, settings: TrainSettings, objective: RerankObjective, *, base_model, curated_dir, retrieval,
+                 device: str = "auto"):
+        rank, world = world_info()
+        if settings.chunk_size:
+            raise ValueError("gradient caching (chunk_size) is for contrastive objectives; a reranker batch has none")
+        if settings.batch_size % world:
+            raise ValueError(f"batch_size {settings.batch_size} must be divisible by the {world} processes")
+        if device == "auto":
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}" if torch.cuda.is_available() else "cpu"
+        torch.manual_seed(settings.seed)
+        self.base_model, self.curated_dir, self.retrieval = Path(base_model), Path(curated_dir), Path(retrieval)
+        self.processor = load_processor(base_model)
+        model = set_bidirectional(load_for_generation(base_model), False).to(device)
+        self.model = apply_lora(model, settings.lora)
+        self.encoder, self.device = self.model, torch.device(device)
+        if settings.activation_checkpointing:
+            self.model.enable_input_require_grads()
+            self.model.base_model.model.gradient_checkpointing_enable({"use_reentrant": False})
+        self.objective = objective
+        queries = read_parquet(self.curated_dir / "queries.parquet", QUERIES)
+        train = queries.filter(pc.equal(queries["split"], "train"))       # never a test query, whatever the table holds
+        pairs = build_judge_pairs(train, self.curated_dir / "candidates.parquet",
+                                  _train_rows(read_parquet(self.retrieval, MINED), train))
+        self.queries, self.dropped = group_pairs(pairs), count_unusable(pairs)
+        if not self.queries:
+            raise ValueError(f"{self.retrieval}: no training query has both a positive and retrieved candidates "
+                             f"(dropped: {self.dropped})")
+        self.sampler = BatchSampler(len(self.queries), settings.batch_size, settings.seed)
+        self.local_size = settings.batch_size // world
+
+    def fingerprint(self) -> dict:
+        return {"task": "rerank", "base_model": fingerprint_model_dir(self.base_model, full=True),
+                "data": {name: file_digest(self.curated_dir / name) for name in ("queries.parquet", "candidates.parquet")},
+                "retrieval": file_digest(self.retrieval)}
+
+    def attach(self, encoder) -> None:
+        self.encoder = encoder
+
+    def next_batch(self):
+        """This process's share of the next batch of queries, as chat examples (choices from the batch's RNG)."""
+        rank, _ = world_info()
+        indices, rng = self.sampler.next()
+        examples = [example for i in indices for example in self.objective.examples(self.queries[i], rng)]
+        per_query = len(examples) // len(indices)
+        return examples[rank * self.local_size * per_query:(rank + 1) * self.local_size * per_query]
+
+    def step(self, examples, objective: RerankObjective, backend, settings: TrainSettings) -> tuple[torch.Tensor, int]:
+        batch = {k: v.to(self.device) for k, v in collate(self.processor, examples).items()}
+        row_sums, lengths = answer_token_losses(self.encoder, batch)
+        loss = objective.combine([e.kind for e in examples], row_sums, lengths)
+        backend.backward(loss)
+        return loss.detach(), len(examples)
+
+    def summary(self) -> dict:
+        return {"num_queries": len(self.queries), "dropped_queries": self.dropped,
+                "examples_per_query": dict(Counter(e.kind for e in self.objective.examples(
+                    self.queries[0], np.random.default_rng(0))))}
+
+    def save(self, out_dir: Path, summary: dict, objective) -> None:
+        """``out_dir/adapter`` (the LoRA) and ``out_dir/model`` (merged: a complete checkpoint that the
+        judge's scoring backends, transformers or vLLM, load), written atomically together."""
+        with atomic_path(out_dir, directory=True) as tmp:
+            self.model.save_pretrained(tmp / "adapter")
+            write_model_files(self.model.merge_and_unload().eval(), self.processor, tmp / "model")
+            write_json(summary, tmp / "training_summary.json")
+
+
+def _train_rows(mined: pa.Table, train_queries: pa.Table) -> pa.Table:
+    """The mined rows of train-split queries (a mined table of another split's queries contributes nothing)."""
+    return mined.filter(pc.is_in(mined["query_id"], value_set=train_queries["query_id"]))
