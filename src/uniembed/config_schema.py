@@ -199,16 +199,17 @@ def validate_groups(cfg: DictConfig) -> None:
                 raise ConfigTypeError(f"recipe.ablations.{study}.tables.{table}: unknown variant(s) {unknown}; "
                                       f"expected some of {sorted(spec['variants'])}")
     for where, stage in stages.items():
-        _check_objective(stage["objective"], f"{where}.objective")
+        _check_objective(stage["objective"], f"{where}.objective", task="embedding")
 
 
-def _check_objective(objective: dict, where: str) -> None:
-    """An objective section against the settings of the objective it names."""
-    from .train.objectives import OBJECTIVES
+def _check_objective(objective: dict, where: str, task: str) -> None:
+    """An objective section against the settings of the objective it names, which must train ``task``."""
+    from .train.objectives import OBJECTIVES, objective_task
 
     name = objective.get("name")
-    if name not in OBJECTIVES:
-        raise ConfigTypeError(f"{where}.name: expected one of {sorted(OBJECTIVES)}, got {name!r}")
+    fitting = sorted(n for n in OBJECTIVES if objective_task(n) == task)
+    if name not in fitting:
+        raise ConfigTypeError(f"{where}.name: expected one of {fitting} (objectives of the {task} task), got {name!r}")
     check({k: v for k, v in objective.items() if k != "name"}, OBJECTIVES[name][1], where)
 
 

@@ -72,6 +72,9 @@ def test_hydra_typo_override_names_the_key():
     ("+recipe.pretrain.stages.nli.lrr=1", "recipe.pretrain.stages.nli: unknown key(s) ['lrr']"),
     ("~recipe.mine.top_k", "recipe.mine.top_k: required key is missing"),
     ("model.build.hidden_size=null", "model.build.hidden_size: expected int, got None"),
+    ("recipe.train_hn.objectives.umarvel.objective={name: pointwise}",
+     "recipe.train_hn.objectives.umarvel.objective.name: expected one of ['distill', 'info_nce', 'soft_label'] "
+     "(objectives of the embedding task), got 'pointwise'"),
 ])
 def test_group_values_are_type_checked_naming_key_value_and_type(override, message):
     from uniembed.config_schema import ConfigTypeError, validate_groups
