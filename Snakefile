@@ -18,6 +18,7 @@ include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/mine.smk"
 include: "workflow/rules/train_hn.smk"
+include: "workflow/rules/rerank.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/manifest.smk"
 

@@ -166,10 +166,11 @@ def _recipe_schema():
     train_hn = dataclasses.make_dataclass("TrainHardNegatives", [("objectives", dict[str, hn_stage]),
                                                                  ("from_", str, field(default="pretrain_mbeir",
                                                                                       metadata={"key": "from"}))])
+    rerank = dataclasses.make_dataclass("Rerank", [("rerankers", dict[str, stage])])
     optional = [(name, Optional[kind], field(default=None))
                 for name, kind in (("pretrain", pretrain), ("mine", MineSettings), ("judge", JudgeSettings),
                                    ("filters", dict[str, FilterSettings]), ("train_hn", train_hn),
-                                   ("ablations", dict[str, AblationStudy]))]
+                                   ("ablations", dict[str, AblationStudy]), ("rerank", rerank))]
     return dataclasses.make_dataclass("Recipe", [("name", str), ("seed", int), ("device", str),
                                                  ("embedding", EmbeddingMode), ("evaluate", EvaluateSettings),
                                                  *optional])
@@ -200,6 +201,8 @@ def validate_groups(cfg: DictConfig) -> None:
                                       f"expected some of {sorted(spec['variants'])}")
     for where, stage in stages.items():
         _check_objective(stage["objective"], f"{where}.objective", task="embedding")
+    for name, stage in ((recipe.get("rerank") or {}).get("rerankers") or {}).items():
+        _check_objective(stage["objective"], f"recipe.rerank.rerankers.{name}.objective", task="rerank")
 
 
 def _check_objective(objective: dict, where: str, task: str) -> None:

@@ -92,3 +92,26 @@ def test_objectives_and_trainers_refuse_each_other(tmp_path, small_world, tiny_q
     with pytest.raises(ValueError, match="not a contrastive objective"):
         train_contrastive(_settings({"name": "pointwise"}), base_model=tiny_qwen2vl, curated_dir=curated,
                           out_dir=tmp_path / "o", checkpoint_dir=tmp_path / "c", log_dir=tmp_path / "l", progress=False)
+
+
+def test_train_stage_runs_a_recipe_reranker_and_refuses_it_without_a_retrieval(tmp_path, small_world, tiny_qwen2vl):
+    from pathlib import Path
+
+    from uniembed.config import compose_config
+    from uniembed.stages import train as stage
+
+    curated = small_world["curated"]["mbeir"]
+    retrieval = _retrieval(curated, tmp_path / "mined.parquet")
+    entry = "+recipe.rerank.rerankers.pairs"
+    overrides = [f"{entry}.source=mbeir", f"{entry}.max_steps=2", f"{entry}.batch_size=2",
+                 f"{entry}.optimizer={{lr: 1.0e-3}}", f"{entry}.objective={{name: pair_list, list_size: 3}}",
+                 "stage.section=rerank", "stage.name=pairs", f"stage.model_dir={tiny_qwen2vl}",
+                 f"stage.curated_dir={curated.parent}", f"stage.out_dir={tmp_path / 'out'}",
+                 f"stage.checkpoint_dir={tmp_path / 'ckpt'}", f"stage.log_dir={tmp_path / 'tb'}",
+                 "stage.progress=false", "recipe.device=cpu"]
+    root = Path(__file__).resolve().parents[2] / "config"
+    with pytest.raises(SystemExit, match="retrieval"):
+        stage.run(compose_config(overrides, root))
+    summary = stage.run(compose_config([*overrides, f"stage.retrieval={retrieval}"], root))
+    assert summary["finished"] and summary["objective"] == "pair_list"
+    assert json.loads((tmp_path / "out" / "training_summary.json").read_text())["step"] == 2

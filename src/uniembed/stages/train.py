@@ -2,13 +2,15 @@
 
     python -m uniembed.stages.train --stage section pretrain --stage name nli --stage model_dir PREV \\
         --stage curated_dir DIR --stage out_dir DIR --stage checkpoint_dir DIR --stage log_dir DIR \\
-        [--stage hard_negatives results/<run>/mining/hard_negatives.parquet]
+        [--stage hard_negatives results/<run>/mining/hard_negatives.parquet] [--stage retrieval mined.parquet]
 
 Trains LoRA on ``stage.model_dir`` with the settings of ``recipe.<section>.<name>`` — one stage of
 U-MARVEL's progressive transition (``section: pretrain``, §3.1.3), one hard-negative objective
 (``section: train_hn``: U-MARVEL §3.2.2 ``info_nce`` with filtered negatives, UniME-V2's
 ``soft_label``), or one variant of an ablation study (``section: ablations``, ``name:
-<study>/<variant>``, with ``--stage seed N``) — on the curated source it names, and writes ``out_dir/adapter`` +
+<study>/<variant>``, with ``--stage seed N``), or one generative reranker (``section: rerank``:
+U-MARVEL's ``pointwise``, UniME-V2's ``pair_list``, on ``--stage retrieval``, the mined table) —
+on the curated source it names, and writes ``out_dir/adapter`` +
 ``out_dir/model`` (merged) + ``training_summary.json``. Rerunning resumes from
 ``checkpoint_dir``; under torchrun each process trains its shard of every global batch (DDP).
 """
@@ -23,7 +25,8 @@ from omegaconf import OmegaConf
 from ..config import stage_config
 from ..embed.embedder import EmbeddingMode
 from ..train.settings import ablation_entry
-from ..train.trainer import TrainSettings, train_contrastive
+from ..train.objectives import objective_task
+from ..train.trainer import TrainSettings, train_contrastive, train_reranker
 from .common import require
 
 log = logging.getLogger("uniembed.train")
@@ -32,6 +35,7 @@ SECTIONS = {
     "train_hn": lambda recipe: recipe["train_hn"]["objectives"],
     "ablations": lambda recipe: {f"{study}/{variant}": ablation_entry(recipe, study, variant)
                                  for study, spec in recipe["ablations"].items() for variant in spec["variants"]},
+    "rerank": lambda recipe: recipe["rerank"]["rerankers"],
 }
 
 
@@ -60,6 +64,14 @@ def run(cfg) -> dict:
     require(s, "section", "name", "model_dir", "curated_dir", "out_dir", "checkpoint_dir", "log_dir")
     source, settings = stage_settings(cfg, s.section, s.name)
     log.info("train %s.%s on %s from %s: %s", s.section, s.name, source, s.model_dir, settings)
+    if objective_task(settings.objective["name"]) == "rerank":
+        require(s, "retrieval")
+        summary = train_reranker(settings, base_model=s.model_dir, curated_dir=Path(s.curated_dir) / source,
+                                 retrieval=s.retrieval, out_dir=s.out_dir, checkpoint_dir=s.checkpoint_dir,
+                                 log_dir=s.log_dir, device=cfg.recipe.device, progress=s.progress)
+        log.info("train %s.%s done: %d steps, dropped queries %s", s.section, s.name, summary["step"],
+                 summary.get("dropped_queries"))
+        return summary
     summary = train_contrastive(
         settings, base_model=s.model_dir, curated_dir=Path(s.curated_dir) / source, out_dir=s.out_dir,
         checkpoint_dir=s.checkpoint_dir, log_dir=s.log_dir, hard_negatives=s.hard_negatives or None,
