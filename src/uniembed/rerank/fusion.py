@@ -4,13 +4,15 @@ The paper writes the convex combination with alpha tuned; the released code adds
 with w = 1.0 (0.5 / 0.1 for two MSCOCO tasks), which is the same ranking as alpha = 1 / (1 + w).
 This module follows the paper's form (alpha in [0, 1], so alpha = 1 is recall alone and alpha = 0
 rerank alone) and can choose alpha on a validation split: the grid value with the best mean
-Recall@k over the validation queries, ties to the larger alpha (the cheaper, recall-heavier side).
+M-BEIR Recall@k over the validation queries, ties to the larger alpha (the cheaper, recall-heavier side).
 """
 from __future__ import annotations
 
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from ..evaluate.metrics import mbeir_recall_at_k
 
 
 def fuse(recall: np.ndarray, rerank: np.ndarray, alpha: float) -> np.ndarray:
@@ -21,11 +23,6 @@ def fuse(recall: np.ndarray, rerank: np.ndarray, alpha: float) -> np.ndarray:
     if recall.shape != rerank.shape:
         raise ValueError(f"recall scores {recall.shape} and rerank scores {rerank.shape} differ in shape")
     return alpha * recall + (1.0 - alpha) * rerank
-
-
-def recall_at_k(order: Sequence[str], positives: set[str], k: int) -> float:
-    """1.0 if any positive is among the first k of ``order`` (M-BEIR's Recall@k per query), else 0.0."""
-    return float(any(cid in positives for cid in order[:k]))
 
 
 def rerank_order(candidate_ids: Sequence[str], recall: np.ndarray, rerank: np.ndarray, alpha: float) -> list[str]:
@@ -42,7 +39,7 @@ def choose_alpha(queries: Mapping[str, tuple[Sequence[str], np.ndarray, np.ndarr
         raise ValueError("choosing alpha needs at least one validation query")
     scores = {}
     for alpha in grid:
-        hits = [recall_at_k(rerank_order(ids, rec, rr, alpha), positives, k) for ids, rec, rr, positives in queries.values()]
-        scores[float(alpha)] = float(np.mean(hits))
+        runs = [rerank_order(ids, rec, rr, alpha) for ids, rec, rr, _ in queries.values()]
+        scores[float(alpha)] = float(mbeir_recall_at_k(runs, [positives for *_, positives in queries.values()], k).mean())
     best = max(scores.items(), key=lambda item: (item[1], item[0]))[0]
     return best, scores
