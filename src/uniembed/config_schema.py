@@ -166,7 +166,8 @@ def _recipe_schema():
     train_hn = dataclasses.make_dataclass("TrainHardNegatives", [("objectives", dict[str, hn_stage]),
                                                                  ("from_", str, field(default="pretrain_mbeir",
                                                                                       metadata={"key": "from"}))])
-    rerank = dataclasses.make_dataclass("Rerank", [("rerankers", dict[str, stage])])
+    rerank = dataclasses.make_dataclass("Rerank", [("rerankers", dict[str, stage]), ("recall", str), ("top_k", int),
+                                                   ("alpha", float), ("scoring", JudgeSettings)])
     optional = [(name, Optional[kind], field(default=None))
                 for name, kind in (("pretrain", pretrain), ("mine", MineSettings), ("judge", JudgeSettings),
                                    ("filters", dict[str, FilterSettings]), ("train_hn", train_hn),

@@ -111,3 +111,30 @@ def test_evaluate_stage_rejects_a_model_dir_without_weights(small_world, tmp_pat
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "empty")):
         evaluate.run(stage_cfg(tmp_path, "stage.tag=x", f"stage.model_dir={tmp_path / 'empty'}",
                                f"stage.curated_dir={tmp_path}", f"stage.cache_dir={tmp_path}", f"stage.out_dir={tmp_path}"))
+
+
+def test_rerank_stage_scores_the_recall_top_k_with_the_judge_backend(tiny_qwen2vl, small_world, tmp_path):
+    """The tiny model as recall model and as reranker (transformers backend): alpha = 1 gives the recall
+    model's own numbers; every pair of every query's top k is scored once."""
+    from uniembed.evaluate.results import SCORES
+    from uniembed.mine.schemas import JUDGE_SCORES
+    from uniembed.stages import evaluate, rerank
+
+    curated = small_world["curated"]["mbeir"].parent
+    common = [f"stage.model_dir={tiny_qwen2vl}", f"stage.curated_dir={curated}", f"stage.cache_dir={tmp_path / 'cache'}",
+              "stage.progress=false", "recipe.device=cpu", "data.sources={mbeir: {format: mbeir}, mmeb: {format: mmeb}}"]
+    section = ("+recipe.rerank={rerankers: {}, recall: zero_shot, top_k: 3, alpha: 1.0, scoring: {backend: transformers,"
+               " batch_size: 16, queries_per_shard: 8, top_logprobs: 20}}")
+    recall = evaluate.run(stage_cfg(tmp_path, *common, "stage.tag=zero_shot", f"stage.out_dir={tmp_path / 'eval'}"))
+    args = [*common, section, "stage.tag=zero_shot+pointwise", f"stage.reranker_dir={tiny_qwen2vl}",
+            f"stage.out_dir={tmp_path / 'rerank'}", f"stage.checkpoint_dir={tmp_path / 'shards'}"]
+    rows = rerank.run(stage_cfg(tmp_path, *args))
+    key = lambda rs: sorted((r["benchmark"], r["setting"], r["dataset"], r["task_id"], round(r["value"], 9)) for r in rs)  # noqa: E731
+    assert key(rows) == key(recall)
+    assert read_parquet(tmp_path / "rerank" / "scores.parquet", SCORES).to_pylist() == [dict(r) for r in rows]
+    pairs = read_parquet(tmp_path / "rerank" / "rerank_scores.parquet", JUDGE_SCORES)
+    keys = list(zip(pairs["query_id"].to_pylist(), pairs["candidate_id"].to_pylist()))
+    assert len(keys) == len(set(keys)) and set(pairs["status"].to_pylist()) == {"ok"}
+    assert all(0.0 <= s <= 1.0 for s in pairs["score"].to_pylist())
+    with pytest.raises(SystemExit, match="reranker_dir"):
+        rerank.run(stage_cfg(tmp_path, *[a for a in args if not a.startswith("stage.reranker_dir")]))

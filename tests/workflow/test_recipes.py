@@ -13,7 +13,8 @@ RECIPES = sorted(p.stem for p in (ROOT / "config" / "recipe").glob("*.yaml"))
 #: The stages each paper's DAG holds (issue: the recipe decides the DAG's shape).
 PAPER_STAGES = {
     "tiny": {"curate", "pretrain", "evaluate", "tables", "mine", "judge", "filter", "judge_quality", "train_hn"},
-    "umarvel_qwen2vl_7b": {"curate", "pretrain", "evaluate", "tables", "mine", "filter", "train_hn", "train_reranker"},
+    "umarvel_qwen2vl_7b": {"curate", "pretrain", "evaluate", "tables", "mine", "filter", "train_hn", "train_reranker",
+                           "rerank"},
 }
 
 

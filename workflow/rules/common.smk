@@ -1,5 +1,6 @@
 # Path helpers and config lookups shared by the rule files; no algorithm lives here.
 import json
+import re
 import shlex
 
 from omegaconf import OmegaConf
@@ -92,6 +93,11 @@ for key, tag in (("recipe.mine.from", STAGE_CONFIG.recipe.mine["from"] if MINING
 EVAL_MODELS.update({f"hn_{o}": stage_output(f"hn_{o}") for o in HN_OBJECTIVES})
 # Generative rerankers (recipe.rerank.rerankers), trained on the mined retrieval of the training queries.
 RERANKERS = list((STAGE_CONFIG.recipe.get("rerank") or {}).get("rerankers") or {}) if MINING else []
+# Recall-then-rerank evaluations (U-MARVEL+): eval tag "<recall>+<reranker>" -> reranker name.
+RERANK_TAGS = {f"{STAGE_CONFIG.recipe.rerank.recall}+{r}": r for r in RERANKERS} if EVAL_SOURCES else {}
+if RERANKERS and STAGE_CONFIG.recipe.rerank.recall not in EVAL_MODELS:
+    raise ValueError(f"recipe.rerank.recall = {STAGE_CONFIG.recipe.rerank.recall!r} is not a model of this run; "
+                     f"choose one of {list(EVAL_MODELS)}")
 # Ablation repetitions (recipe.ablations: a separate target per study, not part of `all`), by eval tag.
 ABLATIONS = dict(STAGE_CONFIG.recipe.get("ablations") or {}) if HN_OBJECTIVES else {}
 ABLATION_MODELS = {ablation_tag(study, variant, seed): stage_output(f"ablations/{study}/{variant}/seed{seed}")
@@ -137,7 +143,7 @@ def all_targets():
     summaries = [f"{RUN_DIR}/curated/{s}/summary.json" for s in SOURCES]
     models = [stage_output(f"pretrain_{s}") for s in PRETRAIN_STAGES] + [stage_output(f"hn_{o}") for o in HN_OBJECTIVES]
     models += [stage_output(f"reranker_{r}") for r in RERANKERS]
-    evaluations = [f"{RUN_DIR}/eval/{tag}/scores.parquet" for tag in EVAL_MODELS] if EVAL_SOURCES else []
+    evaluations = [f"{RUN_DIR}/eval/{tag}/scores.parquet" for tag in [*EVAL_MODELS, *RERANK_TAGS]] if EVAL_SOURCES else []
     tables = [f"{RUN_DIR}/tables/per_stage.md"] if EVAL_SOURCES else []
     mining = [f"{RUN_DIR}/mining/mined.parquet"] + [f for name in FILTERS for f in filter_outputs(name).values()]
     judging = [f"{RUN_DIR}/mining/judge_scores.parquet"] if JUDGING else []

@@ -35,9 +35,10 @@ rule evaluate:
 
 
 rule tables:
-    """The per-stage tables (U-MARVEL Table 13 layout: one column per evaluated model, DAG order)."""
+    """The per-stage tables (U-MARVEL Table 13 layout: one column per evaluated model, DAG order; then the
+    recall-then-rerank columns, U-MARVEL+)."""
     input:
-        scores=expand(f"{RUN_DIR}/eval/{{tag}}/scores.parquet", tag=EVAL_MODELS),
+        scores=expand(f"{RUN_DIR}/eval/{{tag}}/scores.parquet", tag=[*EVAL_MODELS, *RERANK_TAGS]),
     output:
         markdown=f"{RUN_DIR}/tables/per_stage.md",
         latex=f"{RUN_DIR}/tables/per_stage.tex",

@@ -33,3 +33,44 @@ rule train_reranker:
         " --stage model_dir {params.model_dir:q} --stage curated_dir {params.curated_dir:q}"
         " --stage retrieval {input.retrieval:q} --stage out_dir {output.model:q}"
         " --stage checkpoint_dir {params.checkpoint_dir:q} --stage log_dir {params.log_dir:q} >> {log:q} 2>&1"
+
+
+rule rerank:
+    """Recall-then-rerank evaluation (U-MARVEL+): the recall model's top-k of every evaluation query scored
+    by the reranker's P(Yes) through the judge's backends, fused with the recall score (alpha)."""
+    input:
+        recall=lambda wildcards: EVAL_MODELS[STAGE_CONFIG.recipe.rerank.recall],
+        recall_scores=lambda wildcards: f"{RUN_DIR}/eval/{STAGE_CONFIG.recipe.rerank.recall}/scores.parquet",
+        reranker=lambda wildcards: stage_output(f"reranker_{RERANK_TAGS[wildcards.tag]}"),
+        curated=expand(curated("{source}", "candidates"), source=EVAL_SOURCES),
+    output:
+        scores=f"{RUN_DIR}/eval/{{tag}}/scores.parquet",
+        csv=f"{RUN_DIR}/eval/{{tag}}/scores.csv",
+        tables=f"{RUN_DIR}/eval/{{tag}}/tables.md",
+        latex=f"{RUN_DIR}/eval/{{tag}}/tables.tex",
+        pairs=f"{RUN_DIR}/eval/{{tag}}/rerank_scores.parquet",
+    log:
+        f"{LOGS}/rerank_{{tag}}.log",
+    benchmark:
+        f"{BENCHMARKS}/rerank_{{tag}}.tsv"
+    params:
+        settings=lambda wildcards: rule_settings("recipe.rerank.recall", "recipe.rerank.top_k", "recipe.rerank.alpha",
+                                                 "recipe.rerank.scoring", "recipe.embedding", "recipe.evaluate",
+                                                 "recipe.device"),
+        model_dir=lambda wildcards, input: loadable(input.recall),
+        reranker_dir=lambda wildcards, input: loadable(input.reranker),
+        out_dir=lambda wildcards, output: Path(output.scores).parent,
+        curated_dir=lambda wildcards, input: Path(input.curated[0]).parents[1],
+        cache_dir=f"{RUN_DIR}/cache/embeddings",
+        checkpoint_dir=lambda wildcards: f"{RUN_DIR}/checkpoints/rerank/{wildcards.tag}",
+    wildcard_constraints:
+        tag="|".join(re.escape(t) for t in RERANK_TAGS) or "none",
+    resources:
+        **rule_resources("rerank"),
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "python -m uniembed.stages.rerank --stage tag {wildcards.tag:q} --stage model_dir {params.model_dir:q}"
+        " --stage reranker_dir {params.reranker_dir:q} --stage curated_dir {params.curated_dir:q}"
+        " --stage cache_dir {params.cache_dir:q} --stage out_dir {params.out_dir:q}"
+        " --stage checkpoint_dir {params.checkpoint_dir:q} > {log:q} 2>&1"

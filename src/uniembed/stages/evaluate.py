@@ -33,36 +33,45 @@ def _vectors(cached) -> dict:
     return dict(zip(cached.ids, cached.embeddings))
 
 
-def run(cfg) -> list[dict]:
+def embedded_sources(cfg, cached):
+    """Per evaluation source (format mbeir or mmeb): its test queries, the tables ranking needs and the
+    query and candidate embeddings (through the cache): dicts with keys ``format, queries, pools,
+    datasets, qv, cv, split``."""
     s, ev = cfg.stage, cfg.recipe.evaluate
-    require(s, "tag", "curated_dir", "cache_dir", "out_dir")
-    cached = cached_embedder(cfg, s.model_dir or cfg.model.path, s.adapter_dir)
-
-    def embed(cdir: Path, kind: str, ids: list[str]) -> dict:
-        return _vectors(cached(cdir, kind, ids))
-
-    rows: list[dict] = []
     for source, spec in cfg.data.sources.items():
         if spec.format not in ("mbeir", "mmeb"):
             continue
         cdir = Path(s.curated_dir) / source
         queries = read_parquet(cdir / "queries.parquet", QUERIES)
+        split = ev.mbeir_split if spec.format == "mbeir" else ev.mmeb_split
+        test = queries.filter(pc.equal(queries["split"], split))
+        pools = datasets = None
         if spec.format == "mbeir":
-            test = queries.filter(pc.equal(queries["split"], ev.mbeir_split))
             pools = read_parquet(cdir / "pools.parquet", POOLS)
-            used = set(test["pool"].to_pylist()) | {global_pool_name(set(pools["pool"].to_pylist()), ev.mbeir_split)}
+            used = set(test["pool"].to_pylist()) | {global_pool_name(set(pools["pool"].to_pylist()), split)}
             pools = pools.filter(pc.is_in(pools["pool"], value_set=pa.array(sorted(used))))
             cand_ids = sorted(set(pools["candidate_id"].to_pylist()))
-            log.info("%s: %d %s queries, %d candidates", source, test.num_rows, ev.mbeir_split, len(cand_ids))
-            qv, cv = embed(cdir, "queries", test["query_id"].to_pylist()), embed(cdir, "candidates", cand_ids)
-            for setting in ev.mbeir_settings:
-                rows += evaluate_mbeir(test, pools, qv, cv, setting, ev.mbeir_split)
         else:
-            test = queries.filter(pc.equal(queries["split"], ev.mmeb_split))
+            datasets = read_parquet(cdir / "datasets.parquet", DATASETS)
             cand_ids = sorted({c for ids in test["candidate_ids"].to_pylist() for c in ids})
-            log.info("%s: %d %s queries, %d candidates", source, test.num_rows, ev.mmeb_split, len(cand_ids))
-            qv, cv = embed(cdir, "queries", test["query_id"].to_pylist()), embed(cdir, "candidates", cand_ids)
-            rows += evaluate_mmeb(test, read_parquet(cdir / "datasets.parquet", DATASETS), qv, cv, ev.mmeb_split)
+        log.info("%s: %d %s queries, %d candidates", source, test.num_rows, split, len(cand_ids))
+        yield {"source": source, "format": spec.format, "queries": test, "pools": pools, "datasets": datasets,
+               "split": split, "curated": cdir,
+               "qv": _vectors(cached(cdir, "queries", test["query_id"].to_pylist())),
+               "cv": _vectors(cached(cdir, "candidates", cand_ids))}
+
+
+def run(cfg) -> list[dict]:
+    s, ev = cfg.stage, cfg.recipe.evaluate
+    require(s, "tag", "curated_dir", "cache_dir", "out_dir")
+    cached = cached_embedder(cfg, s.model_dir or cfg.model.path, s.adapter_dir)
+    rows: list[dict] = []
+    for src in embedded_sources(cfg, cached):
+        if src["format"] == "mbeir":
+            for setting in ev.mbeir_settings:
+                rows += evaluate_mbeir(src["queries"], src["pools"], src["qv"], src["cv"], setting, src["split"])
+        else:
+            rows += evaluate_mmeb(src["queries"], src["datasets"], src["qv"], src["cv"], src["split"])
     if not rows:
         raise SystemExit(f"data config {cfg.data.name!r} has no source of format mbeir or mmeb to evaluate")
     for r in rows:

@@ -1,0 +1,93 @@
+"""Stage ``rerank``: recall-then-rerank evaluation of a recall model with a trained reranker (U-MARVEL⁺).
+
+    python -m uniembed.stages.rerank --stage tag hn_umarvel+pointwise --stage model_dir RECALL_MODEL \\
+        --stage reranker_dir RERANKER_MODEL --stage curated_dir DIR --stage cache_dir DIR \\
+        --stage out_dir DIR --stage checkpoint_dir DIR
+
+Retrieves every evaluation query's top ``recipe.rerank.top_k`` with the recall model (embeddings
+through the cache the evaluate rule filled), scores each (query, candidate) with the reranker's
+P(Yes) through the judge's backends (``recipe.rerank.scoring``: transformers, vLLM offline or a
+vLLM server; resumable shards in ``checkpoint_dir``, the failed-fraction limit), fuses
+S = alpha * cos + (1 - alpha) * P(Yes) with ``recipe.rerank.alpha`` and writes the evaluate
+stage's outputs (``scores.parquet``, tables) plus ``rerank_scores.parquet`` (the pairs' scores).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from ..artifacts import read_parquet
+from ..config import stage_config
+from ..data.schemas import CANDIDATES, QUERIES
+from ..embed.embedder import EmbedItem
+from ..evaluate.rerank import recall_lists, rerank_pairs, rerank_rows
+from ..judge.failures import DEFAULT_MAX_FAILED_FRACTION, JudgeFailureError, check_limit
+from ..judge.scoring import score_pairs
+from .common import cached_embedder, require
+from .evaluate import embedded_sources, write_outputs
+from .judge import open_backend
+
+log = logging.getLogger("uniembed.rerank")
+
+
+def _items(cdir: Path) -> tuple[dict[str, EmbedItem], dict[str, EmbedItem]]:
+    queries = read_parquet(cdir / "queries.parquet", QUERIES).select(["query_id", "text", "image_path", "instruction"])
+    candidates = read_parquet(cdir / "candidates.parquet", CANDIDATES).select(["candidate_id", "text", "image_path"])
+    return ({r["query_id"]: EmbedItem(r["text"], r["image_path"], r["instruction"]) for r in queries.to_pylist()},
+            {r["candidate_id"]: EmbedItem(r["text"], r["image_path"]) for r in candidates.to_pylist()})
+
+
+def run(cfg) -> list[dict]:
+    s, r = cfg.stage, cfg.recipe.rerank
+    require(s, "tag", "model_dir", "reranker_dir", "curated_dir", "cache_dir", "out_dir", "checkpoint_dir")
+    scoring = r.scoring
+    limit = check_limit(OmegaConf.select(scoring, "max_failed_fraction", default=DEFAULT_MAX_FAILED_FRACTION))
+    cached = cached_embedder(cfg, s.model_dir, None)
+    lists, pairs = [], []
+    for src in embedded_sources(cfg, cached):
+        settings = cfg.recipe.evaluate.mbeir_settings if src["format"] == "mbeir" else [None]
+        found = [lst for setting in settings for lst in recall_lists(
+            src["format"], src["queries"], src["qv"], src["cv"], r.top_k, setting=setting, pools=src["pools"],
+            split=src["split"], datasets=src["datasets"])]
+        queries, candidates = _items(src["curated"])
+        lists += found
+        pairs += rerank_pairs(found, candidates, queries, r.top_k)
+    if not lists:
+        raise SystemExit(f"data config {cfg.data.name!r} has no source of format mbeir or mmeb to rerank")
+    seen, unique = set(), []
+    for pair in pairs:                      # a query's top-k in the local and the global pool overlap
+        if (pair.query_id, pair.candidate_id) not in seen:
+            seen.add((pair.query_id, pair.candidate_id))
+            unique.append(pair)
+    unique.sort(key=lambda p: p.query_id)   # a query's pairs contiguous (shards, prefix caching)
+    log.info("rerank %s: %d lists, %d pairs with %s (%s)", s.tag, len(lists), len(unique), s.reranker_dir, scoring.backend)
+    out = Path(s.out_dir)
+    try:
+        with open_backend(scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log") as backend:
+            table = score_pairs(unique, backend, out / "rerank_scores.parquet", s.checkpoint_dir,
+                                queries_per_shard=scoring.queries_per_shard, progress=s.progress, max_failed_fraction=limit)
+    except JudgeFailureError as error:
+        raise SystemExit(f"rerank {s.tag}: {error}") from None
+    failed = [(q, c) for q, c, st in zip(table["query_id"].to_pylist(), table["candidate_id"].to_pylist(),
+                                         table["status"].to_pylist()) if st != "ok"]
+    if failed:
+        raise SystemExit(f"rerank {s.tag}: {len(failed)} pairs have no reranker score (e.g. {failed[:3]}); "
+                         f"rerun to retry them (shards in {s.checkpoint_dir})")
+    scores = dict(zip(zip(table["query_id"].to_pylist(), table["candidate_id"].to_pylist()), table["score"].to_pylist()))
+    rows = rerank_rows(lists, scores, r.top_k, r.alpha)
+    for row in rows:
+        row["tag"] = s.tag
+    write_outputs(rows, out, s.tag)
+    return rows
+
+
+def main(argv=None) -> None:
+    rows = run(stage_config(argv, __doc__))
+    log.info("reranked: %d (benchmark, setting, dataset) rows", len(rows))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
