@@ -168,10 +168,14 @@ def _recipe_schema():
                                                                                       metadata={"key": "from"}))])
     rerank = dataclasses.make_dataclass("Rerank", [("rerankers", dict[str, stage]), ("recall", str), ("top_k", int),
                                                    ("alpha", float), ("scoring", JudgeSettings)])
+    distill = dataclasses.make_dataclass("Distill", [("from_", str, field(metadata={"key": "from"})), ("reranker", str),
+                                                     ("fraction", float), ("seed", int), ("candidates", int),
+                                                     ("alpha", float), ("train", stage)])
     optional = [(name, Optional[kind], field(default=None))
                 for name, kind in (("pretrain", pretrain), ("mine", MineSettings), ("judge", JudgeSettings),
                                    ("filters", dict[str, FilterSettings]), ("train_hn", train_hn),
-                                   ("ablations", dict[str, AblationStudy]), ("rerank", rerank))]
+                                   ("ablations", dict[str, AblationStudy]), ("rerank", rerank),
+                                   ("distill", distill))]
     return dataclasses.make_dataclass("Recipe", [("name", str), ("seed", int), ("device", str),
                                                  ("embedding", EmbeddingMode), ("evaluate", EvaluateSettings),
                                                  *optional])
@@ -187,6 +191,8 @@ def validate_groups(cfg: DictConfig) -> None:
     stages = {f"recipe.pretrain.stages.{n}": v for n, v in ((recipe.get("pretrain") or {}).get("stages") or {}).items()}
     stages.update({f"recipe.train_hn.objectives.{n}": v
                    for n, v in ((recipe.get("train_hn") or {}).get("objectives") or {}).items()})
+    if recipe.get("distill"):
+        stages["recipe.distill.train"] = recipe["distill"]["train"]
     for study, spec in (recipe.get("ablations") or {}).items():
         for variant in spec["variants"]:
             where = f"recipe.ablations.{study}.variants.{variant}"

@@ -138,3 +138,36 @@ def test_rerank_stage_scores_the_recall_top_k_with_the_judge_backend(tiny_qwen2v
     assert all(0.0 <= s <= 1.0 for s in pairs["score"].to_pylist())
     with pytest.raises(SystemExit, match="reranker_dir"):
         rerank.run(stage_cfg(tmp_path, *[a for a in args if not a.startswith("stage.reranker_dir")]))
+
+
+def test_distill_data_then_distillation_training(tiny_qwen2vl, small_world, tmp_path):
+    """The teacher table of a sampled share of the training queries (the tiny model as recall model and
+    reranker), then the distill objective continuing the recall model on it through the train stage."""
+    from uniembed.mine.schemas import HARD_NEGATIVES, JUDGE_SCORES
+    from uniembed.stages import distill_data, train
+
+    curated = small_world["curated"]["mbeir"].parent
+    entry = "+recipe.distill"
+    common = [f"stage.curated_dir={curated}", f"stage.cache_dir={tmp_path / 'cache'}", "stage.progress=false",
+              "recipe.device=cpu", "recipe.mine.source=mbeir",
+              ("+recipe.rerank={rerankers: {}, recall: zero_shot, top_k: 3, alpha: 0.5, scoring: {backend: transformers,"
+               " batch_size: 16, queries_per_shard: 8, top_logprobs: 20}}"),
+              (f"{entry}={{from: zero_shot, reranker: pointwise, fraction: 0.5, seed: 0, candidates: 3, alpha: 0.5,"
+               " train: {source: mbeir, max_steps: 2, batch_size: 2, optimizer: {lr: 1.0e-4},"
+               " objective: {name: distill, temperature: 0.05, num_negatives: 3}}}")]
+    summary = distill_data.run(stage_cfg(tmp_path, *common, f"stage.model_dir={tiny_qwen2vl}",
+                                         f"stage.reranker_dir={tiny_qwen2vl}", f"stage.out_dir={tmp_path / 'distill'}",
+                                         f"stage.checkpoint_dir={tmp_path / 'shards'}"))
+    table = read_parquet(tmp_path / "distill" / "hard_negatives.parquet", HARD_NEGATIVES).to_pylist()
+    train_ids = [q for q in read_parquet(curated / "mbeir" / "queries.parquet").to_pylist() if q["split"] == "train"]
+    assert summary["queries"] == len(table) == round(0.5 * len(train_ids)) and summary["training_queries"] == len(train_ids)
+    assert all(len(r["negative_ids"]) == 3 and r["negative_scores"] == sorted(r["negative_scores"], reverse=True)
+               for r in table)
+    judged = read_parquet(tmp_path / "distill" / "rerank_scores.parquet", JUDGE_SCORES)
+    assert set(judged["query_id"].to_pylist()) == {r["query_id"] for r in table}
+    result = train.run(stage_cfg(tmp_path, *common, "stage.section=distill", "stage.name=distill",
+                                 f"stage.model_dir={tiny_qwen2vl}", f"stage.hard_negatives={tmp_path / 'distill' / 'hard_negatives.parquet'}",
+                                 f"stage.out_dir={tmp_path / 'student'}", f"stage.checkpoint_dir={tmp_path / 'ckpt'}",
+                                 f"stage.log_dir={tmp_path / 'tb'}"))
+    assert result["finished"] and result["objective"] == "distill" and result["num_queries"] == len(table)
+    assert "distill_kl" in result["history"][-1]

@@ -14,7 +14,7 @@ RECIPES = sorted(p.stem for p in (ROOT / "config" / "recipe").glob("*.yaml"))
 PAPER_STAGES = {
     "tiny": {"curate", "pretrain", "evaluate", "tables", "mine", "judge", "filter", "judge_quality", "train_hn"},
     "umarvel_qwen2vl_7b": {"curate", "pretrain", "evaluate", "tables", "mine", "filter", "train_hn", "train_reranker",
-                           "rerank"},
+                           "rerank", "distill_data", "distill"},
 }
 
 

@@ -98,6 +98,14 @@ RERANK_TAGS = {f"{STAGE_CONFIG.recipe.rerank.recall}+{r}": r for r in RERANKERS}
 if RERANKERS and STAGE_CONFIG.recipe.rerank.recall not in EVAL_MODELS:
     raise ValueError(f"recipe.rerank.recall = {STAGE_CONFIG.recipe.rerank.recall!r} is not a model of this run; "
                      f"choose one of {list(EVAL_MODELS)}")
+# U-MARVEL's distillation (recipe.distill): continues `from` on the teacher table of its reranker.
+DISTILL = bool(RERANKERS) and bool(STAGE_CONFIG.recipe.get("distill"))
+if DISTILL:
+    for key, value, known in (("from", STAGE_CONFIG.recipe.distill["from"], EVAL_MODELS),
+                              ("reranker", STAGE_CONFIG.recipe.distill.reranker, RERANKERS)):
+        if value not in known:
+            raise ValueError(f"recipe.distill.{key} = {value!r} is not one of this run's {list(known)}")
+    EVAL_MODELS["distill"] = stage_output("distill")
 # Ablation repetitions (recipe.ablations: a separate target per study, not part of `all`), by eval tag.
 ABLATIONS = dict(STAGE_CONFIG.recipe.get("ablations") or {}) if HN_OBJECTIVES else {}
 ABLATION_MODELS = {ablation_tag(study, variant, seed): stage_output(f"ablations/{study}/{variant}/seed{seed}")
@@ -142,7 +150,7 @@ def all_targets():
     is rebuilt by a plain `snakemake`, and what depends on it reruns because its input is newer."""
     summaries = [f"{RUN_DIR}/curated/{s}/summary.json" for s in SOURCES]
     models = [stage_output(f"pretrain_{s}") for s in PRETRAIN_STAGES] + [stage_output(f"hn_{o}") for o in HN_OBJECTIVES]
-    models += [stage_output(f"reranker_{r}") for r in RERANKERS]
+    models += [stage_output(f"reranker_{r}") for r in RERANKERS] + ([stage_output("distill")] if DISTILL else [])
     evaluations = [f"{RUN_DIR}/eval/{tag}/scores.parquet" for tag in [*EVAL_MODELS, *RERANK_TAGS]] if EVAL_SOURCES else []
     tables = [f"{RUN_DIR}/tables/per_stage.md"] if EVAL_SOURCES else []
     mining = [f"{RUN_DIR}/mining/mined.parquet"] + [f for name in FILTERS for f in filter_outputs(name).values()]

@@ -74,3 +74,69 @@ rule rerank:
         " --stage reranker_dir {params.reranker_dir:q} --stage curated_dir {params.curated_dir:q}"
         " --stage cache_dir {params.cache_dir:q} --stage out_dir {params.out_dir:q}"
         " --stage checkpoint_dir {params.checkpoint_dir:q} > {log:q} 2>&1"
+
+
+rule distill_data:
+    """U-MARVEL's distillation teacher (§3.3): a seeded share of the training queries, the recall model's top
+    candidates, the reranker's P(Yes) fused with the recall score -> a hard-negative-format table."""
+    input:
+        recall=lambda wildcards: EVAL_MODELS[STAGE_CONFIG.recipe.distill["from"]],
+        reranker=lambda wildcards: stage_output(f"reranker_{STAGE_CONFIG.recipe.distill.reranker}"),
+        curated=lambda wildcards: curated(STAGE_CONFIG.recipe.mine.source, "candidates"),
+    output:
+        negatives=f"{RUN_DIR}/distill/hard_negatives.parquet",
+        summary=f"{RUN_DIR}/distill/distill_summary.json",
+        pairs=f"{RUN_DIR}/distill/rerank_scores.parquet",
+    log:
+        f"{LOGS}/distill_data.log",
+    benchmark:
+        f"{BENCHMARKS}/distill_data.tsv"
+    params:
+        settings=lambda wildcards: rule_settings("recipe.distill.fraction", "recipe.distill.seed", "recipe.distill.candidates",
+                                                 "recipe.distill.alpha", "recipe.mine", "recipe.rerank.scoring",
+                                                 "recipe.embedding", "recipe.evaluate", "recipe.device"),
+        model_dir=lambda wildcards, input: loadable(input.recall),
+        reranker_dir=lambda wildcards, input: loadable(input.reranker),
+        curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
+        cache_dir=f"{RUN_DIR}/cache/embeddings",
+        out_dir=lambda wildcards, output: Path(output.negatives).parent,
+        checkpoint_dir=f"{RUN_DIR}/checkpoints/distill_data",
+    resources:
+        **rule_resources("distill_data"),
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "python -m uniembed.stages.distill_data --stage model_dir {params.model_dir:q}"
+        " --stage reranker_dir {params.reranker_dir:q} --stage curated_dir {params.curated_dir:q}"
+        " --stage cache_dir {params.cache_dir:q} --stage out_dir {params.out_dir:q}"
+        " --stage checkpoint_dir {params.checkpoint_dir:q} > {log:q} 2>&1"
+
+
+rule distill:
+    """Continue the recall model on the teacher table with the distill objective (KL, learnable tau)."""
+    input:
+        model=lambda wildcards: EVAL_MODELS[STAGE_CONFIG.recipe.distill["from"]],
+        negatives=rules.distill_data.output.negatives,
+        curated=lambda wildcards: curated(STAGE_CONFIG.recipe.distill.train.source, "queries"),
+    output:
+        model=directory(stage_output("distill")),
+    log:
+        f"{LOGS}/distill.log",
+    benchmark:
+        f"{BENCHMARKS}/distill.tsv"
+    params:
+        settings=lambda wildcards: rule_settings("recipe.distill.train", "recipe.embedding", "recipe.seed", "recipe.device"),
+        model_dir=lambda wildcards, input: loadable(input.model),
+        curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
+        checkpoint_dir=f"{RUN_DIR}/checkpoints/distill",
+        log_dir=f"{RUN_DIR}/tensorboard/distill",
+        launcher=launcher("distill"),
+    resources:
+        **rule_resources("distill"),
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "{params.launcher} -m uniembed.stages.train --stage section distill --stage name distill"
+        " --stage model_dir {params.model_dir:q} --stage curated_dir {params.curated_dir:q}"
+        " --stage hard_negatives {input.negatives:q} --stage out_dir {output.model:q}"
+        " --stage checkpoint_dir {params.checkpoint_dir:q} --stage log_dir {params.log_dir:q} >> {log:q} 2>&1"

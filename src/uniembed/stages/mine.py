@@ -30,14 +30,12 @@ from .common import cached_embedder, require
 log = logging.getLogger("uniembed.mine")
 
 
-def run(cfg) -> dict:
+def mine_table(cfg, model_dir: str, queries: pa.Table, top_k: int, progress: bool = True, cached=None) -> pa.Table:
+    """The MINED table of ``queries`` (curated rows of ``recipe.mine.source``): each query's ``top_k`` most
+    similar ``recipe.mine.pool`` candidates below ``delta``, positives removed, by the embedder ``model_dir``
+    (``cached``: its :func:`cached_embedder`, when the caller has one)."""
     s, m = cfg.stage, cfg.recipe.mine
-    require(s, "model_dir", "curated_dir", "cache_dir", "out_dir")
     cdir = Path(s.curated_dir) / m.source
-    queries = read_parquet(cdir / "queries.parquet", QUERIES)
-    queries = queries.filter(pc.equal(queries["split"], m.split))
-    if queries.num_rows == 0:
-        raise SystemExit(f"{cdir}: no {m.split!r} queries to mine for")
     pools = read_parquet(cdir / "pools.parquet", POOLS)
     members = pool_members(pools)
     if m.pool == "global":
@@ -48,7 +46,7 @@ def run(cfg) -> dict:
             groups[r["pool"]].append(r)
     else:
         raise SystemExit(f"recipe.mine.pool must be 'global' or 'own', got {m.pool!r}")
-    cached = cached_embedder(cfg, s.model_dir)
+    cached = cached or cached_embedder(cfg, model_dir)
 
     def embed(kind, ids):
         return np.asarray(cached(cdir, kind, ids).embeddings, dtype=np.float32)
@@ -60,9 +58,27 @@ def run(cfg) -> dict:
         qids = [r["query_id"] for r in rows]
         log.info("mining %d queries against pool %s (%d candidates)", len(qids), pool, len(members[pool]))
         tables.append(mine_candidates(embed("queries", qids), qids, [set(r["positive_ids"]) for r in rows],
-                                      embed("candidates", members[pool]), members[pool], top_k=m.top_k, delta=m.delta,
-                                      index_kind=m.index, device=cfg.recipe.device, progress=s.progress))
-    mined = pa.concat_tables(tables)
+                                      embed("candidates", members[pool]), members[pool], top_k=top_k, delta=m.delta,
+                                      index_kind=m.index, device=cfg.recipe.device, progress=progress))
+    return pa.concat_tables(tables)
+
+
+def split_queries(cfg) -> pa.Table:
+    """The ``recipe.mine.split`` queries of ``recipe.mine.source`` (curated), or an error naming the file."""
+    m = cfg.recipe.mine
+    cdir = Path(cfg.stage.curated_dir) / m.source
+    queries = read_parquet(cdir / "queries.parquet", QUERIES)
+    queries = queries.filter(pc.equal(queries["split"], m.split))
+    if queries.num_rows == 0:
+        raise SystemExit(f"{cdir}: no {m.split!r} queries to mine for")
+    return queries
+
+
+def run(cfg) -> dict:
+    s, m = cfg.stage, cfg.recipe.mine
+    require(s, "model_dir", "curated_dir", "cache_dir", "out_dir")
+    queries = split_queries(cfg)
+    mined = mine_table(cfg, s.model_dir, queries, m.top_k, s.progress)
     counts = np.bincount(pc.value_counts(mined["query_id"]).field("counts").to_numpy(), minlength=m.top_k + 1)
     summary = {"queries": queries.num_rows, "rows": mined.num_rows, "top_k": m.top_k, "delta": m.delta,
                "queries_with_fewer_than_top_k": int(queries.num_rows - counts[m.top_k]),

@@ -8,7 +8,8 @@ Trains LoRA on ``stage.model_dir`` with the settings of ``recipe.<section>.<name
 U-MARVEL's progressive transition (``section: pretrain``, §3.1.3), one hard-negative objective
 (``section: train_hn``: U-MARVEL §3.2.2 ``info_nce`` with filtered negatives, UniME-V2's
 ``soft_label``), or one variant of an ablation study (``section: ablations``, ``name:
-<study>/<variant>``, with ``--stage seed N``), or one generative reranker (``section: rerank``:
+<study>/<variant>``, with ``--stage seed N``), U-MARVEL's distillation (``section: distill``, ``name:
+distill``, on the teacher table of ``distill_data`` as ``--stage hard_negatives``), or one generative reranker (``section: rerank``:
 U-MARVEL's ``pointwise``, UniME-V2's ``pair_list``, on ``--stage retrieval``, the mined table) —
 on the curated source it names, and writes ``out_dir/adapter`` +
 ``out_dir/model`` (merged) + ``training_summary.json``. Rerunning resumes from
@@ -36,6 +37,7 @@ SECTIONS = {
     "ablations": lambda recipe: {f"{study}/{variant}": ablation_entry(recipe, study, variant)
                                  for study, spec in recipe["ablations"].items() for variant in spec["variants"]},
     "rerank": lambda recipe: recipe["rerank"]["rerankers"],
+    "distill": lambda recipe: {"distill": recipe["distill"]["train"]},
 }
 
 
