@@ -139,3 +139,18 @@ def test_learnable_temperature_moves_in_stage_1c_and_is_logged(finished_run):
     events.Reload()
     logged = [e.value for e in events.Scalars("train/temperature")]
     assert logged[0] != logged[-1] and logged[-1] == pytest.approx(tau, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_report_holds_the_figures_with_captions_and_the_workflow_lints_clean(finished_run, tmp_path):
+    run_dir = finished_run / "results" / "default"
+    for name in ("per_stage.png", "temperature.png"):
+        assert (run_dir / "tables" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = tmp_path / "report.html"
+    result = snakemake(finished_run, "--report", str(report))
+    assert result.returncode == 0, result.output[-3000:]
+    html = report.read_text()
+    for caption in ("Headline held-out scores per model", "The contrastive temperature", "Every evaluated model"):
+        assert caption in html, caption
+    lint = snakemake(finished_run, "--lint")
+    assert lint.returncode == 0 and "good condition" in lint.output, lint.output[-3000:]

@@ -3,10 +3,6 @@
 # mean ± sd. Not part of `all`: run `snakemake ablation_<study>` (e.g. ablation_unime_v2).
 
 
-def ablation_variant(study, variant):
-    return STAGE_CONFIG.recipe.ablations[study].variants[variant]
-
-
 rule ablation_train:
     input:
         model=lambda wildcards: EVAL_MODELS[STAGE_CONFIG.recipe.train_hn["from"]],

@@ -106,10 +106,17 @@ if DISTILL:
         if value not in known:
             raise ValueError(f"recipe.distill.{key} = {value!r} is not one of this run's {list(known)}")
     EVAL_MODELS["distill"] = stage_output("distill")
+# The trained embedders in DAG order (their training summaries feed the report's temperature figure).
+TRAINED_MODELS = [path for tag, path in EVAL_MODELS.items() if tag != "zero_shot"]
 # Ablation repetitions (recipe.ablations: a separate target per study, not part of `all`), by eval tag.
 ABLATIONS = dict(STAGE_CONFIG.recipe.get("ablations") or {}) if HN_OBJECTIVES else {}
 ABLATION_MODELS = {ablation_tag(study, variant, seed): stage_output(f"ablations/{study}/{variant}/seed{seed}")
                    for study, spec in ABLATIONS.items() for variant in spec.variants for seed in spec.seeds}
+
+
+def ablation_variant(study, variant):
+    """The settings of one ablation variant (recipe.ablations.<study>.variants.<variant>)."""
+    return STAGE_CONFIG.recipe.ablations[study].variants[variant]
 
 
 def model_of_tag(tag):
@@ -149,10 +156,9 @@ def all_targets():
     """Every artifact of the run, intermediates included: a missing one (a killed or deleted job)
     is rebuilt by a plain `snakemake`, and what depends on it reruns because its input is newer."""
     summaries = [f"{RUN_DIR}/curated/{s}/summary.json" for s in SOURCES]
-    models = [stage_output(f"pretrain_{s}") for s in PRETRAIN_STAGES] + [stage_output(f"hn_{o}") for o in HN_OBJECTIVES]
-    models += [stage_output(f"reranker_{r}") for r in RERANKERS] + ([stage_output("distill")] if DISTILL else [])
+    models = TRAINED_MODELS + [stage_output(f"reranker_{r}") for r in RERANKERS]
     evaluations = [f"{RUN_DIR}/eval/{tag}/scores.parquet" for tag in [*EVAL_MODELS, *RERANK_TAGS]] if EVAL_SOURCES else []
-    tables = [f"{RUN_DIR}/tables/per_stage.md"] if EVAL_SOURCES else []
+    tables = [f"{RUN_DIR}/tables/per_stage.{ext}" for ext in ("md", "png")] if EVAL_SOURCES else []
     mining = [f"{RUN_DIR}/mining/mined.parquet"] + [f for name in FILTERS for f in filter_outputs(name).values()]
     judging = [f"{RUN_DIR}/mining/judge_scores.parquet"] if JUDGING else []
     manifest = [f"{RUN_DIR}/run_manifest.json"]
@@ -166,7 +172,7 @@ def section(key):
 
 
 def rule_settings(*keys, base_model=False):
-    """The configuration a rule depends on, as canonical JSON: the rule's params, so Snakemake reruns
+    """The configuration a rule depends on, as canonical JSON (the rule's params), so Snakemake reruns
     the rule (and, through newer outputs, what follows it) exactly when one of these changes.
     ``base_model`` adds the base model's identity (its config, and for a checkpoint on disk its files)."""
     settings = {key: section(key) for key in keys}

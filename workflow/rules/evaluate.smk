@@ -36,22 +36,27 @@ rule evaluate:
 
 rule tables:
     """The per-stage tables (U-MARVEL Table 13 layout: one column per evaluated model, DAG order; then the
-    recall-then-rerank columns, U-MARVEL+)."""
+    recall-then-rerank columns, U-MARVEL+) and the report's figures."""
     input:
         scores=expand(f"{RUN_DIR}/eval/{{tag}}/scores.parquet", tag=[*EVAL_MODELS, *RERANK_TAGS]),
+        models=TRAINED_MODELS,
     output:
         markdown=f"{RUN_DIR}/tables/per_stage.md",
         latex=f"{RUN_DIR}/tables/per_stage.tex",
-        csv=f"{RUN_DIR}/tables/per_stage.csv",
+        csv=report(f"{RUN_DIR}/tables/per_stage.csv", caption="../report/per_stage_table.rst", category="Tables"),
+        figure=report(f"{RUN_DIR}/tables/per_stage.png", caption="../report/per_stage_figure.rst", category="Figures"),
+        temperature=report(f"{RUN_DIR}/tables/temperature.png", caption="../report/temperature.rst",
+                           category="Figures"),
     log:
         f"{LOGS}/tables.log",
     params:
         out_dir=lambda wildcards, output: Path(output.markdown).parent,
         scores=lambda wildcards, input: json.dumps(list(input.scores)),
+        summaries=lambda wildcards, input: json.dumps([f"{m}/training_summary.json" for m in input.models]),
     resources:
         **rule_resources("tables"),
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m uniembed.stages.tables --stage scores {params.scores:q} --stage out_dir {params.out_dir:q}"
-        " > {log:q} 2>&1"
+        "python -m uniembed.stages.tables --stage scores {params.scores:q} --stage summaries {params.summaries:q}"
+        " --stage out_dir {params.out_dir:q} > {log:q} 2>&1"

@@ -10,7 +10,7 @@ rule run_manifest:
         f"{LOGS}/run_manifest.log",
     params:
         identity=hashlib.sha256(rule_settings("model", "data", "recipe", base_model=True).encode()).hexdigest(),
-        out_dir=RUN_DIR,
+        out_dir=lambda wildcards, output: Path(output[0]).parent,
     resources:
         **rule_resources("run_manifest"),
     conda:

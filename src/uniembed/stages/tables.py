@@ -3,10 +3,13 @@
     python -m uniembed.stages.tables [--config-dir config] 'stage.scores=[a/scores.parquet,...]' stage.out_dir=DIR
 
 Columns follow the order of ``stage.scores`` (the DAG order: zero-shot, then each stage).
-Writes ``per_stage.md``, ``per_stage.tex`` and ``per_stage.csv``.
+Writes ``per_stage.md``, ``per_stage.tex`` and ``per_stage.csv``, and the report's figures
+``per_stage.png`` (headline scores per model) and ``temperature.png`` (tau per step of every
+training stage in ``stage.summaries``, a list of training_summary.json in stage order).
 """
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -16,6 +19,7 @@ import pyarrow.csv as pacsv
 
 from ..artifacts import atomic_path, read_parquet
 from ..config import stage_config
+from ..evaluate.figures import per_stage_figure, temperature_figure
 from ..evaluate.results import SCORES
 from ..evaluate.tables import render_tables
 
@@ -33,6 +37,13 @@ def run(cfg) -> pa.Table:
             tmp.write_text(render_tables(rows, fmt, "per stage"))
     with atomic_path(out / "per_stage.csv") as tmp:
         pacsv.write_csv(table, tmp)
+    by_tag = {}
+    for r in rows:
+        by_tag.setdefault(r["tag"], []).append(r)
+    per_stage_figure(by_tag, out / "per_stage.png")
+    histories = {Path(p).parent.name: json.loads(Path(p).read_text()).get("history", [])
+                 for p in cfg.stage.get("summaries") or []}
+    temperature_figure(histories, out / "temperature.png")
     log.info("tables for %d models -> %s", len({r['tag'] for r in rows}), out)
     return table
 
