@@ -45,12 +45,9 @@ def gather_batch(q_local: Tensor, c_local: Tensor, world: int) -> tuple[Tensor, 
     return q, c
 
 
-class Objective(nn.Module, metaclass=abc.ABCMeta):
-    """A loss over query and candidate embeddings; subclasses set ``name`` and implement ``loss``.
-
-    ``forward(q_local, c_local, batch, world)`` gathers the global batch and returns the 0-d loss;
-    the loss parts of the last call are in ``parts`` (floats) for logging.
-    """
+class TrainingObjective(nn.Module):
+    """What the trainer core needs of any objective: its name and task, its settings (in the run
+    fingerprint), its own optimiser groups, the scalars it logs, and ``parts`` (floats) of the last loss."""
 
     name = "objective"
     task = "embedding"
@@ -60,10 +57,6 @@ class Objective(nn.Module, metaclass=abc.ABCMeta):
         super().__init__()
         self.settings = settings
         self.parts: dict[str, float] = {}
-
-    @property
-    def num_negatives(self) -> int:
-        return int(getattr(self.settings, "num_negatives", 0))
 
     def config(self) -> dict:
         """The objective's configuration, for the run fingerprint."""
@@ -77,6 +70,17 @@ class Objective(nn.Module, metaclass=abc.ABCMeta):
         """Scalars to log every step besides the loss parts (e.g. the temperature)."""
         return {}
 
+
+class Objective(TrainingObjective, metaclass=abc.ABCMeta):
+    """A loss over query and candidate embeddings; subclasses set ``name`` and implement ``loss``.
+
+    ``forward(q_local, c_local, batch, world)`` gathers the global batch and returns the 0-d loss.
+    """
+
+    @property
+    def num_negatives(self) -> int:
+        return int(getattr(self.settings, "num_negatives", 0))
+
     def forward(self, q_local: Tensor, c_local: Tensor, batch: ObjectiveBatch, world: int) -> Tensor:
         q, c = gather_batch(q_local, c_local, world)
         loss, parts = self.loss(q, c, batch)
@@ -86,3 +90,14 @@ class Objective(nn.Module, metaclass=abc.ABCMeta):
     @abc.abstractmethod
     def loss(self, q: Tensor, c: Tensor, batch: ObjectiveBatch) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss on the global batch and its named parts."""
+
+
+def per_query_logits(q: Tensor, c: Tensor, batch: ObjectiveBatch, tau: Tensor, what: str) -> tuple[Tensor, Tensor]:
+    """cos(q, [positive, its k negatives]) / tau ([B, 1 + k]) and the batch's scores of the same
+    candidates as a tensor; ValueError naming ``what`` when the batch carries no scores of that shape."""
+    b, k = batch.size, batch.num_negatives
+    if batch.scores is None or batch.scores.shape != (b, 1 + k):
+        raise ValueError(f"{what} of shape ({b}, {1 + k}) in the batch")
+    candidates = torch.cat([c[:b, None], c[b:].view(b, k, -1)], dim=1)        # [B, 1 + k, d]
+    logits = torch.einsum("bd,bkd->bk", q, candidates) / tau
+    return logits, torch.as_tensor(batch.scores, dtype=logits.dtype, device=logits.device)

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import ObjectiveBatch
+from .base import ObjectiveBatch, per_query_logits
 from .info_nce import InfoNCEObjective
 
 
@@ -64,13 +63,7 @@ class DistillObjective(InfoNCEObjective):
         super().__init__(settings, start_model)
 
     def loss(self, q: Tensor, c: Tensor, batch: ObjectiveBatch) -> tuple[Tensor, dict[str, Tensor]]:
-        b, k = batch.size, batch.num_negatives
-        if batch.scores is None or batch.scores.shape != (b, 1 + k):
-            raise ValueError(f"distill needs teacher scores of shape ({b}, {1 + k}) in the batch")
-        candidates = torch.cat([c[:b, None], c[b:].view(b, k, -1)], dim=1)        # [B, 1 + k, d]
         tau = self.temperature()
-        student = torch.einsum("bd,bkd->bk", q, candidates) / tau
-        fused = torch.as_tensor(batch.scores, dtype=student.dtype, device=student.device)
-        teacher = self.settings.teacher_scale * fused / tau.detach()
-        kl = teacher_student_kl(teacher, student)
+        student, fused = per_query_logits(q, c, batch, tau, "distill needs teacher scores")
+        kl = teacher_student_kl(self.settings.teacher_scale * fused / tau.detach(), student)
         return kl, {"distill_kl": kl}

@@ -13,15 +13,15 @@ settings, ``config`` for the run fingerprint, ``parts`` for logging) so the one 
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...rerank.examples import RerankQuery, listwise_example, pairwise_examples, pointwise_examples
 from ..generative import ChatExample
+from .base import TrainingObjective
 
 
 @dataclass
@@ -36,26 +36,11 @@ class PairListSettings:
     listwise_weight: float = 1.0
 
 
-class RerankObjective(nn.Module):
+class RerankObjective(TrainingObjective):
     """Examples of one training query and the loss over a batch's per-example answer losses."""
 
     name = "rerank"
     task = "rerank"
-    needs_scores = False
-
-    def __init__(self, settings, start_model=None):
-        super().__init__()
-        self.settings = settings
-        self.parts: dict[str, float] = {}
-
-    def config(self) -> dict:
-        return {"name": self.name, **dataclasses.asdict(self.settings)}
-
-    def param_groups(self, lr: float) -> list[dict]:
-        return []
-
-    def log_values(self) -> dict[str, float]:
-        return {}
 
     def examples(self, item: RerankQuery, rng: np.random.Generator) -> list[ChatExample]:
         raise NotImplementedError

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..losses import info_nce
 from ..temperature import Temperature
-from .base import Objective, ObjectiveBatch
+from .base import Objective, ObjectiveBatch, per_query_logits
 
 
 @dataclass
@@ -55,14 +55,9 @@ class SoftLabelObjective(Objective):
         return {"temperature": self.temperature.value}
 
     def loss(self, q: Tensor, c: Tensor, batch: ObjectiveBatch) -> tuple[Tensor, dict[str, Tensor]]:
-        b, k = batch.size, batch.num_negatives
-        if batch.scores is None or batch.scores.shape != (b, 1 + k):
-            raise ValueError(f"soft_label needs judge scores of shape ({b}, {1 + k}) in the batch")
-        candidates = torch.cat([c[:b, None], c[b:].view(b, k, -1)], dim=1)        # [B, 1 + k, d]
         tau = self.temperature()
-        similarity = torch.einsum("bd,bkd->bk", q, candidates) / tau
-        judge = torch.as_tensor(batch.scores, dtype=similarity.dtype, device=similarity.device) / tau
-        kl = symmetric_kl(similarity, judge)
+        similarity, scores = per_query_logits(q, c, batch, tau, "soft_label needs judge scores")
+        kl = symmetric_kl(similarity, scores / tau)
         parts = {"soft_label_kl": kl}
         if not self.settings.info_nce_weight:
             return kl, parts
