@@ -85,7 +85,8 @@ SlurmdPidFile=$STATE/slurmd.pid
 SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/affinity
+# No CPU binding: a container's cpuset may not hold the CPU ids the node reports.
+TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/linux
 SwitchType=switch/none
 MpiDefault=none
@@ -100,6 +101,9 @@ JobCompLoc=$JOBCOMP
 # for at least 3x the longest poll interval (180 s).
 MinJobAge=600
 ReturnToService=2
+# The node is what this file says, whatever topology slurmd detects (hyperthreads, a cgroup-limited
+# nproc): without this a topology that differs from CPUs=$cpus can leave the node drained (INVAL).
+SlurmdParameters=config_overrides
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 GresTypes=gpu
