@@ -55,3 +55,22 @@ def test_a_different_base_model_reruns_everything_made_from_it(finished_run, tmp
     plan = _plan(finished_run, tmp_path, ["model=qwen2vl_7b", f"model.path={other}"])
     assert plan["pretrain"] == 3 and plan["evaluate"] == 6 and {"mine", "judge", "filter", "tables", "train_hn"} <= set(plan)
     assert "curate" not in plan and "generate_data" not in plan
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module, remade, kept", [
+    ("data/synthetic/mbeir.py", {"generate_data", "curate", "pretrain", "evaluate"}, {"build_model"}),
+    ("model/tiny.py", {"build_model", "pretrain", "evaluate"}, {"generate_data", "curate"}),
+])
+def test_a_change_to_the_generator_or_builder_code_remakes_its_output(finished_run, tmp_path, module, remade, kept):
+    """The world and the tiny model are keyed by their code too: an edited generator must not leave a
+    stale world in resources/ (the workflow imports the edited copy through PYTHONPATH)."""
+    src = tmp_path / "src"
+    shutil.copytree(finished_run / "src", src)
+    with open(src / "uniembed" / module, "a") as handle:
+        handle.write("\n# an edit\n")
+    result = snakemake(finished_run, "-n", env={"PYTHONPATH": str(src)})
+    assert result.returncode == 0, result.output[-3000:]
+    plan = planned_jobs(result.output)
+    assert remade <= set(plan) and not kept & set(plan), plan
+    assert "Nothing to be done" in snakemake(finished_run, "-n").output

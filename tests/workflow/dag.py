@@ -28,9 +28,9 @@ def write_config(project: Path, **changes) -> None:
     path.write_text(yaml.safe_dump(cfg))
 
 
-def snakemake(project: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run Snakemake with the project env on PATH (rules call `python -m ...`)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+def snakemake(project: Path, *args: str, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run Snakemake with the project env on PATH (rules call `python -m ...`); ``env`` adds variables."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     result = subprocess.run([*SNAKEMAKE, *args], cwd=project, capture_output=True, text=True, env=env, timeout=timeout)
     result.output = result.stdout + result.stderr
     return result

@@ -1,4 +1,6 @@
-# Embedded default: build the tiny model and generate the synthetic data, offline.
+# Embedded default: build the tiny model and generate the synthetic data, offline. Each rule's params
+# hold its configuration and the code version of what it runs (uniembed.provenance): a change to the
+# world generator or the model builder regenerates them, and everything made from them reruns.
 
 
 if STAGE_CONFIG.model.build is not None:
@@ -12,6 +14,8 @@ if STAGE_CONFIG.model.build is not None:
             f"{BENCHMARKS}/build_model.tsv"
         params:
             settings=rule_settings("model"),
+            code=code_version("model.tiny", "model.tokenizer", "model.processor", "model.saving",
+                              "data.synthetic.world", "stages.build_model"),
         resources:
             **rule_resources("build_model"),
         conda:
@@ -31,6 +35,7 @@ if STAGE_CONFIG.data.generator is not None:
             f"{BENCHMARKS}/generate_data.tsv"
         params:
             settings=rule_settings("data.generator"),
+            code=code_version("data.synthetic", "stages.generate_data"),
         resources:
             **rule_resources("generate_data"),
         conda:

@@ -9,6 +9,7 @@ from uniembed.config import CONFIG_DIR_ENV, OVERRIDES_ENV, compose_config, exper
 from uniembed.config_schema import validate_groups
 from uniembed.evaluate.ablation import ablation_tag
 from uniembed.launch import launch_command
+from uniembed.provenance import code_version
 from uniembed.workflow_checks import check_recipe, model_identity, needs_judge_scores
 
 CONFIG_DIR = str(Path(workflow.basedir) / "config")
