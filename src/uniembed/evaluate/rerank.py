@@ -41,12 +41,14 @@ class RecallList:
     scores: tuple[float, ...]
 
 
-def _ranked(query_vector: np.ndarray, candidate_vectors: np.ndarray, ids: list[str], depth: int) -> tuple[list[str], list[float]]:
+def _ranked(query_vectors: np.ndarray, candidate_vectors: np.ndarray, ids: list[str], depth: int):
+    """Per query: the top ``depth`` ids (trec_eval tie order, as evaluate) and their scores; one search per pool."""
     scores, indices = search(np.ascontiguousarray(candidate_vectors, dtype=np.float32),
-                             np.ascontiguousarray(query_vector[None], dtype=np.float32), min(depth, len(ids)))
-    by_id = {ids[j]: float(s) for s, j in zip(scores[0], indices[0])}
-    order = rank_by_score(np.array(list(by_id.values())), list(by_id))   # trec_eval tie order, as evaluate
-    return order, [by_id[c] for c in order]
+                             np.ascontiguousarray(query_vectors, dtype=np.float32), min(depth, len(ids)))
+    for row_scores, row in zip(scores, indices):
+        by_id = {ids[j]: float(s) for s, j in zip(row_scores, row)}
+        order = rank_by_score(np.array(list(by_id.values())), list(by_id))
+        yield order, [by_id[c] for c in order]
 
 
 def recall_lists(benchmark: str, queries: pa.Table, query_vectors: dict, candidate_vectors: dict, depth: int, *,
@@ -60,17 +62,23 @@ def recall_lists(benchmark: str, queries: pa.Table, query_vectors: dict, candida
     if benchmark == "mbeir":
         members = pool_members(pools)
         glob = global_pool_name(members, split) if setting == "global" else None
+        by_pool = defaultdict(list)
         for r in rows:
-            ids = members[glob or r["pool"]]
-            order, scores = _ranked(query_vectors[r["query_id"]], np.stack([candidate_vectors[c] for c in ids]), ids,
-                                    max(depth, 2 * mbeir_k(r["dataset"], r["task_id"])))
-            out.append(RecallList("mbeir", setting, r["dataset"], r["task_id"], None, r["query_id"],
-                                  tuple(r["positive_ids"]), tuple(order), tuple(scores)))
+            by_pool[glob or r["pool"]].append(r)
+        for pool, group in by_pool.items():
+            ids = members[pool]
+            deep = max(depth, *(2 * mbeir_k(r["dataset"], r["task_id"]) for r in group))
+            ranked = _ranked(np.stack([query_vectors[r["query_id"]] for r in group]),
+                             np.stack([candidate_vectors[c] for c in ids]), ids, deep)
+            out += [RecallList("mbeir", setting, r["dataset"], r["task_id"], None, r["query_id"],
+                               tuple(r["positive_ids"]), tuple(order), tuple(scores))
+                    for r, (order, scores) in zip(group, ranked)]
     else:
         meta = {d["dataset"]: d for d in datasets.to_pylist()}
         for r in rows:
             ids = list(r["candidate_ids"])
-            order, scores = _ranked(query_vectors[r["query_id"]], np.stack([candidate_vectors[c] for c in ids]), ids, len(ids))
+            ((order, scores),) = _ranked(query_vectors[r["query_id"]][None], np.stack([candidate_vectors[c] for c in ids]),
+                                         ids, len(ids))
             info = meta.get(r["dataset"], {})
             out.append(RecallList("mmeb", info.get("eval_group") or "unknown", r["dataset"], None, info.get("meta_task"),
                                   r["query_id"], (ids[0],), tuple(order), tuple(scores)))

@@ -57,17 +57,12 @@ def run(cfg) -> list[dict]:
         pairs += rerank_pairs(found, candidates, queries, r.top_k)
     if not lists:
         raise SystemExit(f"data config {cfg.data.name!r} has no source of format mbeir or mmeb to rerank")
-    seen, unique = set(), []
-    for pair in pairs:                      # a query's top-k in the local and the global pool overlap
-        if (pair.query_id, pair.candidate_id) not in seen:
-            seen.add((pair.query_id, pair.candidate_id))
-            unique.append(pair)
-    unique.sort(key=lambda p: p.query_id)   # a query's pairs contiguous (shards, prefix caching)
-    log.info("rerank %s: %d lists, %d pairs with %s (%s)", s.tag, len(lists), len(unique), s.reranker_dir, scoring.backend)
+    pairs.sort(key=lambda p: p.query_id)   # a query's pairs contiguous (shards, prefix caching)
+    log.info("rerank %s: %d lists, %d pairs with %s (%s)", s.tag, len(lists), len(pairs), s.reranker_dir, scoring.backend)
     out = Path(s.out_dir)
     try:
         with open_backend(scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log") as backend:
-            table = score_pairs(unique, backend, out / "rerank_scores.parquet", s.checkpoint_dir,
+            table = score_pairs(pairs, backend, out / "rerank_scores.parquet", s.checkpoint_dir,
                                 queries_per_shard=scoring.queries_per_shard, progress=s.progress, max_failed_fraction=limit)
     except JudgeFailureError as error:
         raise SystemExit(f"rerank {s.tag}: {error}") from None

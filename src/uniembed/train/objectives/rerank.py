@@ -13,6 +13,7 @@ settings, ``config`` for the run fingerprint, ``parts`` for logging) so the one 
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,18 +37,19 @@ class PairListSettings:
     listwise_weight: float = 1.0
 
 
-class RerankObjective(TrainingObjective):
+class RerankObjective(TrainingObjective, metaclass=abc.ABCMeta):
     """Examples of one training query and the loss over a batch's per-example answer losses."""
 
     name = "rerank"
     task = "rerank"
 
+    @abc.abstractmethod
     def examples(self, item: RerankQuery, rng: np.random.Generator) -> list[ChatExample]:
-        raise NotImplementedError
+        """The chat examples one training query gives (choices from the batch's ``rng``)."""
 
+    @abc.abstractmethod
     def groups(self) -> dict[str, tuple[tuple[str, ...], float]]:
         """``{loss part: (example kinds, weight)}``: each part is the mean CE over its kinds' answer tokens."""
-        raise NotImplementedError
 
     def combine(self, kinds: list[str], row_sums: Tensor, lengths: Tensor) -> Tensor:
         """sum over parts of weight * (summed answer-token CE of the part's rows / their answer tokens)."""
