@@ -2,16 +2,18 @@
 without gradient caching, on the tiny model and the synthetic M-BEIR train set.
 
     python benchmarks/train_memory.py [--batches 32 256 1024] [--chunk 32] [--steps 2]
-        [--objectives inbatch umarvel unime_v2]
+        [--objectives inbatch umarvel unime_v2 distill]
 
 Objectives: ``inbatch`` (InfoNCE, in-batch negatives only), ``umarvel`` (InfoNCE + k = 5 hard
 negatives per query, U-MARVEL §3.2.2), ``unime_v2`` (UniME-V2's soft-label KL over [positive,
-k = 8 negatives]); the hard negatives and their judge scores are random draws from the pool (the
-cost does not depend on which candidates they are). Each configuration runs in a fresh
+k = 8 negatives]), ``distill`` (U-MARVEL §3.3's KL to the fused teacher over [positive, 49
+candidates], Table 12 row 5); the hard negatives, judge scores and teacher scores are random draws
+from the pool (the cost does not depend on which candidates they are). Each configuration runs in a fresh
 subprocess; peak memory is that process's ru_maxrss (RSS high-water mark, includes the ~0.4 GiB
 of Python/torch/model), and "extra" subtracts the same process's RSS right before the first
-training step. Printed as ratios against in-batch training at the same batch and caching, and
-against the first batch's in-batch run without caching, measured in the same run.
+training step. Printed as ratios against in-batch training at the same batch and caching, against
+hard-negative training (``umarvel``) at the same batch and caching when it ran, and against the
+first batch's in-batch run without caching, measured in the same run.
 """
 from __future__ import annotations
 
@@ -52,10 +54,11 @@ OBJECTIVES = {
     "inbatch": {"name": "info_nce"},
     "umarvel": {"name": "info_nce", "num_negatives": 5},
     "unime_v2": {"name": "soft_label", "num_negatives": 8},
+    "distill": {"name": "distill", "temperature": 0.05, "num_negatives": 49},
 }
 
 
-def random_hard_negatives(curated: Path, path: Path, k: int = 10, seed: int = 0) -> Path:
+def random_hard_negatives(curated: Path, path: Path, k: int = 49, seed: int = 0) -> Path:
     """A filter-shaped table: ``k`` random non-positive pool candidates per train query, random scores."""
     import random
 
@@ -103,15 +106,17 @@ def main() -> None:
         base_extra = first["peak"] - first["before"]
         print(f"tiny Qwen2-VL, M-BEIR-style train batches, {args.steps} steps, 2 threads")
         print(f"{'objective':>9} {'batch':>6} {'gradcache':>10} {'peak MiB':>9} {'extra MiB':>10} {'extra/first':>12}"
-              f" {'steps/s':>8} {'step time / inbatch':>20} {'extra / inbatch':>16}")
+              f" {'steps/s':>8} {'step time / inbatch':>20} {'extra / inbatch':>16} {'step time / umarvel':>20}")
         for (objective, batch, chunk), r in results.items():
             extra = r["peak"] - r["before"]
             ref = results.get(("inbatch", batch, chunk))
             time_ratio = f"{ref['steps_per_s'] / r['steps_per_s']:.2f}" if ref else "-"
             memory_ratio = f"{extra / max(ref['peak'] - ref['before'], 1):.2f}" if ref else "-"
+            hard = results.get(("umarvel", batch, chunk))
+            hard_ratio = f"{hard['steps_per_s'] / r['steps_per_s']:.2f}" if hard else "-"
             print(f"{objective:>9} {batch:>6} {('chunk ' + str(chunk)) if chunk else 'off':>10} {r['peak']:>9.0f}"
                   f" {extra:>10.0f} {extra / max(base_extra, 1):>12.2f} {r['steps_per_s']:>8.2f} {time_ratio:>20}"
-                  f" {memory_ratio:>16}")
+                  f" {memory_ratio:>16} {hard_ratio:>20}")
 
 
 if __name__ == "__main__":

@@ -16,13 +16,14 @@ _STARTED = time.monotonic()
 _reporter = None
 
 
-def pytest_collection_modifyitems(config, items):
-    """One xdist group per directory of SHARED_STATE, else per file (``--dist loadgroup``)."""
-    for item in items:
-        parts = Path(str(item.fspath)).resolve().relative_to(TESTS).parts
-        item.add_marker(pytest.mark.xdist_group(parts[0] if parts[0] in SHARED_STATE else "/".join(parts)))
+def pytest_itemcollected(item):
+    """One xdist group per directory of SHARED_STATE, else per file (``--dist loadgroup``); marked as each
+    test is collected, before xdist's worker reads the marks in ``pytest_collection_modifyitems``."""
+    parts = Path(str(item.fspath)).resolve().relative_to(TESTS).parts
+    item.add_marker(pytest.mark.xdist_group(parts[0] if parts[0] in SHARED_STATE else "/".join(parts)))
 
 
+@pytest.hookimpl(trylast=True)  # after the terminal reporter is registered
 def pytest_configure(config):
     global _reporter
     if not hasattr(config, "workerinput"):
@@ -65,3 +66,4 @@ def small_world(tmp_path_factory):
         finalize(records, progress=False).write(base / "curated" / name)
         curated[name] = base / "curated" / name
     return {"root": base / "synthetic", "curated": curated}
+

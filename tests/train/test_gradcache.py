@@ -1,4 +1,5 @@
 """Gradient caching and cross-rank gathering give the gradients of the full-batch loss."""
+import gc
 import random
 from contextlib import contextmanager, nullcontext
 from datetime import timedelta
@@ -142,6 +143,18 @@ def test_not_distributed_is_identity():
     assert gather_with_grad(x) is x
 
 
+def destroy_after_ddp() -> None:
+    """Destroy the process group once the worker has dropped its DDP wrapper (``del ddp`` first).
+
+    Freeing the wrapper after ``destroy_process_group`` (when the worker's locals go) makes its reducer drop
+    the group's last reference: the group's destructor then joins gloo's worker thread while holding
+    the GIL, and that thread may be waiting for the GIL to free its last finished work -- a deadlock
+    seen once in ~10 runs (the worker never exits, ``mp.spawn`` waits forever).
+    """
+    gc.collect()
+    dist.destroy_process_group()
+
+
 WORLD, LOCAL_Q, LOCAL_C, CHUNK = 2, 4, 8, 3  # per rank: 4 queries, 4 positives + 4 hard negatives
 GLOBAL_Q, GLOBAL_C = make_items(WORLD * LOCAL_Q, 11), make_items(WORLD * LOCAL_C, 12)  # rank-major layout
 
@@ -166,7 +179,8 @@ def _distributed_worker(rank, init_file, out_dir):
     gradcache_step(ddp, queries, candidates, loss_fn, CHUNK, no_sync=ddp.no_sync)
     torch.save({"world": world_info(), "q": q.grad, "c": c.grad, "loss": loss.detach(),
                 "ddp": grads(model, tau)}, f"{out_dir}/rank{rank}.pt")
-    dist.destroy_process_group()
+    del ddp  # before the group goes: see destroy_after_ddp
+    destroy_after_ddp()
 
 
 def test_two_gloo_ranks_match_one_process(tmp_path):

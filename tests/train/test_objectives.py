@@ -14,7 +14,7 @@ from uniembed.train.gradcache import gradcache_step
 from uniembed.train.objectives import ObjectiveBatch, make_objective
 from uniembed.train.objectives.soft_label import symmetric_kl
 
-from .test_gradcache import make_items, make_setup, max_diff
+from .test_gradcache import destroy_after_ddp, make_items, make_setup, max_diff
 
 
 def _explicit_symmetric_kl(sim, scores, tau):
@@ -117,7 +117,8 @@ def _worker(rank, init_file, out_dir):
     objective = _objective()
     loss = gradcache_step(ddp, queries, candidates, lambda q, c: objective(q, c, _view(), 2), CHUNK, no_sync=ddp.no_sync)
     torch.save({"loss": loss, "grads": grads(model, tau)}, f"{out_dir}/rank{rank}.pt")
-    dist.destroy_process_group()
+    del ddp  # before the group goes: see destroy_after_ddp
+    destroy_after_ddp()
 
 
 def test_two_gloo_processes_give_the_one_process_gradient(tmp_path):
