@@ -14,8 +14,9 @@ from PIL import Image
 from uniembed.artifacts import read_parquet, write_parquet
 from uniembed.data.schemas import CANDIDATES, POOLS, QUERIES
 from uniembed.embed.embedder import EmbedItem
-from uniembed.instruct.data import DESCRIBE, compact_prompt, load_instruct_data, make_example, plan_entries
-from uniembed.instruct.settings import InstructMix, InstructSettings
+from uniembed.instruct.data import (DESCRIBE, compact_prompt, group_queries, load_instruct_data, make_example,
+                                   make_group, plan_entries)
+from uniembed.instruct.settings import GroupLoss, InstructMix, InstructSettings
 from uniembed.judge.prompt import JUDGE_INSTRUCTION, NO, YES, build_judge_prompt
 
 LEAK = "LEAK from the test split"
@@ -194,3 +195,37 @@ def test_the_compact_prompt_is_the_judge_prompt_without_its_instruction(tmp_path
     full, compact = build_judge_prompt(query, candidate), compact_prompt(query, candidate)
     assert compact.parts[0] == ("text", "Query:Find it. a red circle, Candidates:")
     assert full.parts[0][1].endswith(compact.parts[0][1]) and full.parts[1:] == compact.parts[1:]
+
+
+def test_a_group_is_the_positive_then_its_listed_and_random_non_matches_in_one_format(curated):
+    data = load_instruct_data(curated)
+    plan_entries(data, InstructMix())
+    settings = GroupLoss(queries=2, negatives=4)
+    by_text = {}
+    for cid, item in data.candidates.items():
+        by_text.setdefault((item.text, item.image_path), set()).add(cid)
+    indices = group_queries(data)
+    assert indices and all(data.queries[i].negative_ids or data.groups[data.group_of[data.queries[i].positive_ids[0]]]
+                           for i in indices)
+    for seed, index in enumerate(indices):
+        query = data.queries[index]
+        group = make_group(data, index, np.random.default_rng(seed), settings)
+        assert [e.answer for e in group] == [YES] + [NO] * 4
+        assert len({e.kind.split("_")[0] for e in group}) == 1                       # one prompt format
+        candidates = []
+        for example in group:  # the candidate's image and text, read back as in the test of single examples
+            tail = example.parts[[i for i, (k, v) in enumerate(example.parts) if "Candidates:" in v][0]:]
+            image = next((v for k, v in tail if k == "image"), None)
+            candidates.append(by_text[(tail[-1][1].split("Candidates:")[-1][:-1] or None, image)])
+        assert candidates[0] & set(query.positive_ids)
+        assert not any(ids & set(query.positive_ids) for ids in candidates[1:])
+        listed = min(len(query.negative_ids), 4)
+        assert all(ids & set(query.negative_ids) for ids in candidates[1:1 + listed])
+
+
+def test_group_settings_refuse_empty_groups():
+    with pytest.raises(ValueError, match="model.instruct.group"):
+        GroupLoss(queries=0)
+    with pytest.raises(ValueError, match="model.instruct.group"):
+        GroupLoss(negatives=0)
+    assert InstructSettings(max_steps=1, batch_size=1, lr=1.0, group={"queries": 2}).group == GroupLoss(queries=2)

@@ -8,7 +8,7 @@ from PIL import Image
 
 from uniembed.model.loading import load_for_generation
 from uniembed.model.processor import load_processor
-from uniembed.train.generative import (IGNORE, ChatExample, answer_loss, answer_token_ids, collate,
+from uniembed.train.generative import (IGNORE, ChatExample, answer_forward, answer_loss, answer_token_ids, collate,
                                        first_token_logits)
 
 
@@ -99,3 +99,11 @@ def test_examples_need_parts_and_an_answer(images):
         ChatExample((("text", "hi"),), "")
     with pytest.raises(ValueError, match="parts of kind"):
         ChatExample((("video", images[0]),), "Yes")
+
+
+def test_the_trained_first_answer_logits_are_the_ones_the_judge_reads(model_and_processor, images):
+    model, processor = model_and_processor
+    batch = collate(processor, _examples(images))
+    _, _, first = answer_forward(model, batch)
+    assert first.requires_grad
+    assert torch.allclose(first.detach(), first_token_logits(model, batch), atol=1e-5)

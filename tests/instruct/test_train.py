@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from uniembed.instruct.settings import InstructMix, InstructSettings
-from uniembed.instruct.train import train_instruct
+from uniembed.instruct.settings import GroupLoss, InstructMix, InstructSettings
+from uniembed.instruct.train import group_loss, train_instruct
 from uniembed.model.loading import load_for_generation
 from uniembed.model.saving import missing_checkpoint_files
 from uniembed.train.checkpoint import FINISHED
@@ -66,3 +67,30 @@ def test_an_unknown_source_names_the_missing_table(tmp_path, small_world, tiny_q
     settings = InstructSettings(**{**SETTINGS.__dict__, "sources": ["captions"]})
     with pytest.raises(FileNotFoundError, match="captions"):
         run(tmp_path, "none", small_world, tiny_qwen2vl, settings=settings)
+
+
+def test_group_loss_is_the_listwise_cross_entropy_of_the_yes_no_margins():
+    torch.manual_seed(0)
+    logits, yes, no, size = torch.randn(12, 10, dtype=torch.float64), 7, 2, 4
+    want = 0.0
+    for g in range(3):
+        margins = [logits[g * size + j, yes].item() - logits[g * size + j, no].item() for j in range(size)]
+        want += -(margins[0] - math.log(sum(math.exp(m) for m in margins))) / 3
+    assert group_loss(logits, yes, no, size).item() == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match="multiple of the group size"):
+        group_loss(logits[:10], yes, no, size)
+
+
+def test_training_with_groups_logs_both_terms_and_resumes_bit_exactly(tmp_path, small_world, tiny_qwen2vl):
+    settings = InstructSettings(**{**SETTINGS.__dict__, "group": GroupLoss(queries=2, negatives=2, weight=0.5)})
+    straight = run(tmp_path, "straight", small_world, tiny_qwen2vl, settings=settings)
+    for record in straight["history"]:
+        assert record["loss"] == pytest.approx(record["loss_answers"] + 0.5 * record["loss_group"], rel=1e-5)
+        assert {"loss_judge_group_yes", "loss_compact_group_yes"} & set(record)
+    assert run(tmp_path, "resumed", small_world, tiny_qwen2vl, settings=settings, stop_after=2)["step"] == 2
+    run(tmp_path, "resumed", small_world, tiny_qwen2vl, settings=settings)
+    one = load_file(tmp_path / "straight" / "out" / "model" / "model.safetensors")
+    two = load_file(tmp_path / "resumed" / "out" / "model" / "model.safetensors")
+    assert all(torch.equal(one[name], two[name]) for name in one)
+    plain = run(tmp_path, "plain", small_world, tiny_qwen2vl)
+    assert plain["history"][0]["loss"] != straight["history"][0]["loss"]

@@ -17,7 +17,10 @@ of the random tiny model on the synthetic world's train split, in the Qwen2-VL c
   (captioning "Find a caption that describes ...", attribute lists to captions, VQA "How big is it
   and where is it?" -> "large, on the right", classification labels);
 * ``describe``: "Describe the picture." for the image-only positive of a text-only query,
-  answered with the query's text (captions, possibly partial: "a red circle").
+  answered with the query's text (captions, possibly partial: "a red circle");
+* groups (:func:`make_group`, settings ``group``): one query's positive ("Yes") and several
+  non-matches ("No": its own listed negatives first, then random candidates as above), all in
+  the same prompt format, for the listwise term of :mod:`.train`.
 
 Inputs: the curated ``queries.parquet`` / ``candidates.parquet`` / ``pools.parquet`` of each
 source (``data/schemas.py``). Only queries whose ``split`` is in ``splits`` (train) are read;
@@ -42,9 +45,10 @@ from ..data.schemas import CANDIDATES, POOLS, QUERIES
 from ..embed.embedder import EmbedItem
 from ..judge.prompt import IMAGE, NO, TEXT, YES, JudgePrompt, build_judge_prompt
 from ..train.generative import ChatExample
-from .settings import KINDS, InstructMix
+from .settings import KINDS, GroupLoss, InstructMix
 
 DESCRIBE = "Describe the picture."
+DISTINCT_TRIES = 20  # random draws for a group negative not already in the group, then a repeat is kept
 
 
 @dataclass(frozen=True)
@@ -187,3 +191,32 @@ def make_example(data: InstructData, entry: tuple[str, int, int], rng: np.random
     if kind == "describe":
         return ChatExample(((TEXT, f"{DESCRIBE}\n"), (IMAGE, positive.image_path)), q.text, kind)
     raise ValueError(f"unknown example kind {kind!r}; expected one of {KINDS}")
+
+
+def group_queries(data: InstructData) -> list[int]:
+    """Indices of the train queries a group can be built for (a non-positive candidate to draw)."""
+    return [i for i, q in enumerate(data.queries)
+            if q.negative_ids or len(data.groups[data.group_of[q.positive_ids[0]]]) > len(q.positive_ids)]
+
+
+def make_group(data: InstructData, index: int, rng: np.random.Generator, group: GroupLoss) -> list[ChatExample]:
+    """Query ``index``'s positive ("Yes", first) then ``group.negatives`` non-matches ("No"): its own listed
+    negatives in a random order, then random candidates of the positive's dataset and modality
+    (distinct while the group has enough); one prompt format for the whole group, drawn with ``rng``."""
+    q = data.queries[index]
+    query = _query_item(q, rng)
+    listed = [q.negative_ids[i] for i in rng.permutation(len(q.negative_ids))][:group.negatives]
+    others = len(data.groups[data.group_of[q.positive_ids[0]]]) > len(q.positive_ids)
+    negatives = list(listed)
+    while len(negatives) < group.negatives:
+        if not others:  # only listed negatives: repeat them
+            negatives.append(listed[len(negatives) % len(listed)])
+            continue
+        cid = next((c for c in (_random_negative(data, q, rng) for _ in range(DISTINCT_TRIES)) if c not in negatives), None)
+        negatives.append(cid if cid is not None else _random_negative(data, q, rng))
+    judge = rng.random() < data.judge_format
+    prompt = build_judge_prompt if judge else compact_prompt
+    fmt = "judge" if judge else "compact"
+    positive = q.positive_ids[rng.integers(len(q.positive_ids))]
+    return [ChatExample(prompt(query, data.candidates[positive]).parts, YES, f"{fmt}_group_yes"),
+            *(ChatExample(prompt(query, data.candidates[cid]).parts, NO, f"{fmt}_group_no") for cid in negatives)]

@@ -6,6 +6,7 @@ when the workflow is parsed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 KINDS = ("yes", "hard", "random", "answer", "describe")
 
@@ -30,6 +31,23 @@ class InstructMix:
 
 
 @dataclass
+class GroupLoss:
+    """A listwise term over each sampled train query's positive and ``negatives`` non-matches, all asked
+    the judge's Yes/No question: softmax over the margins logit(Yes) - logit(No), cross-entropy with
+    the positive as target (UniME-V2's listwise idea on the judge's score), added with ``weight`` to
+    the answer-token loss, which the group's examples join."""
+
+    queries: int = 4        # groups per step
+    negatives: int = 3      # per group: the query's own listed negatives first, then random candidates
+    weight: float = 1.0
+
+    def __post_init__(self):
+        if self.queries < 1 or self.negatives < 1 or self.weight < 0:
+            raise ValueError(f"model.instruct.group: queries and negatives must be >= 1 and weight >= 0; got "
+                             f"queries={self.queries}, negatives={self.negatives}, weight={self.weight}")
+
+
+@dataclass
 class InstructSettings:
     """Generative training of the whole tiny model (vision tower included) on train-split records."""
 
@@ -38,6 +56,7 @@ class InstructSettings:
     lr: float
     sources: list[str] = field(default_factory=lambda: ["mbeir"])  # curated sources whose train split it reads
     mix: InstructMix = field(default_factory=InstructMix)
+    group: Optional[GroupLoss] = None  # the listwise term; null: answer tokens only
     warmup_steps: int = 0
     schedule: str = "cosine"       # any transformers scheduler name
     weight_decay: float = 0.0
@@ -49,6 +68,8 @@ class InstructSettings:
     def __post_init__(self):
         if isinstance(self.mix, dict):
             self.mix = InstructMix(**self.mix)
+        if isinstance(self.group, dict):
+            self.group = GroupLoss(**self.group)
         if self.max_steps < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError(f"model.instruct: max_steps and batch_size must be >= 1 and lr > 0; got "
                              f"max_steps={self.max_steps}, batch_size={self.batch_size}, lr={self.lr}")

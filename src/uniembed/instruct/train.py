@@ -3,7 +3,10 @@
 This simulates the backbone's pretraining + instruction tuning, which real runs inherit from
 Qwen2-VL-7B-Instruct; every later stage keeps the vision tower frozen. Batches of
 :mod:`.data` examples, next-token cross-entropy on the answer tokens only
-(:mod:`uniembed.train.generative`), AdamW with warmup and a schedule, gradient clipping.
+(:mod:`uniembed.train.generative`), AdamW with warmup and a schedule, gradient clipping. With
+``group`` settings each step adds ``group.queries`` groups (:func:`.data.make_group`: a positive and
+its non-matches, all asked the judge's question) and the listwise term :func:`group_loss` over
+their Yes/No margins; the groups' answer tokens join the answer-token loss.
 
 Resumable exactly as the contrastive trainer (:mod:`uniembed.train.checkpoint`): checkpoints of
 the weights, optimizer, scheduler, every RNG and the sampler position under
@@ -23,11 +26,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import get_scheduler
 
 from ..artifacts import atomic_path, write_json
 from ..embed.cache import file_digest, fingerprint_model_dir
+from ..judge.transformers_backend import judge_token_ids
 from ..model.loading import load_for_generation, set_bidirectional
 from ..model.processor import load_processor
 from ..model.saving import write_model_files
@@ -35,8 +40,8 @@ from ..provenance import code_version
 from ..train.checkpoint import (discard_if_finished, load_latest, mark_finished, restore, save_checkpoint,
                                 trainable_state)
 from ..train.data import BatchSampler
-from ..train.generative import answer_loss, collate
-from .data import load_instruct_data, make_example, plan_entries
+from ..train.generative import answer_forward, collate
+from .data import group_queries, load_instruct_data, make_example, make_group, plan_entries
 from .settings import InstructSettings
 
 log = logging.getLogger(__name__)
@@ -71,6 +76,11 @@ def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_d
              len(data.queries), settings.sources, len(data.candidates), len(entries),
              dict(Counter(kind for kind, _, _ in entries)))
     sampler = BatchSampler(len(entries), settings.batch_size, settings.seed)
+    yes_id, no_id = judge_token_ids(processor.tokenizer)
+    grouped = group_queries(data) if settings.group is not None else []
+    if settings.group is not None and len(grouped) < settings.group.queries:
+        raise ValueError(f"model.instruct.group.queries={settings.group.queries}, but only {len(grouped)} train "
+                         "queries have a non-matching candidate to build a group from")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = get_scheduler(settings.schedule, optimizer, settings.warmup_steps, settings.max_steps)
@@ -98,8 +108,19 @@ def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_d
         start = time.perf_counter()
         indices, rng = sampler.next()
         examples = [make_example(data, entries[i], rng) for i in indices]
+        if settings.group is not None:
+            examples += [example for index in rng.choice(grouped, settings.group.queries, replace=False)
+                         for example in make_group(data, int(index), rng, settings.group)]
         batch = {k: v.to(dev) for k, v in collate(processor, examples).items()}
-        loss, per_row = answer_loss(model, batch)
+        row_sums, lengths, first = answer_forward(model, batch)
+        loss = row_sums.sum() / lengths.sum()
+        parts = {}
+        if settings.group is not None:
+            size = settings.group.negatives + 1
+            listwise = group_loss(first[len(indices):], yes_id, no_id, size)
+            parts = {"loss_answers": float(loss.detach()), "loss_group": float(listwise.detach())}
+            loss = loss + settings.group.weight * listwise
+        per_row = row_sums.detach() / lengths
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
         optimizer.step()
@@ -108,7 +129,7 @@ def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_d
         step, steps_this_run = step + 1, steps_this_run + 1
         record = {"step": step, "loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0],
                   "examples_per_s": len(examples) / (time.perf_counter() - start),
-                  **_loss_by_kind(examples, per_row)}
+                  **parts, **_loss_by_kind(examples, per_row)}
         history.append(record)
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.3f}")
@@ -133,6 +154,15 @@ def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_d
         write_json(summary, tmp / "training_summary.json")
     mark_finished(checkpoint_dir)
     return summary
+
+
+def group_loss(first_logits: torch.Tensor, yes_id: int, no_id: int, size: int) -> torch.Tensor:
+    """Listwise cross-entropy over groups of ``size`` consecutive rows, the first of each its positive:
+    mean over groups of -log softmax(m)[0] with m = logit(Yes) - logit(No) at each row's answer position."""
+    if first_logits.shape[0] % size:
+        raise ValueError(f"{first_logits.shape[0]} group rows are not a multiple of the group size {size}")
+    margins = (first_logits[:, yes_id] - first_logits[:, no_id]).view(-1, size)
+    return F.cross_entropy(margins, margins.new_zeros(margins.shape[0], dtype=torch.long))
 
 
 def _loss_by_kind(examples, per_row: torch.Tensor) -> dict[str, float]:

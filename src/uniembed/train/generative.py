@@ -100,9 +100,10 @@ def collate(processor, examples: Sequence[ChatExample]) -> dict[str, torch.Tenso
     return dict(batch)
 
 
-def answer_token_losses(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row of a :func:`collate` batch: the summed next-token cross-entropy of its answer tokens
-    (differentiable) and its number of answer tokens.
+def answer_forward(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per row of a :func:`collate` batch: the summed next-token cross-entropy of its answer tokens, its
+    number of answer tokens, and the [rows, vocab] logits that predict its first answer token (all
+    differentiable, from one forward pass).
 
     Only the last ``K = longest answer + 1`` positions go through the LM head; logits at position t
     predict the token at t + 1.
@@ -116,7 +117,14 @@ def answer_token_losses(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Te
     logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits[:, :-1].float()
     targets = labels[:, -keep + 1:]
     token_loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")
-    return token_loss.sum(dim=1), answer_lengths
+    first = (targets != IGNORE).float().argmax(dim=1)
+    return token_loss.sum(dim=1), answer_lengths, logits[torch.arange(logits.shape[0]), first]
+
+
+def answer_token_losses(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row: the summed answer-token cross-entropy (differentiable) and the number of answer tokens."""
+    row_sums, answer_lengths, _ = answer_forward(model, batch)
+    return row_sums, answer_lengths
 
 
 def answer_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
