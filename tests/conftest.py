@@ -35,6 +35,7 @@ def pytest_runtest_logreport(report):
     is cut off still says where the time went)."""
     if _reporter is not None and report.duration >= SLOW_SECONDS:
         elapsed = time.monotonic() - _STARTED
+        _reporter.ensure_newline()
         _reporter.write_line(f"[{elapsed / 60:5.1f} min] {report.duration:6.0f} s {report.when:8s} {report.nodeid}")
 
 #: Small sizes of the synthetic world for tests (the default config is larger).
