@@ -67,4 +67,3 @@ def small_world(tmp_path_factory):
         finalize(records, progress=False).write(base / "curated" / name)
         curated[name] = base / "curated" / name
     return {"root": base / "synthetic", "curated": curated}
-

@@ -125,8 +125,7 @@ def plan_entries(data: InstructData, mix: InstructMix) -> list[tuple[str, int, i
         positive = data.candidates[q.positive_ids[0]]
         entries += [("yes", i, j) for j in range(mix.yes)]
         entries += [("hard", i, j) for j in range(min(mix.hard, len(q.negative_ids)))]
-        entries += [("random", i, j) for j in range(mix.random)
-                    if len(data.groups[data.group_of[q.positive_ids[0]]]) > len(q.positive_ids)]
+        entries += [("random", i, j) for j in range(mix.random) if _has_random_negative(data, q)]
         if positive.text and not positive.image_path:
             entries += [("answer", i, j) for j in range(mix.answer)]
         elif positive.image_path and not positive.text and q.text and not q.image_path:
@@ -142,10 +141,15 @@ def _query_item(q: TrainQuery, rng: np.random.Generator) -> EmbedItem:
     return EmbedItem(q.text, q.image_path, instruction)
 
 
+def _has_random_negative(data: InstructData, q: TrainQuery) -> bool:
+    """Whether the positive's dataset-and-modality group holds a candidate that is not a positive."""
+    return len(data.groups[data.group_of[q.positive_ids[0]]]) > len(q.positive_ids)
+
+
 def _random_negative(data: InstructData, q: TrainQuery, rng: np.random.Generator) -> str:
     group = data.groups[data.group_of[q.positive_ids[0]]]
     excluded = set(q.positive_ids)
-    while True:  # plan_entries checked the group holds a non-positive
+    while True:  # the caller checked _has_random_negative
         cid = group[rng.integers(len(group))]
         if cid not in excluded:
             return cid
@@ -196,7 +200,7 @@ def make_example(data: InstructData, entry: tuple[str, int, int], rng: np.random
 def group_queries(data: InstructData) -> list[int]:
     """Indices of the train queries a group can be built for (a non-positive candidate to draw)."""
     return [i for i, q in enumerate(data.queries)
-            if q.negative_ids or len(data.groups[data.group_of[q.positive_ids[0]]]) > len(q.positive_ids)]
+            if q.negative_ids or _has_random_negative(data, q)]
 
 
 def make_group(data: InstructData, index: int, rng: np.random.Generator, group: GroupLoss) -> list[ChatExample]:
@@ -206,7 +210,7 @@ def make_group(data: InstructData, index: int, rng: np.random.Generator, group: 
     q = data.queries[index]
     query = _query_item(q, rng)
     listed = [q.negative_ids[i] for i in rng.permutation(len(q.negative_ids))][:group.negatives]
-    others = len(data.groups[data.group_of[q.positive_ids[0]]]) > len(q.positive_ids)
+    others = _has_random_negative(data, q)
     negatives = list(listed)
     while len(negatives) < group.negatives:
         if not others:  # only listed negatives: repeat them
