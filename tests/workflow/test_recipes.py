@@ -12,7 +12,8 @@ EXPERIMENTS = sorted((ROOT / "config" / "experiments").glob("*.yaml"))
 RECIPES = sorted(p.stem for p in (ROOT / "config" / "recipe").glob("*.yaml"))
 #: The stages each paper's DAG holds (issue: the recipe decides the DAG's shape).
 PAPER_STAGES = {
-    "tiny": {"curate", "pretrain", "evaluate", "tables", "mine", "judge", "filter", "judge_quality", "train_hn"},
+    "tiny": {"curate", "pretrain", "evaluate", "tables", "mine", "judge", "filter", "judge_quality", "train_hn",
+             "train_reranker", "rerank", "distill_data", "distill"},
     "umarvel_qwen2vl_7b": {"curate", "pretrain", "evaluate", "tables", "mine", "filter", "train_hn", "train_reranker",
                            "rerank", "distill_data", "distill"},
 }

@@ -1,0 +1,59 @@
+"""The reranker, recall + rerank and distillation stages of the embedded default's DAG (U-MARVEL App. C,
+§3.3), on the shared DAG run (``finished_run``)."""
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from uniembed.artifacts import read_parquet
+from uniembed.evaluate.results import SCORES
+from uniembed.model.loading import load_for_embedding
+
+
+def _recipe(project) -> dict:
+    return yaml.safe_load((project / "config" / "recipe" / "tiny.yaml").read_text())
+
+
+@pytest.mark.slow
+def test_reranker_trains_and_every_recalled_pair_is_scored(finished_run):
+    run = finished_run / "results" / "default"
+    recipe = _recipe(finished_run)
+    summary = json.loads((run / "models" / "reranker_pointwise" / "training_summary.json").read_text())
+    assert summary["finished"] and len(summary["history"]) == recipe["rerank"]["rerankers"]["pointwise"]["max_steps"]
+    assert (run / "models" / "reranker_pointwise" / "adapter" / "adapter_config.json").is_file()
+
+    tag = f"{recipe['rerank']['recall']}+pointwise"
+    pairs = pq.read_table(run / "eval" / tag / "rerank_scores.parquet").to_pandas()
+    assert (pairs["status"] == "ok").all() and pairs["score"].between(0, 1).all()
+    # each (query, candidate) once: a query's local and global top-k share candidates, so k to 2k pairs
+    assert not pairs.duplicated(["query_id", "candidate_id"]).any()
+    per_query = pairs.groupby("query_id").size()
+    assert per_query.between(recipe["rerank"]["top_k"], 2 * recipe["rerank"]["top_k"]).all()
+    assert pairs["is_positive"].any()
+
+    recall = read_parquet(run / "eval" / recipe["rerank"]["recall"] / "scores.parquet", SCORES).to_pylist()
+    reranked = read_parquet(run / "eval" / tag / "scores.parquet", SCORES).to_pylist()
+    key = lambda r: (r["benchmark"], r["setting"], r["task_id"], r["dataset"], r["metric"])  # noqa: E731
+    assert sorted(map(key, reranked)) == sorted(map(key, recall))
+    table = (run / "tables" / "per_stage.md").read_text()
+    assert f"| {tag} |" in table and "| distill |" in table
+
+
+@pytest.mark.slow
+def test_distillation_trains_on_a_tenth_of_the_queries_from_the_hard_negative_model(finished_run):
+    run = finished_run / "results" / "default"
+    recipe = _recipe(finished_run)
+    teacher = json.loads((run / "distill" / "distill_summary.json").read_text())
+    assert teacher["queries"] == round(recipe["distill"]["fraction"] * teacher["training_queries"])
+    assert teacher["candidates_per_query"] == recipe["distill"]["candidates"]
+    negatives = pq.read_table(run / "distill" / "hard_negatives.parquet").to_pandas()
+    assert negatives["query_id"].nunique() == teacher["queries"]
+
+    summary = json.loads((run / "models" / "distill" / "training_summary.json").read_text())
+    assert summary["finished"]
+    assert summary["dropped_queries"] == {"not_in_hard_negative_table": teacher["training_queries"] - teacher["queries"]}
+    start = json.loads((run / "models" / recipe["distill"]["from"] / "model" / "uniembed_temperature.json").read_text())
+    assert summary["history"][0]["temperature"] == pytest.approx(start["temperature"], rel=0.05)  # tau continues
+    assert load_for_embedding(run / "models" / "distill" / "model").config.model_type == "qwen2_vl"
+    assert (run / "eval" / "distill" / "scores.parquet").is_file()
