@@ -114,3 +114,15 @@ def test_markdown_and_truth_file(tmp_path):
     pq.write_table(pa.table({"qid": ["q1", "q2"], "split": ["train"] * 2, "task_id": pa.array([0, 1], pa.int32()),
                              "true_match_dids": [["p1", "m1"], ["p2"]]}), path)
     assert read_truth(path) == TRUTH
+
+
+def test_labelled_scores_keep_usable_pairs_with_truth_and_agree_with_the_report():
+    from uniembed.evaluate.judge_quality import labelled_scores
+
+    judged = judge_rows([("q1", "c1", True, 0.9), ("q1", "c2", False, 0.7), ("q1", "c3", False, None),
+                         ("q2", "c4", False, 0.2), ("q9", "c5", True, 0.5)])
+    truth = {"q1": {"c1", "c2"}, "q2": {"c7"}}
+    scores, labels = labelled_scores(judged, truth)
+    assert scores.tolist() == [0.9, 0.7, 0.2] and labels.tolist() == [True, True, False]
+    report = judge_quality(judged, truth)
+    assert report["roc_auc"] == roc_auc(scores, labels) and report["pairs_scored"] == len(scores)

@@ -144,13 +144,15 @@ def test_learnable_temperature_moves_in_stage_1c_and_is_logged(finished_run):
 @pytest.mark.slow
 def test_report_holds_the_figures_with_captions_and_the_workflow_lints_clean(finished_run, tmp_path):
     run_dir = finished_run / "results" / "default"
-    for name in ("per_stage.png", "temperature.png"):
-        assert (run_dir / "tables" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for path in ("tables/per_stage.png", "tables/temperature.png", "tables/training_curves.png",
+                 "mining/filters/unime_v2/judge_scores.png"):
+        assert (run_dir / path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
     report = tmp_path / "report.html"
     result = snakemake(finished_run, "--report", str(report))
     assert result.returncode == 0, result.output[-3000:]
     html = report.read_text()
-    for caption in ("Headline held-out scores per model", "The contrastive temperature", "Every evaluated model"):
+    for caption in ("Headline held-out scores per model", "The contrastive temperature", "Every evaluated model",
+                    "The training loss per step of every training stage", "of every judged pair"):
         assert caption in html, caption
     lint = snakemake(finished_run, "--lint")
     assert lint.returncode == 0 and "good condition" in lint.output, lint.output[-3000:]

@@ -46,6 +46,8 @@ rule ablation_table:
                                   for v in ABLATIONS[wildcards.study].variants for seed in ABLATIONS[wildcards.study].seeds],
     output:
         values=f"{RUN_DIR}/ablations/{{study}}/values.json",
+        figure=report(f"{RUN_DIR}/ablations/{{study}}/figure.png", caption="../report/ablation.rst",
+                      category="Figures", subcategory="Ablations"),
     log:
         f"{LOGS}/ablation_table_{{study}}.log",
     params:

@@ -40,6 +40,7 @@ rule tables:
     input:
         scores=expand(f"{RUN_DIR}/eval/{{tag}}/scores.parquet", tag=[*EVAL_MODELS, *RERANK_TAGS]),
         models=TRAINED_MODELS,
+        rerankers=[stage_output(f"reranker_{r}") for r in RERANKERS],
     output:
         markdown=f"{RUN_DIR}/tables/per_stage.md",
         latex=f"{RUN_DIR}/tables/per_stage.tex",
@@ -47,12 +48,15 @@ rule tables:
         figure=report(f"{RUN_DIR}/tables/per_stage.png", caption="../report/per_stage_figure.rst", category="Figures"),
         temperature=report(f"{RUN_DIR}/tables/temperature.png", caption="../report/temperature.rst",
                            category="Figures"),
+        curves=report(f"{RUN_DIR}/tables/training_curves.png", caption="../report/training_curves.rst",
+                      category="Figures"),
     log:
         f"{LOGS}/tables.log",
     params:
         out_dir=lambda wildcards, output: Path(output.markdown).parent,
         scores=lambda wildcards, input: json.dumps(list(input.scores)),
-        summaries=lambda wildcards, input: json.dumps([f"{m}/training_summary.json" for m in input.models]),
+        summaries=lambda wildcards, input: json.dumps([f"{m}/training_summary.json"
+                                                       for m in [*input.models, *input.rerankers]]),
     resources:
         **rule_resources("tables"),
     conda:

@@ -93,6 +93,8 @@ rule judge_quality:
     output:
         quality=f"{RUN_DIR}/mining/filters/{{filter}}/judge_quality.json",
         report=f"{RUN_DIR}/mining/filters/{{filter}}/judge_quality.md",
+        figure=report(f"{RUN_DIR}/mining/filters/{{filter}}/judge_scores.png", caption="../report/judge_scores.rst",
+                      category="Figures", subcategory="Judge"),
     log:
         f"{LOGS}/judge_quality_{{filter}}.log",
     params:

@@ -1,9 +1,13 @@
-"""Figures of a run for ``snakemake --report``: per-stage headline scores and the learnable temperature.
+"""Figures of a run for ``snakemake --report``.
 
 * :func:`per_stage_figure` — M-BEIR local / global Recall averages and MMEB overall P@1 of every
   evaluated model, in DAG order (U-MARVEL Table 13 / UniME-V2 Table 1 as bars);
 * :func:`temperature_figure` — tau against the training step of every stage that logged it
-  (U-MARVEL Finding 4, Table 12: 0.05 -> 0.0206 in stage 1c, then continued).
+  (U-MARVEL Finding 4, Table 12: 0.05 -> 0.0206 in stage 1c, then continued);
+* :func:`training_curves_figure` — the training loss of every training stage, one panel each;
+* :func:`judge_scores_figure` — the judge's score distributions of true matches and non-matches
+  (the synthetic world's truth), with the ROC-AUC;
+* :func:`ablation_figure` — an ablation study's headline metrics per variant, mean ± sd over seeds.
 """
 from __future__ import annotations
 
@@ -15,8 +19,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
+
 from ..artifacts import atomic_path  # noqa: E402
-from .ablation import headline  # noqa: E402
+from .ablation import headline, mean_sd  # noqa: E402
 
 METRICS = ("M-BEIR local", "M-BEIR global", "MMEB overall")
 
@@ -58,6 +66,70 @@ def temperature_figure(histories: Mapping[str, Sequence[dict]], path: str | Path
     if plotted:
         ax.legend(fontsize=7)
     ax.set_title("Learnable temperature")
+    _save(fig, path)
+    return plotted
+
+
+def training_curves_figure(histories: Mapping[str, Sequence[dict]], path: str | Path) -> list[str]:
+    """The ``loss`` per step of each stage with a history, one panel per stage; returns the stages plotted."""
+    curves = {stage: [(h["step"], h["loss"]) for h in history if "loss" in h] for stage, history in histories.items()}
+    curves = {stage: points for stage, points in curves.items() if points}
+    columns = min(3, max(1, len(curves)))
+    rows = max(1, math.ceil(len(curves) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
+    for ax, (stage, points) in zip(axes.flat, curves.items()):
+        steps, losses = zip(*points)
+        ax.plot(steps, losses, linewidth=1.0)
+        ax.set_title(stage, fontsize=8)
+        ax.set_xlabel("step", fontsize=7)
+        ax.set_ylabel("loss", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(curves):]:
+        ax.axis("off")
+    fig.suptitle("Training loss per stage", fontsize=9)
+    _save(fig, path)
+    return list(curves)
+
+
+def judge_scores_figure(scores: np.ndarray, matches: np.ndarray, roc_auc: float | None, path: str | Path) -> dict:
+    """Histograms (as densities) of the judge's P(Yes) for true matches and non-matches; returns their counts."""
+    fig, ax = plt.subplots(figsize=(5.0, 3.0))
+    bins = np.linspace(0.0, 1.0, 41)
+    counts = {}
+    for label, selected in (("true matches", matches), ("non-matches", ~matches)):
+        counts[label] = int(selected.sum())
+        if counts[label]:
+            ax.hist(scores[selected], bins=bins, density=True, alpha=0.55, label=f"{label} (n={counts[label]})")
+    ax.set_xlabel("judge score P(Yes)")
+    ax.set_ylabel("density")
+    auc = "n/a" if roc_auc is None else f"{roc_auc:.3f}"
+    ax.set_title(f"Judge scores against the truth (ROC-AUC {auc})", fontsize=9)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+    return counts
+
+
+def ablation_figure(values: Mapping[str, Mapping[str, Sequence[float]]], tables: Mapping[str, Sequence[str]],
+                    path: str | Path, title: str) -> dict[str, dict[str, tuple[float, float]]]:
+    """One panel per table of the study: grouped bars of each variant's headline metrics, the mean
+    with ± sd error bars over seeds; returns ``{variant: {metric: (mean, sd)}}``."""
+    variants = list(dict.fromkeys(v for members in tables.values() for v in members))
+    metrics = [m for m in METRICS if any(m in values[v] for v in variants)]
+    plotted = {v: {m: mean_sd(list(values[v][m])) for m in metrics if m in values[v]} for v in variants}
+    fig, axes = plt.subplots(1, len(tables), figsize=(sum(1.1 * len(m) + 2 for m in tables.values()), 3.4),
+                             squeeze=False)
+    width = 0.8 / max(1, len(metrics))
+    for ax, (table, members) in zip(axes.flat, tables.items()):
+        for i, metric in enumerate(metrics):
+            means = [plotted[v].get(metric, (float("nan"), 0.0))[0] for v in members]
+            sds = [plotted[v].get(metric, (0.0, 0.0))[1] for v in members]
+            offset = (i - (len(metrics) - 1) / 2) * width
+            ax.bar([x + offset for x in range(len(members))], means, width, yerr=sds, capsize=3, label=metric)
+        ax.set_xticks(range(len(members)), members, rotation=20, ha="right", fontsize=8)
+        ax.set_title(table, fontsize=9)
+        ax.set_ylabel("score (%), mean ± sd", fontsize=8)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
     _save(fig, path)
     return plotted
 

@@ -58,15 +58,30 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def judge_quality(judged: pa.Table, truth: Mapping[str, Collection[str]],
-                  removed: Mapping[str, Collection[str]] | None = None) -> dict:
-    """The judge quality report (a flat dict of counts and rates; see the module docstring)."""
+def _checked(judged: pa.Table) -> None:
     for column in _COLUMNS:
         if column not in judged.column_names:
             raise ValueError(f"judged table lacks column {column!r}; has {judged.column_names}")
     for column in ("query_id", "candidate_id", "is_positive", "status"):
         if judged[column].null_count:
             raise ValueError(f"judged table: column {column!r} has null values")
+
+
+def labelled_scores(judged: pa.Table, truth: Mapping[str, Collection[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """The usable pairs' scores and whether each pair truly matches (queries without truth left out)."""
+    _checked(judged)
+    scores, labels = [], []
+    for qid, cid, _, score, status in zip(*(judged[c].to_pylist() for c in _COLUMNS)):
+        if qid in truth and status == "ok" and score is not None and np.isfinite(score):
+            scores.append(float(score))
+            labels.append(cid in truth[qid])
+    return np.array(scores, dtype=np.float64), np.array(labels, dtype=bool)
+
+
+def judge_quality(judged: pa.Table, truth: Mapping[str, Collection[str]],
+                  removed: Mapping[str, Collection[str]] | None = None) -> dict:
+    """The judge quality report (a flat dict of counts and rates; see the module docstring)."""
+    _checked(judged)
     rows = zip(*(judged[c].to_pylist() for c in _COLUMNS))
     scores, labels, mined_flags = [], [], []
     no_truth, queries, with_match = set(), set(), set()

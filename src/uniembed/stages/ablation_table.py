@@ -4,7 +4,8 @@
         --stage out_dir results/<run>/ablations/unime_v2
 
 Reads the evaluation of every (variant, seed) of ``recipe.ablations.<name>`` and writes, per table
-of the study, ``<table>.md`` and ``<table>.tex``, plus ``values.json`` (every seed's numbers).
+of the study, ``<table>.md`` and ``<table>.tex``, plus ``values.json`` (every seed's numbers) and
+``figure.png`` (one panel per table: bars with ± sd error bars).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from omegaconf import OmegaConf
 from ..artifacts import atomic_path, read_parquet, write_json
 from ..config import stage_config
 from ..evaluate.ablation import ablation_table, collect
+from ..evaluate.figures import ablation_figure
 from ..evaluate.results import SCORES
 from ..train.settings import ablation_entry
 from .common import require
@@ -42,6 +44,7 @@ def run(cfg) -> dict:
         for fmt, suffix in (("markdown", "md"), ("latex", "tex")):
             with atomic_path(out / f"{table}.{suffix}") as tmp:
                 tmp.write_text(ablation_table(variants, settings, values, fmt, caption))
+    ablation_figure(values, study["tables"], out / "figure.png", f"Ablation {s.name}: mean ± sd over seeds {study['seeds']}")
     write_json({"seeds": study["seeds"], "values": values}, out / "values.json")
     log.info("ablation %s: %d variants x %d seeds -> %s", s.name, len(values), len(study["seeds"]), out)
     return values

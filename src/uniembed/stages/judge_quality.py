@@ -6,7 +6,8 @@
 The generated world knows every genuine match of every query (its truth table, read here and
 nowhere else). Writes ``judge_quality.{json,md}``: ROC-AUC of the judge scores against the truth,
 mean scores of matches and non-matches, the judged queries whose mined candidates hold a genuine
-match, and the precision and recall of the "false negatives" filter ``name`` removed.
+match, and the precision and recall of the "false negatives" filter ``name`` removed; and
+``judge_scores.png``, the score distributions of true matches and non-matches.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from omegaconf import OmegaConf
 
 from ..artifacts import atomic_path, read_parquet, write_json
 from ..config import stage_config
-from ..evaluate.judge_quality import judge_quality, judge_quality_markdown, read_truth
+from ..evaluate.figures import judge_scores_figure
+from ..evaluate.judge_quality import judge_quality, judge_quality_markdown, labelled_scores, read_truth
 from ..mine.schemas import JUDGE_SCORES, MINED
 from ..negatives.select import removed_false_negatives
 from .common import require
@@ -36,7 +38,9 @@ def run(cfg) -> dict:
     mined = read_parquet(mining / "mined.parquet", MINED)
     mined = mined.filter(pc.is_in(mined["query_id"], value_set=pc.unique(judged["query_id"])))
     removed = removed_false_negatives(mined, judged, f.strategy, OmegaConf.to_container(f.params))
-    report = judge_quality(judged, read_truth(s.truth), removed)
+    truth = read_truth(s.truth)
+    report = judge_quality(judged, truth, removed)
+    judge_scores_figure(*labelled_scores(judged, truth), report["roc_auc"], out / "judge_scores.png")
     write_json(report, out / "judge_quality.json")
     with atomic_path(out / "judge_quality.md") as tmp:
         tmp.write_text(judge_quality_markdown(report, f"Judge quality ({judged['judge_model'][0].as_py()}), filter {s.name}"))

@@ -4,8 +4,9 @@
 
 Columns follow the order of ``stage.scores`` (the DAG order: zero-shot, then each stage).
 Writes ``per_stage.md``, ``per_stage.tex`` and ``per_stage.csv``, and the report's figures
-``per_stage.png`` (headline scores per model) and ``temperature.png`` (tau per step of every
-training stage in ``stage.summaries``, a list of training_summary.json in stage order).
+``per_stage.png`` (headline scores per model), ``temperature.png`` (tau per step of every
+training stage in ``stage.summaries``, a list of training_summary.json in stage order) and
+``training_curves.png`` (the loss per step of the same stages, rerankers included).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pyarrow.csv as pacsv
 
 from ..artifacts import atomic_path, read_parquet
 from ..config import stage_config
-from ..evaluate.figures import per_stage_figure, temperature_figure
+from ..evaluate.figures import per_stage_figure, temperature_figure, training_curves_figure
 from ..evaluate.results import SCORES
 from ..evaluate.tables import render_tables
 
@@ -44,6 +45,7 @@ def run(cfg) -> pa.Table:
     histories = {Path(p).parent.name: json.loads(Path(p).read_text()).get("history", [])
                  for p in cfg.stage.get("summaries") or []}
     temperature_figure(histories, out / "temperature.png")
+    training_curves_figure(histories, out / "training_curves.png")
     log.info("tables for %d models -> %s", len({r['tag'] for r in rows}), out)
     return table
 
