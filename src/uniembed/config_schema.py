@@ -196,11 +196,11 @@ def validate_groups(cfg: DictConfig) -> None:
     for study, spec in (recipe.get("ablations") or {}).items():
         for variant in spec["variants"]:
             where = f"recipe.ablations.{study}.variants.{variant}"
-            base = spec["variants"][variant].get("base")
-            if base not in ((recipe.get("train_hn") or {}).get("objectives") or {}):
-                raise ConfigTypeError(f"{where}.base: expected one of recipe.train_hn.objectives, got {base!r}")
-            stages[where] = ablation_entry(recipe, study, variant)
-            check(stages[where], _training_stage_schemas()[1], where)
+            _check_variant(recipe, spec["variants"], variant, where)
+            entry = ablation_entry(recipe, study, variant)
+            if entry is not None:
+                stages[where] = entry
+                check(entry, _training_stage_schemas()[1 if "negatives" in entry else 0], where)
         for table, variants in spec["tables"].items():
             unknown = [v for v in variants if v not in spec["variants"]]
             if unknown:
@@ -210,6 +210,25 @@ def validate_groups(cfg: DictConfig) -> None:
         _check_objective(stage["objective"], f"{where}.objective", task="embedding")
     for name, stage in ((recipe.get("rerank") or {}).get("rerankers") or {}).items():
         _check_objective(stage["objective"], f"recipe.rerank.rerankers.{name}.objective", task="rerank")
+
+
+def _check_variant(recipe: dict, variants: dict, variant: str, where: str) -> None:
+    """An ablation variant names what it is (uniembed.train.settings.variant_kind) and what it needs exists."""
+    from .train.settings import variant_kind
+
+    spec, kind = variants[variant], variant_kind(variants[variant])
+    if kind == "model":
+        if set(spec) != {"model"} or not isinstance(spec["model"], str):
+            raise ConfigTypeError(f"{where}: a model variant holds only `model: <evaluated model tag>`, got {spec}")
+    elif kind == "distill":
+        source = spec["distill_from"]
+        if not recipe.get("distill"):
+            raise ConfigTypeError(f"{where}.distill_from: a distillation variant needs recipe.distill")
+        if source not in variants or variant_kind(variants[source]) != "train_hn":
+            raise ConfigTypeError(f"{where}.distill_from: expected a hard-negative variant of the same study "
+                                  f"{sorted(v for v in variants if variant_kind(variants[v]) == 'train_hn')}, got {source!r}")
+    elif spec.get("base") not in ((recipe.get("train_hn") or {}).get("objectives") or {}):
+        raise ConfigTypeError(f"{where}.base: expected one of recipe.train_hn.objectives, got {spec.get('base')!r}")
 
 
 def _check_objective(objective: dict, where: str, task: str) -> None:

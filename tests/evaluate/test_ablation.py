@@ -44,3 +44,27 @@ def test_variants_of_one_objective_get_the_table_6_layout():
     settings = {v: {"objective": {"name": "soft_label", "num_negatives": k}} for v, k in (("k4", 4), ("k8", 8))}
     table = ablation_table(["k4", "k8"], settings, collect(data))
     assert "| Variant | #Negatives | MMEB overall |" in table and "| k8 | 8 | 60.0 ± 0.0 |" in table
+
+
+def test_a_stage_chain_gets_the_table_13_layout_and_settings_of_each_kind():
+    from uniembed.train.settings import ablation_entry, variant_kind
+
+    recipe = {"train_hn": {"objectives": {"umarvel": {"source": "mbeir", "negatives": "umarvel", "max_steps": 60,
+                                                      "objective": {"name": "info_nce", "num_negatives": 5}}}},
+              "distill": {"train": {"source": "mbeir", "max_steps": 30, "objective": {"name": "distill", "num_negatives": 9}}},
+              "ablations": {"umarvel": {"seeds": [0, 1], "variants": {
+                  "progressive": {"model": "pretrain_mbeir"}, "hard_negatives": {"base": "umarvel"},
+                  "distillation": {"distill_from": "hard_negatives", "max_steps": 10}}}}}
+    kinds = {v: variant_kind(spec) for v, spec in recipe["ablations"]["umarvel"]["variants"].items()}
+    assert kinds == {"progressive": "model", "hard_negatives": "train_hn", "distillation": "distill"}
+    assert ablation_entry(recipe, "umarvel", "progressive") is None
+    assert ablation_entry(recipe, "umarvel", "hard_negatives")["negatives"] == "umarvel"
+    distill = ablation_entry(recipe, "umarvel", "distillation")
+    assert distill["objective"]["name"] == "distill" and distill["max_steps"] == 10 and "distill_from" not in distill
+
+    values = {"progressive": {"M-BEIR local": [50.0, 50.0]}, "hard_negatives": {"M-BEIR local": [51.0, 53.0]},
+              "distillation": {"M-BEIR local": [52.0, 52.0]}}
+    stages = {"progressive": "start", "hard_negatives": "+ hard negatives", "distillation": "+ distillation"}
+    table = ablation_table(list(values), {}, values, stages=stages)
+    assert "| Variant | Stage | M-BEIR local |" in table
+    assert "| hard_negatives | + hard negatives | 52.0 ± 1.4 |" in table and "| progressive | start | 50.0 ± 0.0 |" in table

@@ -80,3 +80,35 @@ def test_the_ablation_target_plans_every_variant_and_seed_outside_all(tmp_path):
     plan = planned_jobs(snakemake(project, "-n", "ablation_unime_v2").output)
     assert plan["ablation_train"] == runs and plan["evaluate"] == runs and plan["ablation_table"] == 1
     assert "ablation_train" not in planned_jobs(snakemake(project, "-n").output)
+
+
+def test_the_table_13_ablation_chains_hard_negatives_and_distillation_per_seed(tmp_path):
+    """U-MARVEL Table 13: the shared start evaluated once, per seed a hard-negative model, its own teacher
+    table and a distilled model continued from it; `ablations` plans every study."""
+    project = scratch_project(tmp_path)
+    cfg = compose_config(["recipe=tiny"], ROOT / "config")
+    seeds = len(cfg.recipe.ablations.umarvel.seeds)
+    output = snakemake(project, "-n", "ablation_umarvel").output
+    plan = planned_jobs(output)
+    assert plan["ablation_train"] == seeds and plan["ablation_distill_data"] == seeds and plan["ablation_distill"] == seeds
+    assert plan["evaluate"] == 2 * seeds + 1 and plan["ablation_table"] == 1   # + the shared start, pretrain_mbeir
+    assert "eval/pretrain_mbeir/scores.parquet" in output and "ablations/umarvel/hard_negatives/seed1/model" in output
+    both = planned_jobs(snakemake(project, "-n", "ablations").output)
+    studies = cfg.recipe.ablations
+    assert both["ablation_table"] == len(studies)
+    assert both["ablation_train"] == seeds + len(studies.unime_v2.variants) * len(studies.unime_v2.seeds)
+
+
+@pytest.mark.parametrize("variant, message", [
+    ({"distill_from": "nowhere"}, "distill_from: expected a hard-negative variant of the same study"),
+    ({"model": "pretrain_mbeir", "base": "umarvel"}, "a model variant holds only `model"),
+    ({"base": "missing"}, "base: expected one of recipe.train_hn.objectives"),
+])
+def test_ablation_variants_are_checked_when_the_config_is_read(variant, message):
+    from uniembed.config_schema import ConfigTypeError, validate_groups
+
+    cfg = compose_config(["recipe=tiny"], ROOT / "config")
+    OmegaConf.set_struct(cfg, False)
+    cfg.recipe.ablations.umarvel.variants.broken = variant
+    with pytest.raises(ConfigTypeError, match=message):
+        validate_groups(cfg)

@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 from uniembed.config import CONFIG_DIR_ENV, OVERRIDES_ENV, compose_config, experiment_overrides, hydra_quote
 from uniembed.config_schema import validate_groups
 from uniembed.evaluate.ablation import ablation_tag
+from uniembed.train.settings import variant_kind
 from uniembed.launch import launch_command
 from uniembed.provenance import code_version
 from uniembed.workflow_checks import check_recipe, model_identity, needs_judge_scores
@@ -110,9 +111,26 @@ if DISTILL:
 # The trained embedders in DAG order (their training summaries feed the report's temperature figure).
 TRAINED_MODELS = [path for tag, path in EVAL_MODELS.items() if tag != "zero_shot"]
 # Ablation repetitions (recipe.ablations: a separate target per study, not part of `all`), by eval tag.
+# A variant is trained per seed (a hard-negative objective, or a distillation continuing another variant) or
+# is a model of the run (the shared start of U-MARVEL Table 13: evaluated once; uniembed.train.settings.variant_kind).
 ABLATIONS = dict(STAGE_CONFIG.recipe.get("ablations") or {}) if HN_OBJECTIVES else {}
+ABLATION_KINDS = {(study, v): variant_kind(OmegaConf.to_container(spec.variants[v])) for study, spec in ABLATIONS.items()
+                  for v in spec.variants}
 ABLATION_MODELS = {ablation_tag(study, variant, seed): stage_output(f"ablations/{study}/{variant}/seed{seed}")
-                   for study, spec in ABLATIONS.items() for variant in spec.variants for seed in spec.seeds}
+                   for study, spec in ABLATIONS.items() for variant in spec.variants for seed in spec.seeds
+                   if ABLATION_KINDS[study, variant] != "model"}
+for (_study, _variant), _kind in ABLATION_KINDS.items():
+    if _kind == "model" and ABLATIONS[_study].variants[_variant].model not in EVAL_MODELS:
+        raise ValueError(f"recipe.ablations.{_study}.variants.{_variant}.model = "
+                         f"{ABLATIONS[_study].variants[_variant].model!r} is not a model of this run; "
+                         f"choose one of {list(EVAL_MODELS)}")
+    if _kind == "distill" and not DISTILL:
+        raise ValueError(f"recipe.ablations.{_study}.variants.{_variant}: distillation needs recipe.rerank and recipe.distill")
+
+
+def ablation_variants(kind):
+    """Variant names of that kind across studies (a rule's wildcard constraint)."""
+    return "|".join(sorted({re.escape(v) for (_, v), k in ABLATION_KINDS.items() if k == kind})) or "none"
 
 
 def ablation_variant(study, variant):

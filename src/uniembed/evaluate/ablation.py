@@ -60,12 +60,16 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
     return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
 
 
-def ablation_table(variants: list[str], settings: dict[str, dict], values: dict[str, dict[str, list[float]]],
-                   fmt: str = "markdown", caption: str = "") -> str:
-    """Rows = ``variants`` in order. Variants with one objective differ by k: a ``#Negatives`` column
-    (Table 6 layout); otherwise ✓/✗ columns for hard negatives and soft (judge) scores (Table 4)."""
-    objectives = {settings[v]["objective"]["name"] for v in variants}
-    if len(objectives) == 1:
+def ablation_table(variants: list[str], settings: dict[str, dict | None], values: dict[str, dict[str, list[float]]],
+                   fmt: str = "markdown", caption: str = "", stages: dict[str, str] | None = None) -> str:
+    """Rows = ``variants`` in order. With ``stages`` (variant -> what it is: U-MARVEL Table 13's
+    training stages) a ``Stage`` column; otherwise variants with one objective differ by k: a
+    ``#Negatives`` column (UniME-V2 Table 6 layout), else ✓/✗ columns for hard negatives and soft
+    (judge) scores (Table 4)."""
+    if stages is not None:
+        header = ["Stage"]
+        lead = {v: [stages[v]] for v in variants}
+    elif len({settings[v]["objective"]["name"] for v in variants}) == 1:
         header = ["#Negatives"]
         lead = {v: [str(settings[v]["objective"].get("num_negatives", 0))] for v in variants}
     else:

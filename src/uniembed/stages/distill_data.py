@@ -4,7 +4,7 @@
         --stage curated_dir DIR --stage cache_dir DIR --stage out_dir DIR --stage checkpoint_dir DIR
 
 Samples ``recipe.distill.fraction`` (paper: 10%) of the ``recipe.mine`` training queries with
-``recipe.distill.seed``; retrieves each one's top ``recipe.distill.candidates`` with the recall model
+``recipe.distill.seed`` (``--stage seed N`` instead: an ablation's repetition); retrieves each one's top ``recipe.distill.candidates`` with the recall model
 (the model distillation continues from; ``recipe.mine``'s pool and delta, positives removed);
 scores every (query, candidate) and (query, positive) pair with the reranker's P(Yes) through
 ``recipe.rerank.scoring`` (the judge's backends, resumable shards in ``checkpoint_dir``); fuses
@@ -55,7 +55,8 @@ def run(cfg) -> dict:
     cdir = Path(s.curated_dir) / cfg.recipe.mine.source
     queries = split_queries(cfg)
     n_train = queries.num_rows
-    sampled = sample_queries(queries["query_id"].to_pylist(), d.fraction, d.seed)
+    seed = d.seed if s.get("seed") is None else int(s.seed)
+    sampled = sample_queries(queries["query_id"].to_pylist(), d.fraction, seed)
     queries = queries.filter(pc.is_in(queries["query_id"], value_set=pa.array(sampled, type=pa.string())))
     cached = cached_embedder(cfg, s.model_dir)
     mined = mine_table(cfg, s.model_dir, queries, d.candidates, s.progress, cached)
@@ -75,7 +76,7 @@ def run(cfg) -> dict:
         raise SystemExit(f"distill_data: {failed} pairs have no reranker score; rerun to retry them ({s.checkpoint_dir})")
     table = teacher_table(mined, positive_cosines(cfg, cached, queries), scores, d.alpha, d.candidates)
     write_parquet(table, out / "hard_negatives.parquet", HARD_NEGATIVES)
-    summary = {"training_queries": n_train, "sampled_fraction": d.fraction, "queries": table.num_rows,
+    summary = {"training_queries": n_train, "sampled_fraction": d.fraction, "seed": seed, "queries": table.num_rows,
                "candidates_per_query": d.candidates, "alpha": d.alpha, "pairs_scored": len(pairs),
                "mean_positive_teacher_score": float(pc.mean(table["positive_score"]).as_py()),
                "recall_model": s.model_dir, "reranker": s.reranker_dir}

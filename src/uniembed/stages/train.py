@@ -34,8 +34,9 @@ log = logging.getLogger("uniembed.train")
 SECTIONS = {
     "pretrain": lambda recipe: recipe["pretrain"]["stages"],
     "train_hn": lambda recipe: recipe["train_hn"]["objectives"],
-    "ablations": lambda recipe: {f"{study}/{variant}": ablation_entry(recipe, study, variant)
-                                 for study, spec in recipe["ablations"].items() for variant in spec["variants"]},
+    "ablations": lambda recipe: {f"{study}/{variant}": entry for study, spec in recipe["ablations"].items()
+                                 for variant in spec["variants"]
+                                 if (entry := ablation_entry(recipe, study, variant)) is not None},
     "rerank": lambda recipe: recipe["rerank"]["rerankers"],
     "distill": lambda recipe: {"distill": recipe["distill"]["train"]},
 }

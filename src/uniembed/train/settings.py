@@ -69,13 +69,27 @@ class TrainSettings:
         return dataclasses.asdict(self)
 
 
-def ablation_entry(recipe: dict[str, Any], study: str, variant: str) -> dict[str, Any]:
-    """A variant of ``recipe["ablations"][study]``: its base hard-negative objective entry
-    (``recipe["train_hn"]["objectives"][base]``) with the variant's changes. An ``objective`` naming
-    another objective replaces the base's objective section; otherwise it updates it."""
+def variant_kind(spec: dict[str, Any]) -> str:
+    """What an ablation variant is: ``model`` (a model of the run, e.g. the shared start of U-MARVEL
+    Table 13: evaluated once, not trained), ``distill`` (U-MARVEL §3.3 distillation continued from
+    another variant's model of the same seed) or ``train_hn`` (a hard-negative objective with changes)."""
+    return "model" if "model" in spec else "distill" if "distill_from" in spec else "train_hn"
+
+
+def ablation_entry(recipe: dict[str, Any], study: str, variant: str) -> dict[str, Any] | None:
+    """The training entry of a variant of ``recipe["ablations"][study]``: its base hard-negative objective
+    entry (``recipe["train_hn"]["objectives"][base]``) or, for a distillation variant, ``recipe["distill"]
+    ["train"]``, with the variant's changes; None for a ``model`` variant (nothing is trained). An
+    ``objective`` naming another objective replaces the base's objective section; otherwise it updates it."""
     spec = dict(recipe["ablations"][study]["variants"][variant])
-    base = spec.pop("base")
-    entry = dict(recipe["train_hn"]["objectives"][base])
+    kind = variant_kind(spec)
+    if kind == "model":
+        return None
+    if kind == "distill":
+        spec.pop("distill_from")
+        entry = dict(recipe["distill"]["train"])
+    else:
+        entry = dict(recipe["train_hn"]["objectives"][spec.pop("base")])
     objective = spec.pop("objective", {})
     if objective.get("name", entry["objective"]["name"]) != entry["objective"]["name"]:
         entry["objective"] = dict(objective)
