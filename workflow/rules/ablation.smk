@@ -42,11 +42,6 @@ rule ablation_train:
         " --stage checkpoint_dir {params.checkpoint_dir:q} --stage log_dir {params.log_dir:q} >> {log:q} 2>&1"
 
 
-def ablation_model(wildcards, variant):
-    """The model of `variant` (same study and seed as the job)."""
-    return ABLATION_MODELS[ablation_tag(wildcards.study, variant, wildcards.seed)]
-
-
 rule ablation_distill_data:
     """U-MARVEL §3.3's teacher table for one seed: that seed's `distill_from` model recalls, the run's reranker rescores."""
     input:
@@ -119,16 +114,6 @@ rule ablation_distill:
         " --stage seed {wildcards.seed:q} --stage model_dir {params.model_dir:q} --stage curated_dir {params.curated_dir:q}"
         " --stage hard_negatives {input.negatives:q} --stage out_dir {output.model:q}"
         " --stage checkpoint_dir {params.checkpoint_dir:q} --stage log_dir {params.log_dir:q} >> {log:q} 2>&1"
-
-
-def ablation_scores(study):
-    """{trained repetitions' eval tags: scores}, and {model variant: the run's scores of that model}."""
-    spec = ABLATIONS[study]
-    trained = [f"{RUN_DIR}/eval/{ablation_tag(study, v, seed)}/scores.parquet" for v in spec.variants
-               for seed in spec.seeds if ABLATION_KINDS[study, v] != "model"]
-    shared = {v: f"{RUN_DIR}/eval/{spec.variants[v].model}/scores.parquet" for v in spec.variants
-              if ABLATION_KINDS[study, v] == "model"}
-    return trained, shared
 
 
 rule ablation_table:

@@ -133,6 +133,21 @@ def ablation_variants(kind):
     return "|".join(sorted({re.escape(v) for (_, v), k in ABLATION_KINDS.items() if k == kind})) or "none"
 
 
+def ablation_model(wildcards, variant):
+    """The model of `variant` (same study and seed as the job)."""
+    return ABLATION_MODELS[ablation_tag(wildcards.study, variant, wildcards.seed)]
+
+
+def ablation_scores(study):
+    """[scores of every trained repetition], and {model variant: the run's scores of that model}."""
+    spec = ABLATIONS[study]
+    trained = [f"{RUN_DIR}/eval/{ablation_tag(study, v, seed)}/scores.parquet" for v in spec.variants
+               for seed in spec.seeds if ABLATION_KINDS[study, v] != "model"]
+    shared = {v: f"{RUN_DIR}/eval/{spec.variants[v].model}/scores.parquet" for v in spec.variants
+              if ABLATION_KINDS[study, v] == "model"}
+    return trained, shared
+
+
 def ablation_variant(study, variant):
     """The settings of one ablation variant (recipe.ablations.<study>.variants.<variant>)."""
     return STAGE_CONFIG.recipe.ablations[study].variants[variant]
