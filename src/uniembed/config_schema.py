@@ -137,6 +137,15 @@ class JudgeSettings:
 
 
 @dataclass
+class ChooseAlpha:
+    """``recipe.rerank.choose_alpha``: pick the fusion weight on a held-out split (U-MARVEL App. C eq. 4 tunes
+    alpha): the grid value with the best mean Recall@k of the recall + rerank lists of that split's M-BEIR queries."""
+    split: str = "val"
+    k: int = 5
+    grid: Optional[list[float]] = None      # null: 0.0, 0.1, ..., 1.0
+
+
+@dataclass
 class AblationStudy:
     seeds: list[int]
     variants: dict[str, dict[str, Any]]   # each: {base: <train_hn objective>, changes...}; checked merged
@@ -167,7 +176,8 @@ def _recipe_schema():
                                                                  ("from_", str, field(default="pretrain_mbeir",
                                                                                       metadata={"key": "from"}))])
     rerank = dataclasses.make_dataclass("Rerank", [("rerankers", dict[str, stage]), ("recall", str), ("top_k", int),
-                                                   ("alpha", float), ("scoring", JudgeSettings)])
+                                                   ("alpha", float), ("scoring", JudgeSettings),
+                                                   ("choose_alpha", Optional[ChooseAlpha], field(default=None))])
     distill = dataclasses.make_dataclass("Distill", [("from_", str, field(metadata={"key": "from"})), ("reranker", str),
                                                      ("fraction", float), ("seed", int), ("candidates", int),
                                                      ("alpha", float), ("train", stage)])

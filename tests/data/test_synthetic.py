@@ -52,11 +52,11 @@ def _files(root: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="session")
 def mbeir(root):
     base = root / "mbeir"
-    queries = {"train": [q for f in sorted(base.glob("query/train/*.jsonl")) for q in _jsonl(f)],
-               "test": [q for f in sorted(base.glob("query/test/*.jsonl")) for q in _jsonl(f)]}
-    local = {f.name: _jsonl(f) for f in sorted(base.glob("cand_pool/local/*.jsonl"))}
+    queries = {s: [q for f in sorted(base.glob(f"query/{s}/*.jsonl")) for q in _jsonl(f)] for s in ("train", "test", "val")}
+    local = {split: {f.name: _jsonl(f) for f in sorted(base.glob("cand_pool/local/*.jsonl"))
+                     if f.name.endswith("_val_cand_pool.jsonl") == (split == "val")} for split in ("test", "val")}
     union = {s: {c["did"]: c for c in _jsonl(base / f"cand_pool/global/mbeir_union_{s}_cand_pool.jsonl")}
-             for s in ("train", "test")}
+             for s in ("train", "test", "val")}
     truth = pq.read_table(root / "truth/mbeir_truth.parquet").to_pylist()
     return {"queries": queries, "local": local, "union": union,
             "truth": {(t["split"], t["qid"]): t for t in truth}}
@@ -77,6 +77,8 @@ def _labelled_fingerprint(mbeir) -> str:
     """sha256 over every query's text, spec, and listed positive and negative attributes."""
     lines = []
     for split, queries in mbeir["queries"].items():
+        if split == "val":      # drawn after train and test (the fingerprint predates it)
+            continue
         union = mbeir["union"][split]
         for q in queries:
             lines.append(json.dumps([split, q["qid"], q["task_id"], q["query_txt"], q["query_src_content"],
@@ -107,17 +109,18 @@ def test_mbeir_rows_have_public_fields_and_resolve(root, mbeir):
             assert (q["query_txt"] is not None) == ("text" in q["query_modality"])
             assert (q["query_img_path"] is not None) == ("image" in q["query_modality"])
             assert q["qid"].split(":")[1].isdigit() and len(q["pos_cand_list"]) == 1
-            assert (split == "test") == (q["neg_cand_list"] == [])
+            assert (split != "train") == (q["neg_cand_list"] == [])
             for did in q["pos_cand_list"] + q["neg_cand_list"]:
                 assert did in mbeir["union"][split]
-    for name, pool in mbeir["local"].items():
-        stem = name.replace("_cand_pool.jsonl", "")
-        test_queries = _jsonl(base / f"query/test/{stem}_test.jsonl")
-        dids = {c["did"] for c in pool}
-        assert len(dids) == len(pool) and len({c["modality"] for c in pool}) == 1
-        assert all(d in dids for q in test_queries for d in q["pos_cand_list"])
-    assert sum(len(p) for p in mbeir["local"].values()) == len(mbeir["union"]["test"])
-    for split in ("train", "test"):
+    for split in ("test", "val"):
+        for name, pool in mbeir["local"][split].items():
+            stem = name.replace("_val_cand_pool.jsonl" if split == "val" else "_cand_pool.jsonl", "")
+            split_queries = _jsonl(base / f"query/{split}/{stem}_{split}.jsonl")
+            dids = {c["did"] for c in pool}
+            assert len(dids) == len(pool) and len({c["modality"] for c in pool}) == 1
+            assert all(d in dids for q in split_queries for d in q["pos_cand_list"])
+        assert sum(len(p) for p in mbeir["local"][split].values()) == len(mbeir["union"][split])
+    for split in ("train", "test", "val"):
         for cand in mbeir["union"][split].values():
             assert list(cand) == list(CAND_FIELDS)
             assert all(isinstance(cand[k], t) for k, t in CAND_FIELDS.items())
@@ -311,3 +314,23 @@ def test_two_renderings_differ_slightly_and_show_the_colour():
 def test_unknown_size_names_are_rejected():
     with pytest.raises(ValueError, match="unknown synthetic dataset sizes"):
         resolve_sizes({"mbeir_pools": 3})
+
+
+def test_the_val_split_is_drawn_last_and_changes_no_train_or_test_byte(root, tmp_path):
+    """The held-out split that chooses the fusion weight: its own queries, qrels, local and global pools and
+    truth; generating more or fewer val queries leaves every train and test file as it was."""
+    base = root / "mbeir"
+    val = [q for f in sorted(base.glob("query/val/*.jsonl")) for q in _jsonl(f)]
+    assert len(val) == len(TASK_IDS) * resolve_sizes(SMALL)["mbeir_val_queries"]
+    assert {q["task_id"] for q in val} == TASK_IDS
+    union = {c["did"] for c in _jsonl(base / "cand_pool/global/mbeir_union_val_cand_pool.jsonl")}
+    assert all(q["pos_cand_list"][0] in union for q in val)
+    truth = pq.read_table(root / "truth/mbeir_truth.parquet").to_pylist()
+    assert {t["qid"] for t in truth if t["split"] == "val"} == {q["qid"] for q in val}
+    test_ids = {q["qid"] for f in base.glob("query/test/*.jsonl") for q in _jsonl(f)}
+    assert not test_ids & {q["qid"] for q in val}
+
+    generate_synthetic(tmp_path / "more_val", seed=0, sizes={**SMALL, "mbeir_val_queries": 7})
+    mine, theirs = _files(root), _files(tmp_path / "more_val")
+    kept = [name for name in mine if "val" not in Path(name).parts and "_val" not in name and name.endswith((".jsonl", ".txt"))]
+    assert kept and all(mine[name] == theirs[name] for name in kept)

@@ -57,3 +57,26 @@ def test_distillation_trains_on_a_tenth_of_the_queries_from_the_hard_negative_mo
     assert summary["history"][0]["temperature"] == pytest.approx(start["temperature"], rel=0.05)  # tau continues
     assert load_for_embedding(run / "models" / "distill" / "model").config.model_type == "qwen2_vl"
     assert (run / "eval" / "distill" / "scores.parquet").is_file()
+
+
+@pytest.mark.slow
+def test_the_fusion_weight_is_chosen_on_the_val_split(finished_run):
+    """alpha = the grid value with the best mean Recall@k over the val split's lists (ties: the larger alpha),
+    the val queries' pairs scored beside the test ones, and no val query in the test tables."""
+    run = finished_run / "results" / "default"
+    recipe = _recipe(finished_run)
+    tag = f"{recipe['rerank']['recall']}+pointwise"
+    choice = json.loads((run / "eval" / tag / "alpha.json").read_text())
+    assert choice["chosen_on"] == recipe["rerank"]["choose_alpha"]["split"] == "val"
+    by_alpha = {float(a): v for a, v in choice["recall_at_k"].items()}
+    assert sorted(by_alpha) == pytest.approx([i / 10 for i in range(11)])
+    assert choice["alpha"] == max(by_alpha.items(), key=lambda item: (item[1], item[0]))[0]
+
+    queries = pq.read_table(run / "curated" / "mbeir" / "queries.parquet", columns=["query_id", "split"]).to_pandas()
+    val = set(queries.loc[queries["split"] == "val", "query_id"])
+    assert choice["lists"] == 2 * len(val)   # local and global lists of every val query
+    pairs = pq.read_table(run / "eval" / tag / "rerank_scores.parquet").to_pandas()
+    assert val <= set(pairs["query_id"])
+    counts = lambda t: sorted((r["benchmark"], r["setting"], r["dataset"], r["task_id"], r["n_queries"])  # noqa: E731
+                              for r in read_parquet(run / "eval" / t / "scores.parquet", SCORES).to_pylist())
+    assert counts(tag) == counts(recipe["rerank"]["recall"])   # the test lists only, as many as the recall model's

@@ -37,7 +37,8 @@ rule train_reranker:
 
 rule rerank:
     """Recall-then-rerank evaluation (U-MARVEL+): the recall model's top-k of every evaluation query scored
-    by the reranker's P(Yes) through the judge's backends, fused with the recall score (alpha)."""
+    by the reranker's P(Yes) through the judge's backends, fused with the recall score (alpha: configured,
+    or chosen on a held-out split with recipe.rerank.choose_alpha)."""
     input:
         recall=lambda wildcards: EVAL_MODELS[STAGE_CONFIG.recipe.rerank.recall],
         recall_scores=lambda wildcards: f"{RUN_DIR}/eval/{STAGE_CONFIG.recipe.rerank.recall}/scores.parquet",
@@ -49,13 +50,14 @@ rule rerank:
         tables=f"{RUN_DIR}/eval/{{tag}}/tables.md",
         latex=f"{RUN_DIR}/eval/{{tag}}/tables.tex",
         pairs=f"{RUN_DIR}/eval/{{tag}}/rerank_scores.parquet",
+        alpha=f"{RUN_DIR}/eval/{{tag}}/alpha.json",
     log:
         f"{LOGS}/rerank_{{tag}}.log",
     benchmark:
         f"{BENCHMARKS}/rerank_{{tag}}.tsv"
     params:
         settings=lambda wildcards: rule_settings("recipe.rerank.recall", "recipe.rerank.top_k", "recipe.rerank.alpha",
-                                                 "recipe.rerank.scoring", "recipe.embedding", "recipe.evaluate",
+                                                 "recipe.rerank.choose_alpha", "recipe.rerank.scoring", "recipe.embedding", "recipe.evaluate",
                                                  "recipe.device"),
         model_dir=lambda wildcards, input: loadable(input.recall),
         reranker_dir=lambda wildcards, input: loadable(input.reranker),

@@ -33,17 +33,20 @@ def _vectors(cached) -> dict:
     return dict(zip(cached.ids, cached.embeddings))
 
 
-def embedded_sources(cfg, cached):
-    """Per evaluation source (format mbeir or mmeb): its test queries, the tables ranking needs and the
-    query and candidate embeddings (through the cache): dicts with keys ``format, queries, pools,
-    datasets, qv, cv, split``."""
+def embedded_sources(cfg, cached, mbeir_split: str | None = None, formats=("mbeir", "mmeb")):
+    """Per evaluation source of ``formats``: its test queries (M-BEIR: ``mbeir_split`` instead of
+    ``recipe.evaluate.mbeir_split`` when given), the tables ranking needs and the query and candidate
+    embeddings (through the cache): dicts with keys ``format, queries, pools, datasets, qv, cv, split``."""
     s, ev = cfg.stage, cfg.recipe.evaluate
     for source, spec in cfg.data.sources.items():
-        if spec.format not in ("mbeir", "mmeb"):
+        if spec.format not in formats:
             continue
         cdir = Path(s.curated_dir) / source
         queries = read_parquet(cdir / "queries.parquet", QUERIES)
-        split = ev.mbeir_split if spec.format == "mbeir" else ev.mmeb_split
+        split = (mbeir_split or ev.mbeir_split) if spec.format == "mbeir" else ev.mmeb_split
+        if mbeir_split and spec.format == "mbeir" and not queries.filter(pc.equal(queries["split"], split)).num_rows:
+            raise SystemExit(f"{source}: no {split!r} queries in {cdir / 'queries.parquet'} "
+                             f"(the data config's sources.{source}.splits must include {split!r})")
         test = queries.filter(pc.equal(queries["split"], split))
         pools = datasets = None
         if spec.format == "mbeir":

@@ -8,8 +8,13 @@ Retrieves every evaluation query's top ``recipe.rerank.top_k`` with the recall m
 through the cache the evaluate rule filled), scores each (query, candidate) with the reranker's
 P(Yes) through the judge's backends (``recipe.rerank.scoring``: transformers, vLLM offline or a
 vLLM server; resumable shards in ``checkpoint_dir``, the failed-fraction limit), fuses
-S = alpha * cos + (1 - alpha) * P(Yes) with ``recipe.rerank.alpha`` and writes the evaluate
-stage's outputs (``scores.parquet``, tables) plus ``rerank_scores.parquet`` (the pairs' scores).
+S = alpha * cos + (1 - alpha) * P(Yes) and writes the evaluate stage's outputs (``scores.parquet``,
+tables) plus ``rerank_scores.parquet`` (the pairs' scores) and ``alpha.json``.
+
+alpha is ``recipe.rerank.alpha``, or, with ``recipe.rerank.choose_alpha``, the grid value with the
+best mean Recall@k over the recall + rerank lists of a held-out split's M-BEIR queries (both
+settings; the same scoring run, :func:`uniembed.rerank.fusion.choose_alpha`), then applied to every
+test list (M-BEIR and MMEB: MMEB has no held-out split of its own).
 """
 from __future__ import annotations
 
@@ -19,13 +24,17 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ..artifacts import read_parquet
+import numpy as np
+
+from ..artifacts import read_parquet, write_json
 from ..config import stage_config
+from ..config_schema import ChooseAlpha
 from ..data.schemas import CANDIDATES, QUERIES
 from ..embed.embedder import EmbedItem
 from ..evaluate.rerank import recall_lists, rerank_pairs, rerank_rows
 from ..judge.failures import DEFAULT_MAX_FAILED_FRACTION, JudgeFailureError, check_limit
 from ..judge.scoring import score_pairs
+from ..rerank.fusion import choose_alpha
 from .common import cached_embedder, require
 from .evaluate import embedded_sources, write_outputs
 from .judge import open_backend
@@ -40,25 +49,48 @@ def _items(cdir: Path) -> tuple[dict[str, EmbedItem], dict[str, EmbedItem]]:
             {r["candidate_id"]: EmbedItem(r["text"], r["image_path"]) for r in candidates.to_pylist()})
 
 
+def _lists_and_pairs(cfg, cached, top_k: int, **which) -> tuple[list, list]:
+    """The recall lists (every M-BEIR setting) and their (query, candidate) pairs of the sources ``which`` selects."""
+    lists, pairs = [], []
+    for src in embedded_sources(cfg, cached, **which):
+        settings = cfg.recipe.evaluate.mbeir_settings if src["format"] == "mbeir" else [None]
+        found = [lst for setting in settings for lst in recall_lists(
+            src["format"], src["queries"], src["qv"], src["cv"], top_k, setting=setting, pools=src["pools"],
+            split=src["split"], datasets=src["datasets"])]
+        queries, candidates = _items(src["curated"])
+        lists += found
+        pairs += rerank_pairs(found, candidates, queries, top_k)
+    return lists, pairs
+
+
+def _choose(lists, scores, top_k: int, spec) -> tuple[float, dict]:
+    """alpha with the best mean Recall@k over the held-out lists, and the record written to alpha.json."""
+    held_out = {(lst.query_id, lst.setting): (list(lst.candidate_ids[:top_k]), np.array(lst.scores[:top_k]),
+                                              np.array([scores[(lst.query_id, c)] for c in lst.candidate_ids[:top_k]]),
+                                              set(lst.positive_ids)) for lst in lists}
+    grid = spec.grid if spec.grid else tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
+    alpha, by_alpha = choose_alpha(held_out, spec.k, [float(a) for a in grid])
+    return alpha, {"alpha": alpha, "chosen_on": spec.split, "lists": len(held_out), "k": spec.k,
+                   "recall_at_k": {str(a): v for a, v in by_alpha.items()}}
+
+
 def run(cfg) -> list[dict]:
     s, r = cfg.stage, cfg.recipe.rerank
     require(s, "tag", "model_dir", "reranker_dir", "curated_dir", "cache_dir", "out_dir", "checkpoint_dir")
     scoring = r.scoring
+    choose = ChooseAlpha(**OmegaConf.to_container(r.choose_alpha)) if r.get("choose_alpha") else None
     limit = check_limit(OmegaConf.select(scoring, "max_failed_fraction", default=DEFAULT_MAX_FAILED_FRACTION))
     cached = cached_embedder(cfg, s.model_dir, None)
-    lists, pairs = [], []
-    for src in embedded_sources(cfg, cached):
-        settings = cfg.recipe.evaluate.mbeir_settings if src["format"] == "mbeir" else [None]
-        found = [lst for setting in settings for lst in recall_lists(
-            src["format"], src["queries"], src["qv"], src["cv"], r.top_k, setting=setting, pools=src["pools"],
-            split=src["split"], datasets=src["datasets"])]
-        queries, candidates = _items(src["curated"])
-        lists += found
-        pairs += rerank_pairs(found, candidates, queries, r.top_k)
+    lists, pairs = _lists_and_pairs(cfg, cached, r.top_k)
     if not lists:
         raise SystemExit(f"data config {cfg.data.name!r} has no source of format mbeir or mmeb to rerank")
-    pairs.sort(key=lambda p: p.query_id)   # a query's pairs contiguous (shards, prefix caching)
-    log.info("rerank %s: %d lists, %d pairs with %s (%s)", s.tag, len(lists), len(pairs), s.reranker_dir, scoring.backend)
+    held_out, held_out_pairs = _lists_and_pairs(cfg, cached, r.top_k, mbeir_split=choose.split, formats=("mbeir",)) \
+        if choose else ([], [])
+    if choose and not held_out:
+        raise SystemExit(f"recipe.rerank.choose_alpha: data config {cfg.data.name!r} has no M-BEIR source to choose on")
+    pairs = sorted(pairs + held_out_pairs, key=lambda p: p.query_id)   # a query's pairs contiguous (shards, prefix caching)
+    log.info("rerank %s: %d lists (+%d held-out), %d pairs with %s (%s)", s.tag, len(lists), len(held_out), len(pairs),
+             s.reranker_dir, scoring.backend)
     out = Path(s.out_dir)
     try:
         with open_backend(scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log") as backend:
@@ -72,7 +104,10 @@ def run(cfg) -> list[dict]:
         raise SystemExit(f"rerank {s.tag}: {len(failed)} pairs have no reranker score (e.g. {failed[:3]}); "
                          f"rerun to retry them (shards in {s.checkpoint_dir})")
     scores = dict(zip(zip(table["query_id"].to_pylist(), table["candidate_id"].to_pylist()), table["score"].to_pylist()))
-    rows = rerank_rows(lists, scores, r.top_k, r.alpha)
+    alpha, record = _choose(held_out, scores, r.top_k, choose) if choose else (r.alpha, {"alpha": r.alpha, "chosen_on": None})
+    write_json(record, out / "alpha.json")
+    log.info("rerank %s: alpha %.2f (%s)", s.tag, alpha, f"chosen on {choose.split}" if choose else "recipe.rerank.alpha")
+    rows = rerank_rows(lists, scores, r.top_k, alpha)
     for row in rows:
         row["tag"] = s.tag
     write_outputs(rows, out, s.tag)

@@ -32,6 +32,7 @@ from .pairs import write_captions, write_nli
 DEFAULT_SIZES = {
     "mbeir_train_queries": 240,  # per task
     "mbeir_test_queries": 60,    # per task
+    "mbeir_val_queries": 20,     # per task (choosing the recall + rerank fusion weight)
     "mbeir_pool": 200,           # least candidates per (task, split) pool
     "mmeb_train_rows": 200,      # per IND dataset
     "mmeb_eval_rows": 60,        # per dataset
@@ -65,7 +66,8 @@ def generate_synthetic(root: str | os.PathLike, *, seed: int = 0, sizes: dict | 
     s = resolve_sizes(sizes)
     counts: dict[str, int] = {}
     mbeir_counts, mbeir_truth = write_mbeir(root, seed=seed, train_queries=s["mbeir_train_queries"],
-                                            test_queries=s["mbeir_test_queries"], pool_size=s["mbeir_pool"])
+                                            test_queries=s["mbeir_test_queries"], val_queries=s["mbeir_val_queries"],
+                                            pool_size=s["mbeir_pool"])
     mmeb_counts, mmeb_truth = write_mmeb(root, seed=seed, train_rows=s["mmeb_train_rows"],
                                          eval_rows=s["mmeb_eval_rows"], candidates=s["mmeb_candidates"],
                                          gallery_size=s["mmeb_gallery"])

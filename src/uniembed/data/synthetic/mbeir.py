@@ -3,10 +3,11 @@
 Six datasets (ids 0..5) cover the M-BEIR task shapes 0, 1, 2, 3, 4, 6 and 7::
 
     query/train/mbeir_<ds>_train.jsonl                 all train queries of a dataset
-    query/test/mbeir_<ds>_task<id>_test.jsonl
+    query/{test,val}/mbeir_<ds>_task<id>_{test,val}.jsonl
     cand_pool/local/mbeir_<ds>_task<id>_cand_pool.jsonl test pool (target modality only)
-    cand_pool/global/mbeir_union_{train,test}_cand_pool.jsonl
-    qrels/{train,test}/mbeir_<ds>_task<id>_{train,test}_qrels.txt    "qid 0 did 1 task_id"
+    cand_pool/local/mbeir_<ds>_task<id>_val_cand_pool.jsonl  val pool
+    cand_pool/global/mbeir_union_{train,test,val}_cand_pool.jsonl
+    qrels/{train,test,val}/mbeir_<ds>_task<id>_{train,test,val}_qrels.txt    "qid 0 did 1 task_id"
     instructions/query_instructions.tsv
     mbeir_images/<ds>/00000.png ...
 
@@ -281,20 +282,22 @@ def _jsonl(rows) -> list[str]:
     return [json.dumps(row) for row in rows]
 
 
-def write_mbeir(root: str | Path, *, seed: int, train_queries: int, test_queries: int,
+def write_mbeir(root: str | Path, *, seed: int, train_queries: int, test_queries: int, val_queries: int,
                 pool_size: int) -> tuple[dict[str, int], list[dict]]:
     """Write the M-BEIR layout under ``<root>/mbeir``; return (lines per file, ground-truth rows).
 
-    ``train_queries`` / ``test_queries`` are per task; ``pool_size`` is the least number of
-    candidates per (task, split) pool (a pool grows to hold every positive and hard negative).
+    ``train_queries`` / ``test_queries`` / ``val_queries`` are per task; ``pool_size`` is the least
+    number of candidates per (task, split) pool (a pool grows to hold every positive and hard negative).
+    The val split is drawn last from its own seeded streams, so it changes no train or test byte; its
+    local pools are ``<stem>_val_cand_pool.jsonl`` (test keeps M-BEIR's ``<stem>_cand_pool.jsonl``).
     """
     base = Path(root) / "mbeir"
     counters = {d: {"did": itertools.count(), "qid": itertools.count()} for d, _ in DATASETS}
     images = {d: ImageFolder(base, f"mbeir_images/{name.lower()}") for d, name in DATASETS}
     counts, truth = {}, []
-    pools = {"train": [], "test": []}
+    pools = {"train": [], "test": [], "val": []}
     train_queries_of = defaultdict(list)
-    for split, n in (("train", train_queries), ("test", test_queries)):
+    for split, n in (("train", train_queries), ("test", test_queries), ("val", val_queries)):
         caption_images: dict = {}
         split_queries = []
         for task in TASKS:
@@ -319,10 +322,10 @@ def write_mbeir(root: str | Path, *, seed: int, train_queries: int, test_queries
             if split == "train":
                 train_queries_of[task.slug] += queries
             else:
-                counts[f"mbeir/query/test/{stem}_test.jsonl"] = write_lines(
-                    base / f"query/test/{stem}_test.jsonl", _jsonl(queries))
-                counts[f"mbeir/cand_pool/local/{stem}_cand_pool.jsonl"] = write_lines(
-                    base / f"cand_pool/local/{stem}_cand_pool.jsonl", _jsonl(candidates))
+                counts[f"mbeir/query/{split}/{stem}_{split}.jsonl"] = write_lines(
+                    base / f"query/{split}/{stem}_{split}.jsonl", _jsonl(queries))
+                local = f"cand_pool/local/{stem}{'' if split == 'test' else '_' + split}_cand_pool.jsonl"
+                counts[f"mbeir/{local}"] = write_lines(base / local, _jsonl(candidates))
         truth += _truth(split, split_queries, pools[split])
     for slug, queries in train_queries_of.items():
         counts[f"mbeir/query/train/mbeir_{slug}_train.jsonl"] = write_lines(
