@@ -80,3 +80,14 @@ def test_the_fusion_weight_is_chosen_on_the_val_split(finished_run):
     counts = lambda t: sorted((r["benchmark"], r["setting"], r["dataset"], r["task_id"], r["n_queries"])  # noqa: E731
                               for r in read_parquet(run / "eval" / t / "scores.parquet", SCORES).to_pylist())
     assert counts(tag) == counts(recipe["rerank"]["recall"])   # the test lists only, as many as the recall model's
+
+
+@pytest.mark.slow
+def test_the_papers_tables_hold_every_stage_and_set_no_published_number_beside_synthetic_data(finished_run):
+    papers = (finished_run / "results" / "default" / "tables" / "papers.md").read_text()
+    for caption in ("U-MARVEL Table 7 layout", "U-MARVEL Table 14 layout", "U-MARVEL Table 13 layout",
+                    "UniME-V2 Table 1 layout", "UniME-V2 Table 3 layout"):
+        assert caption in papers, caption
+    assert "| Progressive transition | pretrain_mbeir |" in papers and "| Distillation | distill |" in papers
+    assert "hn_umarvel+pointwise" in papers and "as printed (data/published)" not in papers
+    assert papers.count("No published number of") == 5

@@ -166,7 +166,8 @@ def filter_outputs(name):
     """The files filter `name` writes; a filter on judge scores in the synthetic world also reports judge quality."""
     outputs = {"negatives": f"{filter_dir(name)}/hard_negatives.parquet", "summary": f"{filter_dir(name)}/filter_summary.json"}
     if generated_data() and needs_judge_scores(STAGE_CONFIG.recipe.filters[name]):
-        outputs.update(quality=f"{filter_dir(name)}/judge_quality.json", report=f"{filter_dir(name)}/judge_quality.md")
+        outputs.update(quality=f"{filter_dir(name)}/judge_quality.json", report=f"{filter_dir(name)}/judge_quality.md",
+                       figure=f"{filter_dir(name)}/judge_scores.png")
     return outputs
 
 
@@ -192,7 +193,9 @@ def all_targets():
     summaries = [f"{RUN_DIR}/curated/{s}/summary.json" for s in SOURCES]
     models = TRAINED_MODELS + [stage_output(f"reranker_{r}") for r in RERANKERS]
     evaluations = [f"{RUN_DIR}/eval/{tag}/scores.parquet" for tag in [*EVAL_MODELS, *RERANK_TAGS]] if EVAL_SOURCES else []
-    tables = [f"{RUN_DIR}/tables/per_stage.{ext}" for ext in ("md", "png")] if EVAL_SOURCES else []
+    evaluations += [f"{RUN_DIR}/eval/{tag}/alpha.json" for tag in RERANK_TAGS] if EVAL_SOURCES else []
+    tables = [f"{RUN_DIR}/tables/{name}" for name in ("per_stage.md", "per_stage.png", "temperature.png",
+                                                      "training_curves.png", "papers.md")] if EVAL_SOURCES else []
     mining = [f"{RUN_DIR}/mining/mined.parquet"] + [f for name in FILTERS for f in filter_outputs(name).values()]
     judging = [f"{RUN_DIR}/mining/judge_scores.parquet"] if JUDGING else []
     manifest = [f"{RUN_DIR}/run_manifest.json"]

@@ -44,6 +44,8 @@ rule tables:
     output:
         markdown=f"{RUN_DIR}/tables/per_stage.md",
         latex=f"{RUN_DIR}/tables/per_stage.tex",
+        papers=report(f"{RUN_DIR}/tables/papers.md", caption="../report/papers.rst", category="Tables"),
+        papers_latex=f"{RUN_DIR}/tables/papers.tex",
         csv=report(f"{RUN_DIR}/tables/per_stage.csv", caption="../report/per_stage_table.rst", category="Tables"),
         figure=report(f"{RUN_DIR}/tables/per_stage.png", caption="../report/per_stage_figure.rst", category="Figures"),
         temperature=report(f"{RUN_DIR}/tables/temperature.png", caption="../report/temperature.rst",

@@ -6,7 +6,9 @@ Columns follow the order of ``stage.scores`` (the DAG order: zero-shot, then eac
 Writes ``per_stage.md``, ``per_stage.tex`` and ``per_stage.csv``, and the report's figures
 ``per_stage.png`` (headline scores per model), ``temperature.png`` (tau per step of every
 training stage in ``stage.summaries``, a list of training_summary.json in stage order) and
-``training_curves.png`` (the loss per step of the same stages, rerankers included).
+``training_curves.png`` (the loss per step of the same stages, rerankers included); and
+``papers.md`` / ``papers.tex``: U-MARVEL Tables 7, 13, 14 and UniME-V2 Tables 1, 3 in the papers'
+layouts, the published numbers beside ours where they compare (:mod:`uniembed.evaluate.paper_tables`).
 """
 from __future__ import annotations
 
@@ -21,10 +23,21 @@ import pyarrow.csv as pacsv
 from ..artifacts import atomic_path, read_parquet
 from ..config import stage_config
 from ..evaluate.figures import per_stage_figure, temperature_figure, training_curves_figure
+from ..evaluate.paper_tables import paper_tables
+from ..evaluate.published import read_published
 from ..evaluate.results import SCORES
 from ..evaluate.tables import render_tables
 
 log = logging.getLogger("uniembed.tables")
+
+
+def _roles(recipe) -> dict:
+    """Which evaluated tags play which part in the papers' tables, from the recipe's sections."""
+    rerank, distill = recipe.get("rerank"), recipe.get("distill")
+    recall = rerank.recall if rerank else (distill["from"] if distill else None)
+    reranked = {f"{recall}+{name}": name for name in (rerank.rerankers if rerank else {})}
+    stages = [recipe.train_hn["from"], distill["from"], "distill"] if distill and recipe.get("train_hn") else []
+    return {"recall": recall, "reranked": reranked, "stages": stages}
 
 
 def run(cfg) -> pa.Table:
@@ -38,6 +51,11 @@ def run(cfg) -> pa.Table:
             tmp.write_text(render_tables(rows, fmt, "per stage"))
     with atomic_path(out / "per_stage.csv") as tmp:
         pacsv.write_csv(table, tmp)
+    roles = _roles(cfg.recipe)
+    published = read_published()
+    for fmt, suffix in (("markdown", "md"), ("latex", "tex")):
+        with atomic_path(out / f"papers.{suffix}") as tmp:
+            tmp.write_text(paper_tables(rows, published, fmt=fmt, **roles))
     by_tag = {}
     for r in rows:
         by_tag.setdefault(r["tag"], []).append(r)
