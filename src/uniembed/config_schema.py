@@ -177,7 +177,8 @@ def _recipe_schema():
                                                                                       metadata={"key": "from"}))])
     rerank = dataclasses.make_dataclass("Rerank", [("rerankers", dict[str, stage]), ("recall", str), ("top_k", int),
                                                    ("alpha", float), ("scoring", JudgeSettings),
-                                                   ("choose_alpha", Optional[ChooseAlpha], field(default=None))])
+                                                   ("choose_alpha", Optional[ChooseAlpha], field(default=None)),
+                                                   ("listwise_top_k", int, field(default=5))])
     distill = dataclasses.make_dataclass("Distill", [("from_", str, field(metadata={"key": "from"})), ("reranker", str),
                                                      ("fraction", float), ("seed", int), ("candidates", int),
                                                      ("alpha", float), ("train", stage)])

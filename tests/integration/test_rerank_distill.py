@@ -66,7 +66,7 @@ def test_the_fusion_weight_is_chosen_on_the_val_split(finished_run):
     run = finished_run / "results" / "default"
     recipe = _recipe(finished_run)
     tag = f"{recipe['rerank']['recall']}+pointwise"
-    choice = json.loads((run / "eval" / tag / "alpha.json").read_text())
+    choice = json.loads((run / "eval" / tag / "rerank_summary.json").read_text())
     assert choice["chosen_on"] == recipe["rerank"]["choose_alpha"]["split"] == "val"
     by_alpha = {float(a): v for a, v in choice["recall_at_k"].items()}
     assert sorted(by_alpha) == pytest.approx([i / 10 for i in range(11)])
@@ -91,3 +91,23 @@ def test_the_papers_tables_hold_every_stage_and_set_no_published_number_beside_s
     assert "| Progressive transition | pretrain_mbeir |" in papers and "| Distillation | distill |" in papers
     assert "hn_umarvel+pointwise" in papers and "as printed (data/published)" not in papers
     assert papers.count("No published number of") == 5
+
+
+@pytest.mark.slow
+def test_the_listwise_reranker_generates_for_every_test_list_and_counts_what_it_could_not_parse(finished_run):
+    """UniME-V2-Reranker inference: one generation per test list (M-BEIR local + global, MMEB); an unparsed one
+    keeps the recall order, so with no parsed answer the scores are exactly the recall model's."""
+    run = finished_run / "results" / "default"
+    recipe = _recipe(finished_run)
+    tag = f"{recipe['rerank']['recall']}+listwise"
+    summary = json.loads((run / "eval" / tag / "rerank_summary.json").read_text())
+    generations = pq.read_table(run / "eval" / tag / "rerank_scores.parquet").to_pandas()
+    assert summary["mode"] == "listwise" and summary["depth"] == recipe["rerank"]["listwise_top_k"]
+    assert summary["lists"] == len(generations) == summary["ok"] + summary["unparsed"] + summary["failed"]
+    assert summary["failed"] == 0 and generations["candidate_ids"].map(len).max() == summary["depth"]
+    recall = read_parquet(run / "eval" / recipe["rerank"]["recall"] / "scores.parquet", SCORES).to_pylist()
+    assert summary["lists"] == sum(r["n_queries"] for r in recall)
+    if summary["ok"] == 0:
+        reranked = read_parquet(run / "eval" / tag / "scores.parquet", SCORES).to_pylist()
+        value = lambda rows: sorted((r["setting"], r["dataset"], r["metric"], r["value"]) for r in rows)  # noqa: E731
+        assert value(reranked) == value(recall)

@@ -138,3 +138,24 @@ def test_score_pairs_end_to_end_on_the_small_world(judge, small_world, tmp_path,
         "FINISHED", "manifest.json", "shard-00000.parquet", "shard-00001.parquet"]
     assert judge.settings == {"backend": "transformers", "weights": fingerprint_model_dir(tiny_qwen2vl, full=True),
                               "adapter": None, "dtype": "float32", "device_type": "cpu"}
+
+
+def test_greedy_generation_is_the_unpadded_prompts_own_and_only_its_new_tokens(judge, pairs, tiny_qwen2vl):
+    """generate() in batches of mixed lengths (left padding) returns, per prompt, the decoded new tokens of a
+    greedy generation of that prompt alone; its first token is the argmax of the prompt's last logits."""
+    prompts = [build_judge_prompt(p.query, p.candidate) for p in pairs[:5]]
+    batched = judge.generate(prompts, max_new_tokens=4)
+    assert [g.status for g in batched] == ["ok"] * 5
+    processor = load_processor(tiny_qwen2vl)
+    model = load_for_generation(tiny_qwen2vl).eval()
+    tok = processor.tokenizer
+    for prompt, generation in zip(prompts, batched):
+        text, paths = prompt.render(processor)
+        batch = processor(text=[text], images=[Image.open(p).convert("RGB") for p in paths] or None, return_tensors="pt")
+        with torch.no_grad():
+            alone = model.generate(**batch, max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id)
+            first = int(model(**batch).logits[0, -1].argmax())
+        new = alone[0, batch["input_ids"].shape[1]:]
+        assert int(new[0]) == first
+        assert generation.text == tok.decode(new, skip_special_tokens=True)
+    assert [g.text for g in judge.generate(prompts[::-1], max_new_tokens=4)] == [g.text for g in batched][::-1]

@@ -21,6 +21,7 @@ def test_the_vllm_tier_passes_in_the_vllm_env():
                               "create it with: bash scripts/setup_vllm_cpu.sh")
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "UNIEMBED_OVERRIDES")}
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ROOT / "src")   # this checkout's code, whichever checkout the env's editable install names
     result = subprocess.run([str(python), "-m", "pytest", "-m", "vllm", "-p", "no:cacheprovider", "-q",
                              "-o", "addopts=-ra", "tests/vllm"], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=2400)

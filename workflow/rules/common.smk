@@ -193,7 +193,7 @@ def all_targets():
     summaries = [f"{RUN_DIR}/curated/{s}/summary.json" for s in SOURCES]
     models = TRAINED_MODELS + [stage_output(f"reranker_{r}") for r in RERANKERS]
     evaluations = [f"{RUN_DIR}/eval/{tag}/scores.parquet" for tag in [*EVAL_MODELS, *RERANK_TAGS]] if EVAL_SOURCES else []
-    evaluations += [f"{RUN_DIR}/eval/{tag}/alpha.json" for tag in RERANK_TAGS] if EVAL_SOURCES else []
+    evaluations += [f"{RUN_DIR}/eval/{tag}/rerank_summary.json" for tag in RERANK_TAGS] if EVAL_SOURCES else []
     tables = [f"{RUN_DIR}/tables/{name}" for name in ("per_stage.md", "per_stage.png", "temperature.png",
                                                       "training_curves.png", "papers.md")] if EVAL_SOURCES else []
     mining = [f"{RUN_DIR}/mining/mined.parquet"] + [f for name in FILTERS for f in filter_outputs(name).values()]

@@ -50,14 +50,15 @@ rule rerank:
         tables=f"{RUN_DIR}/eval/{{tag}}/tables.md",
         latex=f"{RUN_DIR}/eval/{{tag}}/tables.tex",
         pairs=f"{RUN_DIR}/eval/{{tag}}/rerank_scores.parquet",
-        alpha=f"{RUN_DIR}/eval/{{tag}}/alpha.json",
+        summary=f"{RUN_DIR}/eval/{{tag}}/rerank_summary.json",
     log:
         f"{LOGS}/rerank_{{tag}}.log",
     benchmark:
         f"{BENCHMARKS}/rerank_{{tag}}.tsv"
     params:
         settings=lambda wildcards: rule_settings("recipe.rerank.recall", "recipe.rerank.top_k", "recipe.rerank.alpha",
-                                                 "recipe.rerank.choose_alpha", "recipe.rerank.scoring", "recipe.embedding", "recipe.evaluate",
+                                                 "recipe.rerank.choose_alpha", "recipe.rerank.listwise_top_k",
+                                                 "recipe.rerank.scoring", "recipe.embedding", "recipe.evaluate",
                                                  "recipe.device"),
         model_dir=lambda wildcards, input: loadable(input.recall),
         reranker_dir=lambda wildcards, input: loadable(input.reranker),

@@ -105,10 +105,14 @@ def reranked(lst: RecallList, rerank_scores: dict[tuple[str, str], float], depth
 
 
 def rerank_rows(lists: list[RecallList], rerank_scores: dict[tuple[str, str], float], depth: int, alpha: float) -> list[dict]:
-    """Score rows (evaluate/results.py SCORES, without the tag) of the reranked lists."""
+    """Score rows (evaluate/results.py SCORES, without the tag) of the lists reranked by fused score."""
+    return order_rows(lists, [reranked(lst, rerank_scores, depth, alpha) for lst in lists])
+
+
+def order_rows(lists: list[RecallList], orders: list[list[str]]) -> list[dict]:
+    """Score rows (evaluate/results.py SCORES, without the tag) of each list's new candidate order."""
     hits, groups, mmeb = [], [], defaultdict(list)
-    for lst in lists:
-        order = reranked(lst, rerank_scores, depth, alpha)
+    for lst, order in zip(lists, orders):
         if lst.benchmark == "mbeir":
             k = mbeir_k(lst.dataset, lst.task_id)
             hits.append(mbeir_recall_at_k([order], [lst.positive_ids], k)[0])

@@ -28,7 +28,7 @@ from ..artifacts import write_parquet
 from ..mine.schemas import JUDGE_SCORES
 from .failures import check_failures, check_limit, failure_summary
 from .pairs import JudgePair
-from .prompt import prompt_hash
+from .prompt import JudgePrompt, prompt_hash
 from .resume import (mark_finished, open_run_dir, read_shard, remove_orphans, resume_key, shard_path, shard_plan,
                      write_shard)
 
@@ -53,6 +53,22 @@ class JudgeResult:
         return cls(None, None, None, FAILED, error)
 
 
+@dataclass(frozen=True)
+class Generation:
+    """A greedy generation of a backend (listwise reranking): the new text, or why there is none."""
+    text: str | None
+    status: str
+    error: str | None = None
+
+    @classmethod
+    def ok(cls, text: str) -> "Generation":
+        return cls(text, OK, None)
+
+    @classmethod
+    def failed(cls, error: str) -> "Generation":
+        return cls(None, FAILED, error)
+
+
 class JudgeBackend(Protocol):
     """Scores pairs; ``model_id`` names the judge in every output row; ``settings`` (JSON-able: backend
     name, weights digest, settings that change a score) goes into the resume key (:mod:`.resume`)."""
@@ -61,6 +77,9 @@ class JudgeBackend(Protocol):
     settings: dict
 
     def score(self, pairs: Sequence[JudgePair]) -> list[JudgeResult]: ...
+
+    def generate(self, prompts: Sequence[JudgePrompt], max_new_tokens: int) -> list[Generation]:
+        """Greedy (temperature 0) continuations of whole prompts, in order."""
 
 
 def shard_pairs(pairs: Sequence[JudgePair], queries_per_shard: int) -> list[list[JudgePair]]:

@@ -1,4 +1,4 @@
-"""The transformers judge backend: runs anywhere, one forward pass per batch, no generation.
+"""The transformers judge backend: runs anywhere, one forward pass per batch (greedy generation for listwise reranking).
 
 UniME-V2 ("MLLM-as-a-Judge for Hard Negatives Mining") scores a pair with
 s = e_y / (e_y + e_n), where e_y and e_n are the exponentiated next-token logits of "Yes" and
@@ -18,9 +18,9 @@ from ..model.loading import load_for_generation, set_bidirectional
 from ..model.processor import load_processor
 from ..model.tokenizer import assert_single_token
 from .pairs import JudgePair
-from .prompt import NO, YES, build_judge_prompt
+from .prompt import NO, YES, JudgePrompt, build_judge_prompt
 from .resume import weights_digest
-from .scoring import JudgeResult
+from .scoring import Generation, JudgeResult
 
 
 def _device(device: str) -> torch.device:
@@ -60,7 +60,10 @@ class TransformersJudge:
                          "device_type": self.device.type}
 
     def _prepare(self, pair: JudgePair):
-        text, paths = build_judge_prompt(pair.query, pair.candidate).render(self.processor)
+        return self._render(build_judge_prompt(pair.query, pair.candidate))
+
+    def _render(self, prompt: JudgePrompt):
+        text, paths = prompt.render(self.processor)
         images = []
         for path in paths:
             with Image.open(path) as image:
@@ -73,6 +76,28 @@ class TransformersJudge:
         batch = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt").to(self.device)
         last = self.model(**batch, use_cache=False, logits_to_keep=1).logits[:, -1]
         return last[:, [self.no_id, self.yes_id]].float()
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[JudgePrompt], max_new_tokens: int = 8) -> list[Generation]:
+        """Greedy continuations (``do_sample=False``), only the new tokens, special tokens dropped."""
+        results: list[Generation | None] = [None] * len(prompts)
+        ready = []
+        for i, prompt in enumerate(prompts):
+            try:
+                ready.append((i, *self._render(prompt)))
+            except (OSError, ValueError) as error:
+                results[i] = Generation.failed(f"{type(error).__name__}: {error}")
+        tokenizer = self.processor.tokenizer
+        for start in range(0, len(ready), self.batch_size):
+            chunk = ready[start: start + self.batch_size]
+            batch = self.processor(text=[t for _, t, _ in chunk], images=[im for _, _, ims in chunk for im in ims] or None,
+                                   padding=True, return_tensors="pt").to(self.device)
+            out = self.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                      pad_token_id=tokenizer.pad_token_id)
+            texts = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+            for (i, _, _), text in zip(chunk, texts):
+                results[i] = Generation.ok(text)
+        return results
 
     def score(self, pairs: Sequence[JudgePair]) -> list[JudgeResult]:
         results: list[JudgeResult | None] = [None] * len(pairs)

@@ -26,9 +26,9 @@ from PIL import Image
 
 from .engine import environment
 from .pairs import JudgePair
-from .prompt import NO, YES, build_judge_prompt
+from .prompt import NO, YES, JudgePrompt, build_judge_prompt
 from .resume import weights_digest
-from .scoring import JudgeResult
+from .scoring import Generation, JudgeResult
 
 DEFAULT_TOP_LOGPROBS = 20
 #: engine arguments that change throughput or memory, never a score (left out of the resume key)
@@ -102,7 +102,10 @@ class VllmOfflineJudge:
                          "engine": {k: v for k, v in kwargs.items() if k not in THROUGHPUT_ONLY}}
 
     def _request(self, pair: JudgePair) -> dict:
-        text, paths = build_judge_prompt(pair.query, pair.candidate).render(self.tokenizer)
+        return self._request_of(build_judge_prompt(pair.query, pair.candidate))
+
+    def _request_of(self, prompt: JudgePrompt) -> dict:
+        text, paths = prompt.render(self.tokenizer)
         request: dict = {"prompt": text}
         if paths:
             images = []
@@ -119,6 +122,24 @@ class VllmOfflineJudge:
         except (AttributeError, IndexError, KeyError, TypeError) as error:
             return JudgeResult.failed(f"no logprobs in the vLLM output: {type(error).__name__}: {error}")
         return score_from_top_logprobs(top, self.yes_id, self.no_id, self.top_logprobs)
+
+    def generate(self, prompts: Sequence[JudgePrompt], max_new_tokens: int = 8) -> list[Generation]:
+        """Greedy continuations (temperature 0) in prompt order, ``chunk_size`` prompts per engine call."""
+        vllm = _import_vllm()
+        sampling = vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+        results: list[Generation | None] = [None] * len(prompts)
+        for start in range(0, len(prompts), self.chunk_size):
+            index, requests = [], []
+            for i in range(start, min(start + self.chunk_size, len(prompts))):
+                try:
+                    requests.append(self._request_of(prompts[i]))
+                    index.append(i)
+                except (OSError, ValueError) as error:
+                    results[i] = Generation.failed(f"{type(error).__name__}: {error}")
+            if requests:
+                for i, output in zip(index, self.llm.generate(requests, sampling_params=sampling, use_tqdm=False)):
+                    results[i] = Generation.ok(output.outputs[0].text)
+        return results
 
     def score(self, pairs: Sequence[JudgePair]) -> list[JudgeResult]:
         """Results in pair order; prompts go to the engine ``chunk_size`` at a time (bounded image memory)."""

@@ -50,9 +50,9 @@ import requests
 from ..config_schema import JudgeEngine
 from .engine import engine_env, score_settings, server_args
 from .pairs import JudgePair
-from .prompt import NO, YES, build_judge_prompt
+from .prompt import NO, YES, JudgePrompt, build_judge_prompt
 from .resume import weights_digest
-from .scoring import JudgeResult
+from .scoring import Generation, JudgeResult
 from .vllm_backend import DEFAULT_TOP_LOGPROBS, score_from_top_logprobs
 
 
@@ -131,11 +131,10 @@ class VllmClientJudge:
             self.requests_sent += 1
             self.retries_done += retry
 
-    def score_one(self, pair: JudgePair) -> JudgeResult:
-        try:
-            payload = self.payload(pair)
-        except (OSError, ValueError) as error:  # unreadable image, empty item
-            return JudgeResult.failed(f"{type(error).__name__}: {error}")
+    def _attempts(self, payload: dict, read):
+        """POST ``payload`` up to 1 + ``retries`` times (backoff between) until ``read(body)`` returns a result;
+        ``read`` raises (KeyError, IndexError, TypeError) on a malformed body, which is retried like a 5xx / 429
+        or a connection error; another 4xx is final. Returns ``read``'s result or ``(None, last error)``."""
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -150,18 +149,39 @@ class VllmClientJudge:
                 last = f"HTTP {response.status_code}: {response.text[:300]}"
                 continue
             if response.status_code >= 400:
-                return JudgeResult.failed(f"HTTP {response.status_code}: {response.text[:500]}")
+                return None, f"HTTP {response.status_code}: {response.text[:500]}"
             try:
-                entries = top_logprobs_of_response(response.json())
+                return read(response.json()), ""
             except (ValueError, KeyError, IndexError, TypeError) as error:
                 last = f"malformed response ({type(error).__name__}: {error}): {response.text[:200]}"
-                continue
-            try:
-                found = yes_no_logprobs(entries, self.token_ids)
-            except ValueError as error:
-                return JudgeResult.failed(f"ambiguous Yes/No logprobs: {error}")
-            return score_from_top_logprobs(found, YES, NO, self.top_logprobs)
-        return JudgeResult.failed(f"gave up after {self.retries + 1} attempts: {last}")
+        return None, f"gave up after {self.retries + 1} attempts: {last}"
+
+    def score_one(self, pair: JudgePair) -> JudgeResult:
+        try:
+            payload = self.payload(pair)
+        except (OSError, ValueError) as error:  # unreadable image, empty item
+            return JudgeResult.failed(f"{type(error).__name__}: {error}")
+        entries, error = self._attempts(payload, top_logprobs_of_response)
+        if entries is None:
+            return JudgeResult.failed(error)
+        try:
+            found = yes_no_logprobs(entries, self.token_ids)
+        except ValueError as exc:
+            return JudgeResult.failed(f"ambiguous Yes/No logprobs: {exc}")
+        return score_from_top_logprobs(found, YES, NO, self.top_logprobs)
+
+    def generate_one(self, prompt: JudgePrompt, max_new_tokens: int) -> Generation:
+        try:
+            payload = {"model": self.model, "messages": prompt.messages(), "max_tokens": max_new_tokens, "temperature": 0}
+        except (OSError, ValueError) as error:  # unreadable image, empty item
+            return Generation.failed(f"{type(error).__name__}: {error}")
+        text, error = self._attempts(payload, lambda body: body["choices"][0]["message"]["content"] or "")
+        return Generation.failed(error) if text is None else Generation.ok(text)
+
+    def generate(self, prompts: Sequence[JudgePrompt], max_new_tokens: int = 8) -> list[Generation]:
+        """Greedy continuations (temperature 0) through the chat endpoint, in prompt order."""
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="judge") as pool:
+            return list(pool.map(lambda p: self.generate_one(p, max_new_tokens), prompts))
 
     def score(self, pairs: Sequence[JudgePair]) -> list[JudgeResult]:
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="judge") as pool:

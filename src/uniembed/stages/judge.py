@@ -59,8 +59,9 @@ def subset_queries(mined, max_queries: int | None, seed: int):
 
 
 @contextlib.contextmanager
-def open_backend(j, model: str, device: str, server_log: Path | None = None):
-    """The configured judge backend (a started server is stopped when the block ends)."""
+def open_backend(j, model: str, device: str, server_log: Path | None = None, max_images: int = 2):
+    """The configured judge backend (a started server is stopped when the block ends); vLLM engines accept
+    up to ``max_images`` images per prompt (a pair: 2; a listwise prompt: its candidates + the query)."""
     trust_remote_code = bool(OmegaConf.select(j, "trust_remote_code", default=False))
     engine = OmegaConf.select(j, "engine", default=None)
     if j.backend in ("vllm_offline", "vllm_server"):
@@ -73,7 +74,7 @@ def open_backend(j, model: str, device: str, server_log: Path | None = None):
         from ..judge.engine import engine_env, llm_kwargs
         from ..judge.vllm_backend import VllmOfflineJudge
         yield VllmOfflineJudge(model, top_logprobs=j.top_logprobs, trust_remote_code=trust_remote_code,
-                               engine_env=engine_env(engine), **llm_kwargs(engine))
+                               max_images_per_prompt=max_images, engine_env=engine_env(engine), **llm_kwargs(engine))
     elif j.backend == "vllm_server":
         from ..judge.vllm_client import VllmClientJudge, VllmServer
         key = api_key(j)
@@ -85,7 +86,7 @@ def open_backend(j, model: str, device: str, server_log: Path | None = None):
             command = OmegaConf.select(j, "server.command", default=None)
             with VllmServer(model, extra_args=list(j.server.extra_args), top_logprobs=j.top_logprobs,
                             host=OmegaConf.select(j, "server.host", default="127.0.0.1"), api_key=key,
-                            trust_remote_code=trust_remote_code, log_path=server_log,
+                            trust_remote_code=trust_remote_code, log_path=server_log, max_images_per_prompt=max_images,
                             command=list(command) if command else None, engine=engine) as server:
                 yield VllmClientJudge(server.base_url, model, server_settings=server.settings, **client)
     else:

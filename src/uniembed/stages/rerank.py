@@ -9,7 +9,12 @@ through the cache the evaluate rule filled), scores each (query, candidate) with
 P(Yes) through the judge's backends (``recipe.rerank.scoring``: transformers, vLLM offline or a
 vLLM server; resumable shards in ``checkpoint_dir``, the failed-fraction limit), fuses
 S = alpha * cos + (1 - alpha) * P(Yes) and writes the evaluate stage's outputs (``scores.parquet``,
-tables) plus ``rerank_scores.parquet`` (the pairs' scores) and ``alpha.json``.
+tables) plus ``rerank_scores.parquet`` (the pairs' scores) and ``rerank_summary.json``.
+
+A listwise reranker (objective ``pair_list``, UniME-V2-Reranker) instead reads each list's top
+``recipe.rerank.listwise_top_k`` (paper: 5) in one prompt and generates through the same backends;
+the candidate it names moves to the top (:mod:`uniembed.rerank.listwise`); ``rerank_scores.parquet``
+then holds every generation (LISTWISE schema) and the summary counts parsed, unparsed and failed ones.
 
 alpha is ``recipe.rerank.alpha``, or, with ``recipe.rerank.choose_alpha``, the grid value with the
 best mean Recall@k over the recall + rerank lists of a held-out split's M-BEIR queries (both
@@ -22,19 +27,21 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from omegaconf import OmegaConf
 
-import numpy as np
-
-from ..artifacts import read_parquet, write_json
+from ..artifacts import read_parquet, write_json, write_parquet
 from ..config import stage_config
 from ..config_schema import ChooseAlpha
 from ..data.schemas import CANDIDATES, QUERIES
 from ..embed.embedder import EmbedItem
-from ..evaluate.rerank import recall_lists, rerank_pairs, rerank_rows
+from ..evaluate.rerank import order_rows, recall_lists, rerank_pairs, rerank_rows
 from ..judge.failures import DEFAULT_MAX_FAILED_FRACTION, JudgeFailureError, check_limit
 from ..judge.scoring import score_pairs
 from ..rerank.fusion import choose_alpha
+from ..rerank.listwise import LISTWISE, listwise_rerank
 from .common import cached_embedder, require
 from .evaluate import embedded_sources, write_outputs
 from .judge import open_backend
@@ -49,22 +56,27 @@ def _items(cdir: Path) -> tuple[dict[str, EmbedItem], dict[str, EmbedItem]]:
             {r["candidate_id"]: EmbedItem(r["text"], r["image_path"]) for r in candidates.to_pylist()})
 
 
-def _lists_and_pairs(cfg, cached, top_k: int, **which) -> tuple[list, list]:
-    """The recall lists (every M-BEIR setting) and their (query, candidate) pairs of the sources ``which`` selects."""
-    lists, pairs = [], []
+def _recalled(cfg, cached, depth: int, **which):
+    """Per evaluation source of ``which``: (its recall lists in every M-BEIR setting, query items, candidate items)."""
     for src in embedded_sources(cfg, cached, **which):
         settings = cfg.recipe.evaluate.mbeir_settings if src["format"] == "mbeir" else [None]
         found = [lst for setting in settings for lst in recall_lists(
-            src["format"], src["queries"], src["qv"], src["cv"], top_k, setting=setting, pools=src["pools"],
+            src["format"], src["queries"], src["qv"], src["cv"], depth, setting=setting, pools=src["pools"],
             split=src["split"], datasets=src["datasets"])]
-        queries, candidates = _items(src["curated"])
+        yield (found, *_items(src["curated"]))
+
+
+def _lists_and_pairs(cfg, cached, top_k: int, **which) -> tuple[list, list]:
+    """The recall lists and their (query, candidate) pairs of the sources ``which`` selects."""
+    lists, pairs = [], []
+    for found, queries, candidates in _recalled(cfg, cached, top_k, **which):
         lists += found
         pairs += rerank_pairs(found, candidates, queries, top_k)
     return lists, pairs
 
 
 def _choose(lists, scores, top_k: int, spec) -> tuple[float, dict]:
-    """alpha with the best mean Recall@k over the held-out lists, and the record written to alpha.json."""
+    """alpha with the best mean Recall@k over the held-out lists, and the record for rerank_summary.json."""
     held_out = {(lst.query_id, lst.setting): (list(lst.candidate_ids[:top_k]), np.array(lst.scores[:top_k]),
                                               np.array([scores[(lst.query_id, c)] for c in lst.candidate_ids[:top_k]]),
                                               set(lst.positive_ids)) for lst in lists}
@@ -74,10 +86,43 @@ def _choose(lists, scores, top_k: int, spec) -> tuple[float, dict]:
                    "recall_at_k": {str(a): v for a, v in by_alpha.items()}}
 
 
+def _listwise(cfg, cached, out: Path, limit: float) -> tuple[list, list, dict]:
+    """Listwise reranking of every test list: (lists, their new orders, the summary)."""
+    s, r = cfg.stage, cfg.recipe.rerank
+    depth = int(OmegaConf.select(r, "listwise_top_k", default=5))
+    lists, orders, tables = [], [], []
+    with open_backend(r.scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log",
+                      max_images=depth + 1) as backend:
+        for found, queries, candidates in _recalled(cfg, cached, depth):
+            new, table = listwise_rerank(found, queries, candidates, depth, backend)
+            lists, orders, tables = lists + found, orders + new, tables + [table]
+    table = pa.concat_tables(tables)
+    write_parquet(table, out / "rerank_scores.parquet", LISTWISE)
+    counts = {status: int(pc.sum(pc.equal(table["status"], status)).as_py() or 0) for status in ("ok", "unparsed", "failed")}
+    if counts["failed"] > limit * max(1, table.num_rows):
+        raise SystemExit(f"rerank {s.tag}: {counts['failed']} of {table.num_rows} generations failed, above the "
+                         f"limit {limit:.0%} (errors in {out / 'rerank_scores.parquet'})")
+    return lists, orders, {"mode": "listwise", "depth": depth, "lists": table.num_rows, **counts}
+
+
 def run(cfg) -> list[dict]:
     s, r = cfg.stage, cfg.recipe.rerank
     require(s, "tag", "model_dir", "reranker_dir", "curated_dir", "cache_dir", "out_dir", "checkpoint_dir")
-    scoring = r.scoring
+    name = s.tag.split("+", 1)[-1]
+    if name not in r.rerankers:
+        raise SystemExit(f"rerank tag {s.tag!r}: expected <recall>+<reranker> with a reranker of "
+                         f"recipe.rerank.rerankers {list(r.rerankers)}")
+    scoring, out = r.scoring, Path(s.out_dir)
+    if r.rerankers[name].objective.name == "pair_list":
+        limit = check_limit(OmegaConf.select(scoring, "max_failed_fraction", default=DEFAULT_MAX_FAILED_FRACTION))
+        lists, orders, summary = _listwise(cfg, cached_embedder(cfg, s.model_dir, None), out, limit)
+        write_json(summary, out / "rerank_summary.json")
+        log.info("rerank %s (listwise): %s", s.tag, summary)
+        rows = order_rows(lists, orders)
+        for row in rows:
+            row["tag"] = s.tag
+        write_outputs(rows, out, s.tag)
+        return rows
     choose = ChooseAlpha(**OmegaConf.to_container(r.choose_alpha)) if r.get("choose_alpha") else None
     limit = check_limit(OmegaConf.select(scoring, "max_failed_fraction", default=DEFAULT_MAX_FAILED_FRACTION))
     cached = cached_embedder(cfg, s.model_dir, None)
@@ -91,7 +136,6 @@ def run(cfg) -> list[dict]:
     pairs = sorted(pairs + held_out_pairs, key=lambda p: p.query_id)   # a query's pairs contiguous (shards, prefix caching)
     log.info("rerank %s: %d lists (+%d held-out), %d pairs with %s (%s)", s.tag, len(lists), len(held_out), len(pairs),
              s.reranker_dir, scoring.backend)
-    out = Path(s.out_dir)
     try:
         with open_backend(scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log") as backend:
             table = score_pairs(pairs, backend, out / "rerank_scores.parquet", s.checkpoint_dir,
@@ -105,7 +149,7 @@ def run(cfg) -> list[dict]:
                          f"rerun to retry them (shards in {s.checkpoint_dir})")
     scores = dict(zip(zip(table["query_id"].to_pylist(), table["candidate_id"].to_pylist()), table["score"].to_pylist()))
     alpha, record = _choose(held_out, scores, r.top_k, choose) if choose else (r.alpha, {"alpha": r.alpha, "chosen_on": None})
-    write_json(record, out / "alpha.json")
+    write_json({"mode": "pointwise", **record}, out / "rerank_summary.json")
     log.info("rerank %s: alpha %.2f (%s)", s.tag, alpha, f"chosen on {choose.split}" if choose else "recipe.rerank.alpha")
     rows = rerank_rows(lists, scores, r.top_k, alpha)
     for row in rows:
