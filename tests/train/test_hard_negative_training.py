@@ -1,6 +1,7 @@
 """Hard-negative training through the one trainer: U-MARVEL's filtered negatives (info_nce) and
 UniME-V2's judge soft labels (soft_label) read the filter's table; queries without usable negatives
-are dropped and counted before training; resume is bit-exact for both objectives."""
+are dropped and counted before training; resume is bit-exact for both objectives and for U-MARVEL's
+distillation, which trains on a table of the same shape."""
 import dataclasses
 import json
 import random
@@ -19,6 +20,9 @@ from .settings import make_settings
 UMARVEL = make_settings(max_steps=4, save_every=1, objective={"name": "info_nce", "learnable_temperature": True,
                                                               "num_negatives": 2})
 UNIME = make_settings(max_steps=4, save_every=1, objective={"name": "soft_label", "num_negatives": 3})
+# U-MARVEL §3.3 distillation reads the same table shape (teacher scores in negative_scores / positive_score)
+DISTILL = make_settings(max_steps=4, save_every=1, objective={"name": "distill", "temperature": 0.05, "num_negatives": 3})
+PARTS = {"umarvel": "info_nce", "unime_v2": "soft_label_kl", "distill": "distill_kl"}
 
 
 def hard_negatives(curated, path, drop=()):
@@ -46,8 +50,8 @@ def run(tmp, name, world, model, settings, negatives, **kwargs):
                              progress=False, hard_negatives=negatives, **kwargs)
 
 
-@pytest.mark.parametrize("settings", [UMARVEL, UNIME], ids=["umarvel", "unime_v2"])
-def test_killed_hard_negative_training_resumes_bit_exactly(tmp_path, small_world, tiny_qwen2vl, settings):
+@pytest.mark.parametrize("name, settings", [("umarvel", UMARVEL), ("unime_v2", UNIME), ("distill", DISTILL)])
+def test_killed_hard_negative_training_resumes_bit_exactly(tmp_path, small_world, tiny_qwen2vl, name, settings):
     table = hard_negatives(small_world["curated"]["mbeir"], tmp_path / "hn.parquet")
     straight = run(tmp_path, "straight", small_world, tiny_qwen2vl, settings, table)
     assert run(tmp_path, "resumed", small_world, tiny_qwen2vl, settings, table, stop_after=2)["step"] == 2
@@ -56,8 +60,7 @@ def test_killed_hard_negative_training_resumes_bit_exactly(tmp_path, small_world
     a = load_file(str(tmp_path / "straight" / "out" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "resumed" / "out" / "model" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
-    part = "soft_label_kl" if settings is UNIME else "info_nce"
-    assert all(part in h for h in straight["history"])
+    assert all(PARTS[name] in h for h in straight["history"])
 
 
 def test_queries_without_usable_negatives_are_dropped_and_counted(tmp_path, small_world, tiny_qwen2vl):
