@@ -101,9 +101,6 @@ class VllmOfflineJudge:
         self.settings = {"backend": "vllm_offline", "weights": weights_digest(model),
                          "engine": {k: v for k, v in kwargs.items() if k not in THROUGHPUT_ONLY}}
 
-    def _request(self, pair: JudgePair) -> dict:
-        return self._request_of(build_judge_prompt(pair.query, pair.candidate))
-
     def _request_of(self, prompt: JudgePrompt) -> dict:
         text, paths = prompt.render(self.tokenizer)
         request: dict = {"prompt": text}
@@ -123,11 +120,10 @@ class VllmOfflineJudge:
             return JudgeResult.failed(f"no logprobs in the vLLM output: {type(error).__name__}: {error}")
         return score_from_top_logprobs(top, self.yes_id, self.no_id, self.top_logprobs)
 
-    def generate(self, prompts: Sequence[JudgePrompt], max_new_tokens: int = 8) -> list[Generation]:
-        """Greedy continuations (temperature 0) in prompt order, ``chunk_size`` prompts per engine call."""
-        vllm = _import_vllm()
-        sampling = vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
-        results: list[Generation | None] = [None] * len(prompts)
+    def _run(self, prompts: Sequence[JudgePrompt], sampling, read, failed) -> list:
+        """``read(output)`` per prompt in order, ``chunk_size`` prompts per engine call (bounded image memory);
+        a prompt that cannot be built (unreadable image, empty item) gets ``failed(message)`` instead."""
+        results: list = [None] * len(prompts)
         for start in range(0, len(prompts), self.chunk_size):
             index, requests = [], []
             for i in range(start, min(start + self.chunk_size, len(prompts))):
@@ -135,25 +131,24 @@ class VllmOfflineJudge:
                     requests.append(self._request_of(prompts[i]))
                     index.append(i)
                 except (OSError, ValueError) as error:
-                    results[i] = Generation.failed(f"{type(error).__name__}: {error}")
+                    results[i] = failed(f"{type(error).__name__}: {error}")
             if requests:
                 for i, output in zip(index, self.llm.generate(requests, sampling_params=sampling, use_tqdm=False)):
-                    results[i] = Generation.ok(output.outputs[0].text)
+                    results[i] = read(output)
         return results
 
+    def generate(self, prompts: Sequence[JudgePrompt], max_new_tokens: int = 8) -> list[Generation]:
+        """Greedy continuations (temperature 0) in prompt order."""
+        sampling = _import_vllm().SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+        return self._run(prompts, sampling, lambda output: Generation.ok(output.outputs[0].text), Generation.failed)
+
     def score(self, pairs: Sequence[JudgePair]) -> list[JudgeResult]:
-        """Results in pair order; prompts go to the engine ``chunk_size`` at a time (bounded image memory)."""
-        results: list[JudgeResult | None] = [None] * len(pairs)
-        for start in range(0, len(pairs), self.chunk_size):
-            index, requests = [], []
-            for i in range(start, min(start + self.chunk_size, len(pairs))):
-                try:
-                    requests.append(self._request(pairs[i]))
-                    index.append(i)
-                except (OSError, ValueError) as error:  # unreadable image, empty item
-                    results[i] = JudgeResult.failed(f"{type(error).__name__}: {error}")
-            if requests:
-                outputs = self.llm.generate(requests, sampling_params=self.sampling, use_tqdm=False)
-                for i, output in zip(index, outputs):
-                    results[i] = self._result(output)
-        return results
+        """Results in pair order (a pair whose prompt cannot be built fails alone)."""
+        prompts, results = [], [None] * len(pairs)
+        for i, pair in enumerate(pairs):
+            try:
+                prompts.append(build_judge_prompt(pair.query, pair.candidate))
+            except (OSError, ValueError) as error:  # an empty item
+                results[i] = JudgeResult.failed(f"{type(error).__name__}: {error}")
+        built = iter(self._run(prompts, self.sampling, self._result, JudgeResult.failed))
+        return [result if result is not None else next(built) for result in results]
