@@ -14,7 +14,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2"]
 
 def scratch_project(tmp_path: Path, hydra_overrides=(), **config) -> Path:
     """A copy of the project's workflow files in ``tmp_path`` with config.yaml updated by ``config``."""
-    for name in ("Snakefile", "workflow", "config", "profiles", "src", "envs"):
+    for name in ("Snakefile", "workflow", "config", "profiles", "src", "envs", "data"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
     write_config(tmp_path, hydra_overrides=list(hydra_overrides), **config)

@@ -148,6 +148,10 @@ def ablation_scores(study):
     return trained, shared
 
 
+# The papers' published numbers (data/published/*.csv), beside ours in tables/papers.md.
+PUBLISHED = sorted(str(p) for p in (Path(workflow.basedir) / "data" / "published").glob("*.csv"))
+
+
 def ablation_variant(study, variant):
     """The settings of one ablation variant (recipe.ablations.<study>.variants.<variant>)."""
     return STAGE_CONFIG.recipe.ablations[study].variants[variant]

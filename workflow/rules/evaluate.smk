@@ -41,6 +41,7 @@ rule tables:
         scores=expand(f"{RUN_DIR}/eval/{{tag}}/scores.parquet", tag=[*EVAL_MODELS, *RERANK_TAGS]),
         models=TRAINED_MODELS,
         rerankers=[stage_output(f"reranker_{r}") for r in RERANKERS],
+        published=PUBLISHED,
     output:
         markdown=f"{RUN_DIR}/tables/per_stage.md",
         latex=f"{RUN_DIR}/tables/per_stage.tex",
@@ -56,6 +57,7 @@ rule tables:
         f"{LOGS}/tables.log",
     params:
         out_dir=lambda wildcards, output: Path(output.markdown).parent,
+        published=lambda wildcards, input: json.dumps(list(input.published)),
         scores=lambda wildcards, input: json.dumps(list(input.scores)),
         summaries=lambda wildcards, input: json.dumps([f"{m}/training_summary.json"
                                                        for m in [*input.models, *input.rerankers]]),
@@ -65,4 +67,5 @@ rule tables:
         "../../envs/eval.yaml"
     shell:
         "python -m uniembed.stages.tables --stage scores {params.scores:q} --stage summaries {params.summaries:q}"
+        " --stage published {params.published:q}"
         " --stage out_dir {params.out_dir:q} > {log:q} 2>&1"

@@ -103,9 +103,9 @@ def read_published_file(path: Path) -> list[dict]:
     return rows
 
 
-def read_published(root: str | Path | None = None) -> list[dict]:
-    """Every row of every ``*.csv`` under ``root`` (default: the repository's ``data/published``)."""
-    files = sorted(Path(root or DEFAULT_ROOT).glob("*.csv"))
+def read_published(root: str | Path | None = None, files=None) -> list[dict]:
+    """Every row of ``files``, or of every ``*.csv`` under ``root`` (default: the repository's ``data/published``)."""
+    files = [Path(f) for f in files] if files else sorted(Path(root or DEFAULT_ROOT).glob("*.csv"))
     if not files:
         raise FileNotFoundError(f"no published-numbers CSV under {root or DEFAULT_ROOT}")
     return [row for path in files for row in read_published_file(path)]

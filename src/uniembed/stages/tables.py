@@ -52,7 +52,7 @@ def run(cfg) -> pa.Table:
     with atomic_path(out / "per_stage.csv") as tmp:
         pacsv.write_csv(table, tmp)
     roles = _roles(cfg.recipe)
-    published = read_published()
+    published = read_published(files=cfg.stage.get("published") or None)
     for fmt, suffix in (("markdown", "md"), ("latex", "tex")):
         with atomic_path(out / f"papers.{suffix}") as tmp:
             tmp.write_text(paper_tables(rows, published, fmt=fmt, **roles))
