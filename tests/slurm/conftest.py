@@ -54,11 +54,14 @@ def slurm_cluster():
 
 def short_training() -> list[str]:
     """Hydra overrides that cut every training stage of the tiny recipe (pretrain stages, hard-negative
-    objectives) to 2 steps of 4 examples."""
+    objectives, rerankers, distillation) to 2 steps of 4 examples."""
     recipe = yaml.safe_load((ROOT / "config" / "recipe" / "tiny.yaml").read_text())
     entries = [(f"recipe.pretrain.stages.{name}", stage) for name, stage in recipe["pretrain"]["stages"].items()]
     entries += [(f"recipe.train_hn.objectives.{name}", stage)
                 for name, stage in (recipe.get("train_hn") or {}).get("objectives", {}).items()]
+    entries += [(f"recipe.rerank.rerankers.{name}", stage)
+                for name, stage in (recipe.get("rerank") or {}).get("rerankers", {}).items()]
+    entries += [("recipe.distill.train", recipe["distill"]["train"])] if recipe.get("distill") else []
     return [f"{prefix}.{key}={value}" for prefix, stage in entries
             for key, value in (("max_steps", 2), ("batch_size", 4), ("save_every", 1), ("optimizer.warmup_steps", 1))
             if key.split(".")[0] in stage]
@@ -66,7 +69,7 @@ def short_training() -> list[str]:
 
 def slurm_project(path: Path, resources_per_rule=None, overrides=None) -> Path:
     """A scratch copy of the workflow on the small synthetic world, with resources_per_rule entries updated."""
-    for name in ("Snakefile", "workflow", "config", "profiles", "src", "envs"):
+    for name in ("Snakefile", "workflow", "config", "profiles", "src", "envs", "data"):
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__"))
