@@ -1,5 +1,6 @@
 """Every adapter the embedded-default DAG saves, on the model it was trained from, gives the
-embeddings of the merged model/ saved next to it (max |difference| <= 1e-5, float32)."""
+embeddings of the merged model/ saved next to it (a reranker's: its Yes/No logits; max |difference|
+<= 1e-5, float32)."""
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -10,6 +11,9 @@ import yaml
 
 from uniembed.config import compose_config, experiment_overrides
 from uniembed.embed.embedder import EmbedItem, Embedder, EmbeddingMode
+from uniembed.judge.pairs import JudgePair
+from uniembed.judge.prompt import build_judge_prompt
+from uniembed.judge.transformers_backend import TransformersJudge
 
 MODES = {"mean-bidirectional": EmbeddingMode(), "last-causal": EmbeddingMode(pooling="last", attention="causal")}
 TOL = 1e-5
@@ -19,7 +23,8 @@ def training_starts(project: Path) -> tuple[Path, dict[str, Path]]:
     """The run directory and ``{stage: the model it was trained from}``, as the workflow chains them:
     the base model for the first stage of ``recipe.pretrain.order``, else the previous model/
     (workflow/rules/pretrain.smk); every hard-negative objective from ``recipe.train_hn.from``'s model/
-    (workflow/rules/train_hn.smk)."""
+    (workflow/rules/train_hn.smk); distillation from ``recipe.distill.from``'s model/ and every reranker
+    from the base model (workflow/rules/rerank.smk)."""
     config = yaml.safe_load((project / "config" / "config.yaml").read_text())
     stage_cfg = compose_config(experiment_overrides(config["experiment"], config["resources"],
                                                     config.get("hydra_overrides", [])), project / "config")
@@ -30,6 +35,10 @@ def training_starts(project: Path) -> tuple[Path, dict[str, Path]]:
     train_hn = stage_cfg.recipe.get("train_hn")
     if train_hn:
         starts.update({f"hn_{name}": run_dir / "models" / train_hn["from"] / "model" for name in train_hn.objectives})
+    if stage_cfg.recipe.get("distill"):
+        starts["distill"] = run_dir / "models" / stage_cfg.recipe.distill["from"] / "model"
+    if stage_cfg.recipe.get("rerank"):
+        starts.update({f"reranker_{name}": project / stage_cfg.model.path for name in stage_cfg.recipe.rerank.rerankers})
     return run_dir, starts
 
 
@@ -40,6 +49,15 @@ def sample_items(run_dir: Path, n: int = 4) -> list[EmbedItem]:
     text_only = table.filter(pc.is_null(table["image_path"])).slice(0, n).to_pylist()
     assert len(with_image) == len(text_only) == n
     return [EmbedItem(r["text"], r["image_path"], r["instruction"]) for r in with_image + text_only]
+
+
+def _rendered(judge, prompts):
+    texts, images = [], []
+    for prompt in prompts:
+        text, prompt_images = judge._render(prompt)
+        texts.append(text)
+        images += prompt_images
+    return texts, images
 
 
 @pytest.mark.slow
@@ -53,7 +71,17 @@ def test_every_saved_adapter_gives_its_merged_models_embeddings(finished_run, mo
     assert sorted(stages) == sorted(starts), f"the DAG saved adapters for {stages}, expected {sorted(starts)}"
     items = sample_items(run_dir)
     worst = {}
-    for adapter in adapters:
+    for adapter in [a for a in adapters if a.parent.name.startswith("reranker_")]:   # generative: the answer logits
+        start, merged_dir = starts[adapter.parent.name], adapter.parent / "model"
+        pairs = [JudgePair("q", f"c{i}", False, i, item, candidate)
+                 for i, (item, candidate) in enumerate(zip(items, items[1:] + items[:1]))]
+        prompts = [build_judge_prompt(p.query, p.candidate) for p in pairs]
+        adapted, merged, base = (TransformersJudge(model, batch_size=4, device="cpu", adapter_dir=extra)
+                                 for model, extra in ((start, adapter), (merged_dir, None), (start, None)))
+        logits = [judge.logits(*_rendered(judge, prompts)) for judge in (adapted, merged, base)]
+        worst[f"{adapter.parent.name}/yes-no logits"] = float((logits[0] - logits[1]).abs().max())
+        assert float((logits[0] - logits[2]).abs().max()) > 1e-4, f"{adapter} changes nothing"
+    for adapter in [a for a in adapters if not a.parent.name.startswith("reranker_")]:
         start, merged_dir = starts[adapter.parent.name], adapter.parent / "model"
         for name, mode in MODES.items():
             adapted = Embedder.from_pretrained(start, adapter, mode, device="cpu").encode(items)

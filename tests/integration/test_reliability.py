@@ -26,8 +26,9 @@ def test_a_deleted_intermediate_is_rebuilt_with_everything_after_it(finished_run
         plan = _plan(finished_run, tmp_path)
     finally:
         shutil.move(aside, stage)
-    assert plan["pretrain"] == 3 and plan["evaluate"] == 5 and plan["train_hn"] == 2
-    assert {"mine", "judge", "filter", "judge_quality", "tables"} <= set(plan)
+    assert plan["pretrain"] == 3 and plan["evaluate"] == 6 and plan["train_hn"] == 2   # + distill's evaluation
+    assert {"mine", "judge", "filter", "judge_quality", "tables", "train_reranker", "rerank", "distill_data",
+            "distill"} <= set(plan)
     assert "curate" not in plan and "build_model" not in plan
     assert _plan(finished_run, tmp_path) == {}
 
@@ -36,12 +37,18 @@ def test_a_deleted_intermediate_is_rebuilt_with_everything_after_it(finished_run
 @pytest.mark.parametrize("override, expected", [
     ("recipe.judge.batch_size=8", {"judge", "filter", "judge_quality", "train_hn", "evaluate", "tables"}),
     ("recipe.filters.unime_v2.params.beta=0.2", {"filter", "judge_quality", "train_hn", "evaluate", "tables"}),
-    ("recipe.train_hn.objectives.umarvel.max_steps=7", {"train_hn", "evaluate", "tables"}),
-    ("recipe.evaluate.batch_size=8", {"evaluate", "tables"}),
+    # hn_umarvel is the recall model of rerank and the start of distillation
+    ("recipe.train_hn.objectives.umarvel.max_steps=7", {"train_hn", "evaluate", "tables", "rerank", "distill_data",
+                                                        "distill"}),
+    # rerank and distill_data embed with the evaluation settings
+    ("recipe.evaluate.batch_size=8", {"evaluate", "tables", "rerank", "distill_data", "distill"}),
+    # the rerankers train on the mined table
     ("recipe.pretrain.stages.mbeir.optimizer.lr=0.002", {"pretrain", "evaluate", "tables", "mine", "judge", "filter",
-                                                         "judge_quality", "train_hn"}),
+                                                         "judge_quality", "train_hn", "train_reranker", "rerank",
+                                                         "distill_data", "distill"}),
     ("data.sources.nli.path=resources/synthetic/nli/other.csv", {"curate", "pretrain", "evaluate", "tables",
-                                                                 "mine", "judge", "filter", "judge_quality", "train_hn"}),
+                                                                 "mine", "judge", "filter", "judge_quality", "train_hn",
+                                                                 "train_reranker", "rerank", "distill_data", "distill"}),
 ])
 def test_a_changed_setting_reruns_only_what_depends_on_it(finished_run, tmp_path, override, expected):
     plan = _plan(finished_run, tmp_path, [override])
@@ -53,7 +60,8 @@ def test_a_different_base_model_reruns_everything_made_from_it(finished_run, tmp
     other = tmp_path / "other-model"
     shutil.copytree(finished_run / "resources" / "models" / "tiny-qwen2vl", other)
     plan = _plan(finished_run, tmp_path, ["model=qwen2vl_7b", f"model.path={other}"])
-    assert plan["pretrain"] == 3 and plan["evaluate"] == 6 and {"mine", "judge", "filter", "tables", "train_hn"} <= set(plan)
+    assert plan["pretrain"] == 3 and plan["evaluate"] == 7 and {"mine", "judge", "filter", "tables", "train_hn",
+                                                                "train_reranker", "distill"} <= set(plan)
     assert "curate" not in plan and "generate_data" not in plan
 
 

@@ -21,6 +21,7 @@ RULE_LOG = "results/default/logs/pretrain_nli.log"
 INPUTS = ["resources/models/tiny-qwen2vl", "results/default/curated/nli/summary.json"]
 COMMENT = "rule_pretrain_wildcards_nli"  # the plugin's --comment for the job of pretrain, stage nli
 OVERRIDES = [SIZES, "recipe.pretrain.order=[nli]", "recipe.mine.from=pretrain_nli", "recipe.train_hn.from=pretrain_nli",
+             "recipe.ablations.umarvel.variants.progressive.model=pretrain_nli",
              *(f"recipe.pretrain.stages.nli.{key}={value}" for key, value in
                (("max_steps", MAX_STEPS), ("batch_size", 4), ("optimizer.warmup_steps", 1), ("save_every", SAVE_EVERY)))]
 

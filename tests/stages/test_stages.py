@@ -41,7 +41,9 @@ def test_curate_stage_writes_schema_checked_tables(generated, tmp_path, source):
         assert all(r["modality"] == TASKS[r["task_id"]][0] for r in q)
         assert all(r["instruction"] for r in q)
         pools = set(tables["pools"].column("pool").to_pylist())
-        assert {"union_train", "union_test"} <= pools and sum("_task" in p for p in pools) == 7
+        assert {"union_train", "union_test", "union_val"} <= pools
+        assert sum("_task" in p and not p.endswith("_val") for p in pools) == 7   # test local pools
+        assert sum("_task" in p and p.endswith("_val") for p in pools) == 7       # val local pools
     if source == "mmeb":
         meta = {r["dataset"]: r for r in tables["datasets"].to_pylist()}
         assert {m["meta_task"] for m in meta.values() if m["meta_task"]} == {"Classification", "VQA", "Retrieval", "Grounding"}
@@ -123,8 +125,8 @@ def test_rerank_stage_scores_the_recall_top_k_with_the_judge_backend(tiny_qwen2v
     curated = small_world["curated"]["mbeir"].parent
     common = [f"stage.model_dir={tiny_qwen2vl}", f"stage.curated_dir={curated}", f"stage.cache_dir={tmp_path / 'cache'}",
               "stage.progress=false", "recipe.device=cpu", "data.sources={mbeir: {format: mbeir}, mmeb: {format: mmeb}}"]
-    section = ("+recipe.rerank={rerankers: {}, recall: zero_shot, top_k: 3, alpha: 1.0, scoring: {backend: transformers,"
-               " batch_size: 16, queries_per_shard: 8, top_logprobs: 20}}")
+    section = ("+recipe.rerank={rerankers: {}, recall: zero_shot, top_k: 3, alpha: 1.0, choose_alpha: null,"
+               " scoring: {backend: transformers, batch_size: 16, queries_per_shard: 8, top_logprobs: 20}}")
     recall = evaluate.run(stage_cfg(tmp_path, *common, "stage.tag=zero_shot", f"stage.out_dir={tmp_path / 'eval'}"))
     args = [*common, section, "stage.tag=zero_shot+pointwise", f"stage.reranker_dir={tiny_qwen2vl}",
             f"stage.out_dir={tmp_path / 'rerank'}", f"stage.checkpoint_dir={tmp_path / 'shards'}"]
