@@ -221,6 +221,20 @@ def validate_groups(cfg: DictConfig) -> None:
         _check_objective(stage["objective"], f"{where}.objective", task="embedding")
     for name, stage in ((recipe.get("rerank") or {}).get("rerankers") or {}).items():
         _check_objective(stage["objective"], f"recipe.rerank.rerankers.{name}.objective", task="rerank")
+    if recipe.get("rerank"):
+        _check_rerank(recipe["rerank"])
+
+
+def _check_rerank(rerank: dict) -> None:
+    """Depths at least 1, fusion weights in [0, 1] (U-MARVEL App. C eq. 4)."""
+    choose = rerank.get("choose_alpha") or {}
+    for key, value in (("top_k", rerank["top_k"]), ("listwise_top_k", rerank.get("listwise_top_k", 5)),
+                       ("choose_alpha.k", choose.get("k", 5))):
+        if value < 1:
+            raise ConfigTypeError(f"recipe.rerank.{key}: expected an integer >= 1, got {value}")
+    for key, values in (("alpha", [rerank["alpha"]]), ("choose_alpha.grid", choose.get("grid") or [])):
+        if any(not 0.0 <= v <= 1.0 for v in values):
+            raise ConfigTypeError(f"recipe.rerank.{key}: expected values in [0, 1], got {values}")
 
 
 def _check_variant(recipe: dict, variants: dict, variant: str, where: str) -> None:

@@ -112,3 +112,15 @@ def test_ablation_variants_are_checked_when_the_config_is_read(variant, message)
     cfg.recipe.ablations.umarvel.variants.broken = variant
     with pytest.raises(ConfigTypeError, match=message):
         validate_groups(cfg)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("recipe.rerank.listwise_top_k=0", "recipe.rerank.listwise_top_k: expected an integer >= 1"),
+    ("recipe.rerank.alpha=1.5", r"recipe.rerank.alpha: expected values in \[0, 1\]"),
+    ("+recipe.rerank.choose_alpha.grid=[0.5,2.0]", r"recipe.rerank.choose_alpha.grid: expected values in \[0, 1\]"),
+])
+def test_rerank_settings_are_checked_when_the_config_is_read(override, message):
+    from uniembed.config_schema import ConfigTypeError, validate_groups
+
+    with pytest.raises(ConfigTypeError, match=message):
+        validate_groups(compose_config(["recipe=tiny", override], ROOT / "config"))
