@@ -136,6 +136,9 @@ class JudgeSettings:
     engine: JudgeEngine = field(default_factory=JudgeEngine)
 
 
+LISTWISE_TOP_K = 5   # UniME-V2 Table 3 reranks the top 5 listwise
+
+
 @dataclass
 class ChooseAlpha:
     """``recipe.rerank.choose_alpha``: pick the fusion weight on a held-out split (U-MARVEL App. C eq. 4 tunes
@@ -178,7 +181,7 @@ def _recipe_schema():
     rerank = dataclasses.make_dataclass("Rerank", [("rerankers", dict[str, stage]), ("recall", str), ("top_k", int),
                                                    ("alpha", float), ("scoring", JudgeSettings),
                                                    ("choose_alpha", Optional[ChooseAlpha], field(default=None)),
-                                                   ("listwise_top_k", int, field(default=5))])
+                                                   ("listwise_top_k", int, field(default=LISTWISE_TOP_K))])
     distill = dataclasses.make_dataclass("Distill", [("from_", str, field(metadata={"key": "from"})), ("reranker", str),
                                                      ("fraction", float), ("seed", int), ("candidates", int),
                                                      ("alpha", float), ("train", stage)])
@@ -227,12 +230,12 @@ def validate_groups(cfg: DictConfig) -> None:
 
 def _check_rerank(rerank: dict) -> None:
     """Depths at least 1, fusion weights in [0, 1] (U-MARVEL App. C eq. 4)."""
-    choose = rerank.get("choose_alpha") or {}
-    for key, value in (("top_k", rerank["top_k"]), ("listwise_top_k", rerank.get("listwise_top_k", 5)),
-                       ("choose_alpha.k", choose.get("k", 5))):
+    choose = ChooseAlpha(**rerank["choose_alpha"]) if rerank.get("choose_alpha") else None
+    depths = [("top_k", rerank["top_k"]), ("listwise_top_k", rerank.get("listwise_top_k", LISTWISE_TOP_K))]
+    for key, value in depths + ([("choose_alpha.k", choose.k)] if choose else []):
         if value < 1:
             raise ConfigTypeError(f"recipe.rerank.{key}: expected an integer >= 1, got {value}")
-    for key, values in (("alpha", [rerank["alpha"]]), ("choose_alpha.grid", choose.get("grid") or [])):
+    for key, values in (("alpha", [rerank["alpha"]]), ("choose_alpha.grid", (choose.grid if choose else None) or [])):
         if any(not 0.0 <= v <= 1.0 for v in values):
             raise ConfigTypeError(f"recipe.rerank.{key}: expected values in [0, 1], got {values}")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -67,26 +68,28 @@ def _checked(judged: pa.Table) -> None:
             raise ValueError(f"judged table: column {column!r} has null values")
 
 
-def labelled_scores(judged: pa.Table, truth: Mapping[str, Collection[str]]) -> tuple[np.ndarray, np.ndarray]:
-    """The usable pairs' scores and whether each pair truly matches (queries without truth left out)."""
-    _checked(judged)
-    scores, labels = [], []
-    for qid, cid, _, score, status in zip(*(judged[c].to_pylist() for c in _COLUMNS)):
-        if qid in truth and status == "ok" and score is not None and np.isfinite(score):
-            scores.append(float(score))
-            labels.append(cid in truth[qid])
-    return np.array(scores, dtype=np.float64), np.array(labels, dtype=bool)
+@dataclass
+class ScoredPairs:
+    """One pass over a judged table against the truth: the usable pairs' scores, whether each truly
+    matches and is a mined candidate, and the counts the report needs."""
+    scores: np.ndarray
+    matches: np.ndarray
+    mined: np.ndarray
+    queries: set
+    no_truth: set
+    with_match: set
+    failed: int
+    mined_matches: int
+    positives_not_in_truth: int
 
 
-def judge_quality(judged: pa.Table, truth: Mapping[str, Collection[str]],
-                  removed: Mapping[str, Collection[str]] | None = None) -> dict:
-    """The judge quality report (a flat dict of counts and rates; see the module docstring)."""
+def score_against_truth(judged: pa.Table, truth: Mapping[str, Collection[str]]) -> ScoredPairs:
+    """Every pair of ``judged`` labelled by ``truth`` (queries without truth counted, left out)."""
     _checked(judged)
-    rows = zip(*(judged[c].to_pylist() for c in _COLUMNS))
     scores, labels, mined_flags = [], [], []
     no_truth, queries, with_match = set(), set(), set()
     failed = mined_matches = positives_not_in_truth = 0
-    for qid, cid, is_pos, score, status in rows:
+    for qid, cid, is_pos, score, status in zip(*(judged[c].to_pylist() for c in _COLUMNS)):
         if qid not in truth:
             no_truth.add(qid)
             continue
@@ -102,19 +105,35 @@ def judge_quality(judged: pa.Table, truth: Mapping[str, Collection[str]],
         scores.append(float(score))
         labels.append(match)
         mined_flags.append(not is_pos)
-    scores_a, labels_a, mined_a = np.array(scores), np.array(labels, dtype=bool), np.array(mined_flags, dtype=bool)
+    return ScoredPairs(np.array(scores, dtype=np.float64), np.array(labels, dtype=bool), np.array(mined_flags, dtype=bool),
+                       queries, no_truth, with_match, failed, mined_matches, positives_not_in_truth)
+
+
+def labelled_scores(judged: pa.Table, truth: Mapping[str, Collection[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """The usable pairs' scores and whether each pair truly matches (queries without truth left out)."""
+    scored = score_against_truth(judged, truth)
+    return scored.scores, scored.matches
+
+
+def judge_quality(judged: pa.Table, truth: Mapping[str, Collection[str]],
+                  removed: Mapping[str, Collection[str]] | None = None, scored: ScoredPairs | None = None) -> dict:
+    """The judge quality report (a flat dict of counts and rates; see the module docstring); ``scored``:
+    :func:`score_against_truth` of the same table, when the caller has it already."""
+    p = scored or score_against_truth(judged, truth)
+    scores_a, labels_a, mined_a = p.scores, p.matches, p.mined
+    queries, no_truth, with_match = p.queries, p.no_truth, p.with_match
     report = {
         "queries": len(queries), "queries_without_truth": len(no_truth),
-        "pairs_scored": len(scores), "pairs_failed": failed,
+        "pairs_scored": len(scores_a), "pairs_failed": p.failed,
         "matches": int(labels_a.sum()), "non_matches": int((~labels_a).sum()),
         "roc_auc": roc_auc(scores_a, labels_a),
         "roc_auc_mined": roc_auc(scores_a[mined_a], labels_a[mined_a]) if mined_a.size else None,
         "mean_score_matches": _mean(scores_a[labels_a].tolist()),
         "mean_score_non_matches": _mean(scores_a[~labels_a].tolist()),
-        "mined_genuine_matches": mined_matches,
+        "mined_genuine_matches": p.mined_matches,
         "queries_with_genuine_match": len(with_match),
         "queries_with_genuine_match_fraction": len(with_match) / len(queries) if queries else None,
-        "positives_not_in_truth": positives_not_in_truth,
+        "positives_not_in_truth": p.positives_not_in_truth,
     }
     if removed is not None:
         pairs = [(q, c) for q, cids in removed.items() for c in cids if q in truth]
@@ -123,7 +142,7 @@ def judge_quality(judged: pa.Table, truth: Mapping[str, Collection[str]],
             "removed_pairs": len(pairs), "removed_genuine_matches": genuine,
             "removed_without_truth": sum(len(c) for q, c in removed.items() if q not in truth),
             "removal_precision": genuine / len(pairs) if pairs else None,
-            "removal_recall": genuine / mined_matches if mined_matches else None,
+            "removal_recall": genuine / p.mined_matches if p.mined_matches else None,
         })
     return report
 

@@ -59,9 +59,6 @@ class TransformersJudge:
                          "adapter": weights_digest(adapter_dir), "dtype": str(dtype).removeprefix("torch."),
                          "device_type": self.device.type}
 
-    def _prepare(self, pair: JudgePair):
-        return self._render(build_judge_prompt(pair.query, pair.candidate))
-
     def _render(self, prompt: JudgePrompt):
         text, paths = prompt.render(self.processor)
         images = []
@@ -69,6 +66,17 @@ class TransformersJudge:
             with Image.open(path) as image:
                 images.append(image.convert("RGB"))
         return text, images
+
+    def _batches(self, items: Sequence, build, failed) -> tuple[list, list[list[tuple[int, str, list]]]]:
+        """(results holding ``failed(message)`` for every item whose prompt cannot be rendered: unreadable image,
+        empty item; the others as (index, text, images) in batches of ``batch_size``)."""
+        results, ready = [None] * len(items), []
+        for i, item in enumerate(items):
+            try:
+                ready.append((i, *self._render(build(item))))
+            except (OSError, ValueError) as error:
+                results[i] = failed(f"{type(error).__name__}: {error}")
+        return results, [ready[start: start + self.batch_size] for start in range(0, len(ready), self.batch_size)]
 
     @torch.no_grad()
     def logits(self, texts: list[str], images: list[Image.Image]) -> torch.Tensor:
@@ -80,16 +88,9 @@ class TransformersJudge:
     @torch.no_grad()
     def generate(self, prompts: Sequence[JudgePrompt], max_new_tokens: int = 8) -> list[Generation]:
         """Greedy continuations (``do_sample=False``), only the new tokens, special tokens dropped."""
-        results: list[Generation | None] = [None] * len(prompts)
-        ready = []
-        for i, prompt in enumerate(prompts):
-            try:
-                ready.append((i, *self._render(prompt)))
-            except (OSError, ValueError) as error:
-                results[i] = Generation.failed(f"{type(error).__name__}: {error}")
+        results, batches = self._batches(prompts, lambda prompt: prompt, Generation.failed)
         tokenizer = self.processor.tokenizer
-        for start in range(0, len(ready), self.batch_size):
-            chunk = ready[start: start + self.batch_size]
+        for chunk in batches:
             batch = self.processor(text=[t for _, t, _ in chunk], images=[im for _, _, ims in chunk for im in ims] or None,
                                    padding=True, return_tensors="pt").to(self.device)
             out = self.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
@@ -100,17 +101,9 @@ class TransformersJudge:
         return results
 
     def score(self, pairs: Sequence[JudgePair]) -> list[JudgeResult]:
-        results: list[JudgeResult | None] = [None] * len(pairs)
-        ready: list[tuple[int, str, list]] = []
-        for i, pair in enumerate(pairs):
-            try:
-                text, images = self._prepare(pair)
-            except (OSError, ValueError) as error:  # unreadable image, empty item
-                results[i] = JudgeResult.failed(f"{type(error).__name__}: {error}")
-                continue
-            ready.append((i, text, images))
-        for start in range(0, len(ready), self.batch_size):
-            chunk = ready[start: start + self.batch_size]
+        results, batches = self._batches(pairs, lambda pair: build_judge_prompt(pair.query, pair.candidate),
+                                         JudgeResult.failed)
+        for chunk in batches:
             two = self.logits([text for _, text, _ in chunk], [im for _, _, ims in chunk for im in ims])
             probs = torch.softmax(two, dim=-1)
             finite = torch.isfinite(two).all(dim=-1)

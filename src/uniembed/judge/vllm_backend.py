@@ -120,15 +120,16 @@ class VllmOfflineJudge:
             return JudgeResult.failed(f"no logprobs in the vLLM output: {type(error).__name__}: {error}")
         return score_from_top_logprobs(top, self.yes_id, self.no_id, self.top_logprobs)
 
-    def _run(self, prompts: Sequence[JudgePrompt], sampling, read, failed) -> list:
-        """``read(output)`` per prompt in order, ``chunk_size`` prompts per engine call (bounded image memory);
-        a prompt that cannot be built (unreadable image, empty item) gets ``failed(message)`` instead."""
-        results: list = [None] * len(prompts)
-        for start in range(0, len(prompts), self.chunk_size):
+    def _run(self, items: Sequence, build, sampling, read, failed) -> list:
+        """``read(output)`` per item in order, ``chunk_size`` prompts per engine call (bounded image memory);
+        an item whose prompt ``build(item)`` cannot be built or rendered (unreadable image, empty item) gets
+        ``failed(message)`` instead."""
+        results: list = [None] * len(items)
+        for start in range(0, len(items), self.chunk_size):
             index, requests = [], []
-            for i in range(start, min(start + self.chunk_size, len(prompts))):
+            for i in range(start, min(start + self.chunk_size, len(items))):
                 try:
-                    requests.append(self._request_of(prompts[i]))
+                    requests.append(self._request_of(build(items[i])))
                     index.append(i)
                 except (OSError, ValueError) as error:
                     results[i] = failed(f"{type(error).__name__}: {error}")
@@ -140,15 +141,10 @@ class VllmOfflineJudge:
     def generate(self, prompts: Sequence[JudgePrompt], max_new_tokens: int = 8) -> list[Generation]:
         """Greedy continuations (temperature 0) in prompt order."""
         sampling = _import_vllm().SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
-        return self._run(prompts, sampling, lambda output: Generation.ok(output.outputs[0].text), Generation.failed)
+        return self._run(prompts, lambda prompt: prompt, sampling, lambda output: Generation.ok(output.outputs[0].text),
+                         Generation.failed)
 
     def score(self, pairs: Sequence[JudgePair]) -> list[JudgeResult]:
         """Results in pair order (a pair whose prompt cannot be built fails alone)."""
-        prompts, results = [], [None] * len(pairs)
-        for i, pair in enumerate(pairs):
-            try:
-                prompts.append(build_judge_prompt(pair.query, pair.candidate))
-            except (OSError, ValueError) as error:  # an empty item
-                results[i] = JudgeResult.failed(f"{type(error).__name__}: {error}")
-        built = iter(self._run(prompts, self.sampling, self._result, JudgeResult.failed))
-        return [result if result is not None else next(built) for result in results]
+        return self._run(pairs, lambda pair: build_judge_prompt(pair.query, pair.candidate), self.sampling,
+                         self._result, JudgeResult.failed)

@@ -44,10 +44,10 @@ def embedded_sources(cfg, cached, mbeir_split: str | None = None, formats=("mbei
         cdir = Path(s.curated_dir) / source
         queries = read_parquet(cdir / "queries.parquet", QUERIES)
         split = (mbeir_split or ev.mbeir_split) if spec.format == "mbeir" else ev.mmeb_split
-        if mbeir_split and spec.format == "mbeir" and not queries.filter(pc.equal(queries["split"], split)).num_rows:
+        test = queries.filter(pc.equal(queries["split"], split))
+        if mbeir_split and spec.format == "mbeir" and not test.num_rows:
             raise SystemExit(f"{source}: no {split!r} queries in {cdir / 'queries.parquet'} "
                              f"(the data config's sources.{source}.splits must include {split!r})")
-        test = queries.filter(pc.equal(queries["split"], split))
         pools = datasets = None
         if spec.format == "mbeir":
             pools = read_parquet(cdir / "pools.parquet", POOLS)

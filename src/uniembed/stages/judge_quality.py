@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from ..artifacts import atomic_path, read_parquet, write_json
 from ..config import stage_config
 from ..evaluate.figures import judge_scores_figure
-from ..evaluate.judge_quality import judge_quality, judge_quality_markdown, labelled_scores, read_truth
+from ..evaluate.judge_quality import judge_quality, judge_quality_markdown, read_truth, score_against_truth
 from ..mine.schemas import JUDGE_SCORES, MINED
 from ..negatives.select import removed_false_negatives
 from .common import require
@@ -39,8 +39,9 @@ def run(cfg) -> dict:
     mined = mined.filter(pc.is_in(mined["query_id"], value_set=pc.unique(judged["query_id"])))
     removed = removed_false_negatives(mined, judged, f.strategy, OmegaConf.to_container(f.params))
     truth = read_truth(s.truth)
-    report = judge_quality(judged, truth, removed)
-    judge_scores_figure(*labelled_scores(judged, truth), report["roc_auc"], out / "judge_scores.png")
+    scored = score_against_truth(judged, truth)
+    report = judge_quality(judged, truth, removed, scored)
+    judge_scores_figure(scored.scores, scored.matches, report["roc_auc"], out / "judge_scores.png")
     write_json(report, out / "judge_quality.json")
     with atomic_path(out / "judge_quality.md") as tmp:
         tmp.write_text(judge_quality_markdown(report, f"Judge quality ({judged['judge_model'][0].as_py()}), filter {s.name}"))

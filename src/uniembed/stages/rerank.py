@@ -34,14 +34,14 @@ from omegaconf import OmegaConf
 
 from ..artifacts import read_parquet, write_json, write_parquet
 from ..config import stage_config
-from ..config_schema import ChooseAlpha
+from ..config_schema import LISTWISE_TOP_K, ChooseAlpha
 from ..data.schemas import CANDIDATES, QUERIES
 from ..embed.embedder import EmbedItem
 from ..evaluate.rerank import order_rows, recall_lists, rerank_pairs, rerank_rows
-from ..judge.failures import DEFAULT_MAX_FAILED_FRACTION, JudgeFailureError, check_limit
+from ..judge.failures import DEFAULT_MAX_FAILED_FRACTION, JudgeFailureError, check_failures, check_limit
 from ..judge.scoring import score_pairs
 from ..rerank.fusion import choose_alpha
-from ..rerank.listwise import LISTWISE, listwise_rerank
+from ..rerank.listwise import FAILED, LISTWISE, OK, UNPARSED, listwise_rerank
 from .common import cached_embedder, require
 from .evaluate import embedded_sources, write_outputs
 from .judge import open_backend
@@ -89,19 +89,25 @@ def _choose(lists, scores, top_k: int, spec) -> tuple[float, dict]:
 def _listwise(cfg, cached, out: Path, limit: float) -> tuple[list, list, dict]:
     """Listwise reranking of every test list: (lists, their new orders, the summary)."""
     s, r = cfg.stage, cfg.recipe.rerank
-    depth = int(OmegaConf.select(r, "listwise_top_k", default=5))
+    depth = int(OmegaConf.select(r, "listwise_top_k", default=LISTWISE_TOP_K))
     lists, orders, tables = [], [], []
     with open_backend(r.scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log",
                       max_images=depth + 1) as backend:
         for found, queries, candidates in _recalled(cfg, cached, depth):
             new, table = listwise_rerank(found, queries, candidates, depth, backend)
-            lists, orders, tables = lists + found, orders + new, tables + [table]
+            lists.extend(found)
+            orders.extend(new)
+            tables.append(table)
     table = pa.concat_tables(tables)
     write_parquet(table, out / "rerank_scores.parquet", LISTWISE)
-    counts = {status: int(pc.sum(pc.equal(table["status"], status)).as_py() or 0) for status in ("ok", "unparsed", "failed")}
-    if counts["failed"] > limit * max(1, table.num_rows):
-        raise SystemExit(f"rerank {s.tag}: {counts['failed']} of {table.num_rows} generations failed, above the "
-                         f"limit {limit:.0%} (errors in {out / 'rerank_scores.parquet'})")
+    counts = {status: int(pc.sum(pc.equal(table["status"], status)).as_py() or 0) for status in (OK, UNPARSED, FAILED)}
+    # the judge's failure ceiling counts failed generations only: an unparsed answer is a result
+    as_judged = table.set_column(table.schema.get_field_index("status"), "status",
+                                 pc.if_else(pc.equal(table["status"], UNPARSED), OK, table["status"]))
+    try:
+        check_failures(as_judged, limit, f"rerank {s.tag}", f"errors in {out / 'rerank_scores.parquet'}")
+    except JudgeFailureError as error:
+        raise SystemExit(str(error)) from None
     return lists, orders, {"mode": "listwise", "depth": depth, "lists": table.num_rows, **counts}
 
 
