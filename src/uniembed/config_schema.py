@@ -5,41 +5,53 @@ type, a missing required key or an unknown key in a group file, with a message n
 key, the value and the expected type (``recipe.evaluate.batch_size: expected int, got 'abc'
 (str)``), before any job runs. The schemas are dataclasses; where a library dataclass already
 describes a section (``TrainSettings`` for a training stage, ``EmbeddingMode`` for the embedding)
-it is the schema, so a setting has one definition.
+it is the schema, so a setting has one definition. A numeric field declares its range there too
+(``Annotated[int, Range(ge=1)]``, :mod:`uniembed.ranges`): a value outside it, or a non-finite float,
+is refused naming the key (``recipe.distill.alpha: expected a value >= 0 and <= 1, got 1.5``).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Annotated, Any, Optional, Union
 
 from omegaconf import DictConfig, OmegaConf
 
 from .instruct.settings import InstructSettings
+from .ranges import Range
+
+Count = Annotated[int, Range(ge=1)]     # sizes, depths, steps: at least one
+Seed = Annotated[int, Range(ge=0)]      # numpy refuses negative seeds
+Fraction = Annotated[float, Range(ge=0, le=1)]
 
 
 class ConfigTypeError(ValueError):
     """A config value that does not match its schema."""
 
 
+class ConfigRangeError(ConfigTypeError):
+    """A value of the right type outside its declared range (or a non-finite float)."""
+
+
 @dataclass
 class TinyBuild:
     variant: str
-    hidden_size: int
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    intermediate_size: int
-    vision_depth: int
-    vision_embed_dim: int
-    vocab_size: int
-    seed: int
-    init_std: float = 0.02           # initializer_range of the language model
-    vision_init_std: float = 0.02    # ... and of the vision tower
-    image_min_pixels: int = 56 * 56  # images are resized into [min, max] pixels (28-pixel steps)
-    image_max_pixels: int = 112 * 112
+    hidden_size: Count
+    num_layers: Count
+    num_heads: Count
+    num_kv_heads: Count
+    intermediate_size: Count
+    vision_depth: Count
+    vision_embed_dim: Count
+    vocab_size: Annotated[int, Range(ge=280)]  # the least a byte-level BPE takes (model.tokenizer.train_tokenizer)
+    seed: Seed
+    init_std: Annotated[float, Range(gt=0)] = 0.02         # initializer_range of the language model
+    vision_init_std: Annotated[float, Range(gt=0)] = 0.02  # ... and of the vision tower
+    image_min_pixels: Count = 56 * 56  # images are resized into [min, max] pixels (28-pixel steps)
+    image_max_pixels: Count = 112 * 112
 
 
 @dataclass
@@ -52,8 +64,8 @@ class ModelGroup:
 
 @dataclass
 class Generator:
-    seed: int
-    sizes: Optional[dict[str, int]] = None
+    seed: Seed
+    sizes: Optional[dict[str, Count]] = None  # uniembed.data.synthetic.generate.resolve_sizes: positive
 
 
 @dataclass
@@ -63,7 +75,7 @@ class Source:
     path: Optional[str] = None
     image_root: Union[str, dict[str, str], None] = None  # MMEB: one root per split
     splits: Optional[list[str]] = None
-    instruction_seed: Optional[int] = None
+    instruction_seed: Optional[Seed] = None
 
 
 @dataclass
@@ -73,14 +85,14 @@ class DataGroup:
     sources: dict[str, Source]
     generator: Optional[Generator] = None
     validate_images: bool = True
-    image_workers: int = 1
+    image_workers: Count = 1
 
 
 @dataclass
 class EvaluateSettings:
-    batch_size: int
+    batch_size: Count
     cache_dtype: str
-    shard_size: int
+    shard_size: Count
     mbeir_split: str
     mbeir_settings: list[str]
     mmeb_split: str
@@ -91,9 +103,9 @@ class MineSettings:
     source: str
     split: str
     pool: str
-    top_k: int
+    top_k: Count
     index: str
-    delta: Optional[float] = None
+    delta: Optional[Annotated[float, Range(ge=-1, le=1)]] = None  # a cosine threshold
     from_: str = field(default="pretrain_mbeir", metadata={"key": "from"})
 
 
@@ -103,9 +115,9 @@ class JudgeServer:
     host: str = "127.0.0.1"
     api_key_env: Optional[str] = "UNIEMBED_JUDGE_API_KEY"
     command: Optional[list[str]] = None
-    concurrency: int = 16
-    timeout: float = 120
-    retries: int = 3
+    concurrency: Count = 16
+    timeout: Annotated[float, Range(gt=0)] = 120  # seconds
+    retries: Annotated[int, Range(ge=0)] = 3
     extra_args: list[str] = field(default_factory=list)
 
 
@@ -114,23 +126,23 @@ class JudgeEngine:
     """vLLM engine settings of the judge (``uniembed.judge.engine``); null = vLLM's own default."""
 
     dtype: Optional[str] = None
-    max_model_len: Optional[int] = None
-    tensor_parallel_size: Optional[int] = None
-    gpu_memory_utilization: Optional[float] = None  # on CPU: the fraction of RAM vLLM reserves
+    max_model_len: Optional[Count] = None
+    tensor_parallel_size: Optional[Count] = None
+    gpu_memory_utilization: Optional[Annotated[float, Range(gt=0, le=1)]] = None  # on CPU: the share of RAM it reserves
     enforce_eager: bool = False
-    cpu_kvcache_space: Optional[int] = None  # GiB of KV cache on CPU (VLLM_CPU_KVCACHE_SPACE)
+    cpu_kvcache_space: Optional[Count] = None  # GiB of KV cache on CPU (VLLM_CPU_KVCACHE_SPACE)
 
 
 @dataclass
 class JudgeSettings:
     backend: str
-    batch_size: int
-    queries_per_shard: int
-    top_logprobs: int
-    seed: int = 0
+    batch_size: Count
+    queries_per_shard: Count
+    top_logprobs: Annotated[int, Range(ge=2)]  # both Yes and No must be among the top logprobs
+    seed: Seed = 0
     model: Optional[str] = None
-    max_queries: Optional[int] = None
-    max_failed_fraction: float = 0.01
+    max_queries: Optional[Count] = None
+    max_failed_fraction: Fraction = 0.01
     trust_remote_code: bool = False
     server: JudgeServer = field(default_factory=JudgeServer)
     engine: JudgeEngine = field(default_factory=JudgeEngine)
@@ -144,13 +156,13 @@ class ChooseAlpha:
     """``recipe.rerank.choose_alpha``: pick the fusion weight on a held-out split (U-MARVEL App. C eq. 4 tunes
     alpha): the grid value with the best mean Recall@k of the recall + rerank lists of that split's M-BEIR queries."""
     split: str = "val"
-    k: int = 5
-    grid: Optional[list[float]] = None      # null: 0.0, 0.1, ..., 1.0
+    k: Count = 5
+    grid: Optional[list[Fraction]] = None      # null: 0.0, 0.1, ..., 1.0
 
 
 @dataclass
 class AblationStudy:
-    seeds: list[int]
+    seeds: list[Seed]
     variants: dict[str, dict[str, Any]]   # each: {base: <train_hn objective>, changes...}; checked merged
     tables: dict[str, list[str]]
 
@@ -158,7 +170,16 @@ class AblationStudy:
 @dataclass
 class FilterSettings:
     strategy: str
-    params: dict[str, Any]
+    params: dict[str, Any]   # checked against FILTER_PARAMS[strategy], defaults filled (_check_filters)
+
+
+#: strategy -> the schema of its parameters (keys and defaults: uniembed.negatives.select.STRATEGIES)
+FILTER_PARAMS = {
+    "unime_v2": dataclasses.make_dataclass("UnimeV2Params", [("beta", Annotated[float, Range()]), ("k", Count),
+                                                             ("interval", Count), ("minimum", Count), ("seed", Seed)]),
+    "umarvel": dataclasses.make_dataclass("UmarvelParams", [("threshold", Annotated[float, Range()]), ("k", Count),
+                                                            ("score_column", str)]),
+}
 
 
 def _training_stage_schemas():
@@ -174,23 +195,26 @@ def _recipe_schema():
     from .embed.embedder import EmbeddingMode
 
     stage, hn_stage = _training_stage_schemas()
+    # a reranker trains on the mined table, or on the hard negatives of the filter its `negatives` names
+    reranker = dataclasses.make_dataclass("RerankerStage", [("negatives", Optional[str],
+                                                             field(default=None, kw_only=True))], bases=(stage,))
     pretrain = dataclasses.make_dataclass("Pretrain", [("order", list[str]), ("stages", dict[str, stage])])
     train_hn = dataclasses.make_dataclass("TrainHardNegatives", [("objectives", dict[str, hn_stage]),
                                                                  ("from_", str, field(default="pretrain_mbeir",
                                                                                       metadata={"key": "from"}))])
-    rerank = dataclasses.make_dataclass("Rerank", [("rerankers", dict[str, stage]), ("recall", str), ("top_k", int),
-                                                   ("alpha", float), ("scoring", JudgeSettings),
+    rerank = dataclasses.make_dataclass("Rerank", [("rerankers", dict[str, reranker]), ("recall", str), ("top_k", Count),
+                                                   ("alpha", Fraction), ("scoring", JudgeSettings),
                                                    ("choose_alpha", Optional[ChooseAlpha], field(default=None)),
-                                                   ("listwise_top_k", int, field(default=LISTWISE_TOP_K))])
+                                                   ("listwise_top_k", Count, field(default=LISTWISE_TOP_K))])
     distill = dataclasses.make_dataclass("Distill", [("from_", str, field(metadata={"key": "from"})), ("reranker", str),
-                                                     ("fraction", float), ("seed", int), ("candidates", int),
-                                                     ("alpha", float), ("train", stage)])
+                                                     ("fraction", Annotated[float, Range(gt=0, le=1)]), ("seed", Seed),
+                                                     ("candidates", Count), ("alpha", Fraction), ("train", stage)])
     optional = [(name, Optional[kind], field(default=None))
                 for name, kind in (("pretrain", pretrain), ("mine", MineSettings), ("judge", JudgeSettings),
                                    ("filters", dict[str, FilterSettings]), ("train_hn", train_hn),
                                    ("ablations", dict[str, AblationStudy]), ("rerank", rerank),
                                    ("distill", distill))]
-    return dataclasses.make_dataclass("Recipe", [("name", str), ("seed", int), ("device", str),
+    return dataclasses.make_dataclass("Recipe", [("name", str), ("seed", Seed), ("device", str),
                                                  ("embedding", EmbeddingMode), ("evaluate", EvaluateSettings),
                                                  *optional])
 
@@ -199,9 +223,10 @@ def validate_groups(cfg: DictConfig) -> None:
     """Check ``cfg.model``, ``cfg.data`` and ``cfg.recipe`` against their schemas (raises ConfigTypeError)."""
     from .train.settings import ablation_entry
 
+    groups = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data", "recipe")}
     for key, schema in (("model", ModelGroup), ("data", DataGroup), ("recipe", _recipe_schema())):
-        check(OmegaConf.to_container(cfg[key], resolve=True), schema, key)
-    recipe = OmegaConf.to_container(cfg.recipe, resolve=True)
+        check(groups[key], schema, key)
+    recipe = groups["recipe"]
     stages = {f"recipe.pretrain.stages.{n}": v for n, v in ((recipe.get("pretrain") or {}).get("stages") or {}).items()}
     stages.update({f"recipe.train_hn.objectives.{n}": v
                    for n, v in ((recipe.get("train_hn") or {}).get("objectives") or {}).items()})
@@ -224,20 +249,23 @@ def validate_groups(cfg: DictConfig) -> None:
         _check_objective(stage["objective"], f"{where}.objective", task="embedding")
     for name, stage in ((recipe.get("rerank") or {}).get("rerankers") or {}).items():
         _check_objective(stage["objective"], f"recipe.rerank.rerankers.{name}.objective", task="rerank")
-    if recipe.get("rerank"):
-        _check_rerank(recipe["rerank"])
+    _check_filters(recipe.get("filters") or {})
 
 
-def _check_rerank(rerank: dict) -> None:
-    """Depths at least 1, fusion weights in [0, 1] (U-MARVEL App. C eq. 4)."""
-    choose = ChooseAlpha(**rerank["choose_alpha"]) if rerank.get("choose_alpha") else None
-    depths = [("top_k", rerank["top_k"]), ("listwise_top_k", rerank.get("listwise_top_k", LISTWISE_TOP_K))]
-    for key, value in depths + ([("choose_alpha.k", choose.k)] if choose else []):
-        if value < 1:
-            raise ConfigTypeError(f"recipe.rerank.{key}: expected an integer >= 1, got {value}")
-    for key, values in (("alpha", [rerank["alpha"]]), ("choose_alpha.grid", (choose.grid if choose else None) or [])):
-        if any(not 0.0 <= v <= 1.0 for v in values):
-            raise ConfigTypeError(f"recipe.rerank.{key}: expected values in [0, 1], got {values}")
+def _check_filters(filters: dict) -> None:
+    """Each filter's params: the strategy's keys (defaults filled, uniembed.negatives.select.resolve_params)
+    against FILTER_PARAMS[strategy] (types and ranges)."""
+    from .negatives.select import resolve_params
+
+    for name, spec in filters.items():
+        where, strategy = f"recipe.filters.{name}", spec["strategy"]
+        if strategy not in FILTER_PARAMS:
+            raise ConfigTypeError(f"{where}.strategy: expected one of {sorted(FILTER_PARAMS)}, got {strategy!r}")
+        try:
+            params = resolve_params(strategy, spec["params"])
+        except ValueError as exc:
+            raise ConfigTypeError(f"{where}.params: {exc}") from None
+        check(params, FILTER_PARAMS[strategy], f"{where}.params")
 
 
 def _check_variant(recipe: dict, variants: dict, variant: str, where: str) -> None:
@@ -267,16 +295,34 @@ def _check_objective(objective: dict, where: str, task: str) -> None:
     fitting = sorted(n for n in OBJECTIVES if objective_task(n) == task)
     if name not in fitting:
         raise ConfigTypeError(f"{where}.name: expected one of {fitting} (objectives of the {task} task), got {name!r}")
-    check({k: v for k, v in objective.items() if k != "name"}, OBJECTIVES[name][1], where)
+    values = {k: v for k, v in objective.items() if k != "name"}
+    check(values, OBJECTIVES[name][1], where)
+    try:  # the settings' own cross-field rules (__post_init__)
+        settings = OBJECTIVES[name][1](**values)
+    except ValueError as error:
+        raise ConfigTypeError(f"{where}: {error}") from None
+    tau, low, high = (getattr(settings, f"temperature{end}", None) for end in ("", "_min", "_max"))
+    if isinstance(tau, str) and tau != "previous":
+        raise ConfigTypeError(f"{where}.temperature: expected a number or 'previous', got {tau!r}")
+    if high is not None and (low > high or not isinstance(tau, str) and not low <= tau <= high):  # train.temperature
+        raise ConfigTypeError(f"{where}: expected temperature_min <= temperature <= temperature_max, got "
+                              f"{low} <= {tau!r} <= {high}")
 
 
 def check(value: Any, expected: Any, where: str) -> None:
-    """Raise ConfigTypeError unless ``value`` fits the type ``expected`` (a dataclass, a typing form or a class)."""
+    """Raise ConfigTypeError unless ``value`` fits the type ``expected`` (a dataclass, a typing form or a class);
+    ``Annotated[T, Range(...)]``: T, then the range (ConfigRangeError)."""
     if dataclasses.is_dataclass(expected):
         _check_dataclass(value, expected, where)
         return
     origin, args = typing.get_origin(expected), typing.get_args(expected)
     if expected is Any:
+        return
+    if origin is Annotated:
+        check(value, args[0], where)
+        problem = next(filter(None, (b.violation(value) for b in args[1:] if isinstance(b, Range))), None)
+        if problem:
+            raise ConfigRangeError(f"{where}: {problem}, got {value!r}")
         return
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -292,7 +338,7 @@ def check(value: Any, expected: Any, where: str) -> None:
                 return
             except ConfigTypeError as exc:
                 problems.append((option, exc))
-        sections = [exc for option, exc in problems if isinstance(value, dict) and
+        sections = [exc for option, exc in problems if isinstance(exc, ConfigRangeError) or isinstance(value, dict) and
                     (dataclasses.is_dataclass(option) or typing.get_origin(option) is dict)]
         raise sections[0] if sections else ConfigTypeError(_message(where, value, expected))
     if origin is list:
@@ -311,6 +357,8 @@ def check(value: Any, expected: Any, where: str) -> None:
         ok = value is None
     elif expected is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and not math.isfinite(value):
+            raise ConfigRangeError(f"{where}: expected a finite number, got {value!r}")
     elif expected is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     else:
@@ -322,7 +370,7 @@ def check(value: Any, expected: Any, where: str) -> None:
 def _check_dataclass(value: Any, schema, where: str) -> None:
     if not isinstance(value, dict):
         raise ConfigTypeError(f"{where}: expected a section ({schema.__name__}), got {value!r}")
-    hints = typing.get_type_hints(schema)
+    hints = typing.get_type_hints(schema, include_extras=True)
     fields = {f.metadata.get("key", f.name): f for f in dataclasses.fields(schema)}
     unknown = sorted(set(value) - set(fields))
     if unknown:
@@ -340,6 +388,13 @@ def _name(expected: Any) -> str:
         return f"a section ({expected.__name__})"
     if isinstance(expected, type):
         return expected.__name__
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if origin is Annotated:
+        return " ".join(filter(None, [_name(args[0]), *(b.describe() for b in args[1:] if isinstance(b, Range))]))
+    if origin in (Union, types.UnionType):
+        return " | ".join("null" if a is type(None) else _name(a) for a in args)
+    if origin in (list, dict):
+        return f"{origin.__name__}[{', '.join(_name(a) for a in args)}]"
     return str(expected).replace("typing.", "").replace("NoneType", "null")
 
 

@@ -71,6 +71,52 @@ def check_recipe(cfg: DictConfig) -> None:
         if spec.get("source") != recipe.mine.source:
             raise RecipeError(f"{where}: train_hn.objectives.{name}.source must be the mined source "
                               f"{recipe.mine.source!r}, got {spec.get('source')!r}")
+    for key, entry, stored_key, stored in _negative_counts(recipe):
+        asked = (entry.get("objective") or {}).get("num_negatives", 0)
+        if stored is not None and asked > stored:
+            raise RecipeError(f"{where}: {key}.objective.num_negatives = {asked} is more than the {stored} negatives "
+                              f"per query that {stored_key} stores: lower the one or raise the other")
+    for name, spec in ((recipe.get("rerank") or {}).get("rerankers") or {}).items():
+        negatives = spec.get("negatives")
+        if negatives is not None and negatives not in filters:
+            raise RecipeError(f"{where}: rerank.rerankers.{name}.negatives = {negatives!r} names no filter "
+                              f"(filters: {sorted(filters)})")
+        if spec.objective.name == "pair_list" and negatives is None:
+            raise RecipeError(f"{where}: rerank.rerankers.{name} (pair_list, UniME-V2-Reranker) trains on the "
+                              f"judge-filtered hard negatives (UniME-V2 eq. 5-6): set its `negatives` to a filter "
+                              f"(filters: {sorted(filters)})")
+
+
+def _negative_counts(recipe: DictConfig):
+    """(key, training entry, key of the table's size, negatives per query that table stores) of every training
+    entry that reads a hard-negative table: train_hn objectives and their ablation variants (a filter's
+    table: ``k``, or UniME-V2's max(k, minimum)) and distillation (the teacher table: ``distill.candidates``)."""
+    from .mine.schemas import stored_negatives
+    from .train.settings import ablation_entry, variant_kind
+
+    plain = OmegaConf.to_container(recipe, resolve=True)
+    filters = plain.get("filters") or {}
+
+    def filter_size(filter_name):
+        spec = filters.get(filter_name) or {}
+        params = spec.get("params") or {}
+        size_key = "k, minimum" if spec.get("strategy") == "unime_v2" else "k"
+        return f"filters.{filter_name}.params.{size_key}", stored_negatives(spec.get("strategy"), params)
+
+    objectives = (plain.get("train_hn") or {}).get("objectives") or {}
+    for name, entry in objectives.items():
+        yield (f"train_hn.objectives.{name}", entry, *filter_size(entry.get("negatives")))
+    distill = plain.get("distill")
+    if distill:
+        yield "distill.train", distill["train"], "distill.candidates", distill["candidates"]
+    for study, spec in (plain.get("ablations") or {}).items():
+        for variant, vspec in spec["variants"].items():
+            kind, entry = variant_kind(vspec), ablation_entry(plain, study, variant)
+            key = f"ablations.{study}.variants.{variant}"
+            if kind == "train_hn" and entry.get("negatives") in filters:
+                yield (key, entry, *filter_size(entry["negatives"]))
+            elif kind == "distill" and distill:
+                yield key, entry, "distill.candidates", distill["candidates"]
 
 
 def model_identity(model_cfg: DictConfig) -> dict:

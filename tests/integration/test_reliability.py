@@ -35,8 +35,11 @@ def test_a_deleted_intermediate_is_rebuilt_with_everything_after_it(finished_run
 
 @pytest.mark.slow
 @pytest.mark.parametrize("override, expected", [
-    ("recipe.judge.batch_size=8", {"judge", "filter", "judge_quality", "train_hn", "evaluate", "tables"}),
-    ("recipe.filters.unime_v2.params.beta=0.2", {"filter", "judge_quality", "train_hn", "evaluate", "tables"}),
+    # the listwise reranker (UniME-V2's) trains on the unime_v2 filter's hard negatives
+    ("recipe.judge.batch_size=8", {"judge", "filter", "judge_quality", "train_hn", "evaluate", "tables",
+                                   "train_reranker", "rerank"}),
+    ("recipe.filters.unime_v2.params.beta=0.2", {"filter", "judge_quality", "train_hn", "evaluate", "tables",
+                                                 "train_reranker", "rerank"}),
     # hn_umarvel is the recall model of rerank and the start of distillation
     ("recipe.train_hn.objectives.umarvel.max_steps=7", {"train_hn", "evaluate", "tables", "rerank", "distill_data",
                                                         "distill"}),
@@ -53,6 +56,16 @@ def test_a_deleted_intermediate_is_rebuilt_with_everything_after_it(finished_run
 def test_a_changed_setting_reruns_only_what_depends_on_it(finished_run, tmp_path, override, expected):
     plan = _plan(finished_run, tmp_path, [override])
     assert set(plan) - {"all", "run_manifest"} == expected, plan
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("override", ["recipe.rerank.choose_alpha.grid=[0.0,0.5,1.0]", "recipe.rerank.alpha=0.3",
+                                      "recipe.rerank.top_k=8", "recipe.rerank.listwise_top_k=4"])
+def test_a_rerank_setting_reruns_only_its_own_rerankers_job(finished_run, tmp_path, override):
+    """Each rerank job's params hold only its own reranker's settings: the pointwise fusion settings do not
+    rerun the listwise job, and the listwise depth does not rerun the pointwise one (2 rerank jobs in all)."""
+    plan = _plan(finished_run, tmp_path, [override])
+    assert {k: v for k, v in plan.items() if k not in ("all", "run_manifest")} == {"rerank": 1, "tables": 1}, plan
 
 
 @pytest.mark.slow

@@ -42,8 +42,8 @@ def test_each_setting_reaches_the_engine_the_server_and_the_resume_key():
     ({"dtpye": "float32"}, r"recipe.judge.engine: unknown key\(s\) \['dtpye'\]"),
     ({"enforce_eager": "yes"}, r"recipe.judge.engine.enforce_eager: expected bool, got 'yes'"),
     ({"cpu_kvcache_space": 0.5}, r"recipe.judge.engine.cpu_kvcache_space: expected int, got 0.5"),
-    ({"max_model_len": 0}, r"recipe.judge.engine.max_model_len: expected an integer >= 1 or null, got 0"),
-    ({"gpu_memory_utilization": 1.5}, r"gpu_memory_utilization: expected a fraction in \(0, 1\] or null, got 1.5"),
+    ({"max_model_len": 0}, r"recipe.judge.engine.max_model_len: expected a value >= 1, got 0"),
+    ({"gpu_memory_utilization": 1.5}, r"gpu_memory_utilization: expected a value > 0 and <= 1, got 1.5"),
 ])
 def test_wrong_settings_are_named(section, message):
     with pytest.raises(ValueError, match=message):

@@ -78,6 +78,7 @@ def test_processor_loads_a_downloaded_style_directory(tiny_models, tmp_path):
     """A downloaded Qwen2-VL-7B-Instruct's layout: legacy preprocessor_config.json, chat_template.json."""
     source, target = tiny_models["qwen2_vl"], tmp_path / "downloaded"
     shutil.copytree(source, target)
+    (target / "artifact_manifest.json").unlink()  # a download has none; the edits below would not verify
     image_config = json.loads((target / "processor_config.json").read_text())["image_processor"]
     (target / "processor_config.json").unlink()
     image_config.pop("size")

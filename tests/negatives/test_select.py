@@ -156,3 +156,27 @@ def test_bad_parameters_raise(strategy, params, kwargs, message):
     mined, judged = build()
     with pytest.raises(ValueError, match=message):
         select_hard_negatives(mined, judged, strategy, params, **kwargs)
+
+
+def test_each_positive_keeps_its_own_score_beside_the_lowest():
+    mined, judged = build()
+    extra = pa.Table.from_pylist([{"query_id": "q6", "candidate_id": "q6pos2", "is_positive": True, "rank": None,
+                                   "score": 0.97, "yes_logit": None, "no_logit": None, "status": "ok", "error": None,
+                                   "judge_model": "j", "prompt_hash": "h"}], JUDGE_SCORES)
+    table, _ = select_hard_negatives(mined, pa.concat_tables([judged, extra]), "unime_v2", {"beta": 0.2})
+    rows = {r["query_id"]: r for r in table.to_pylist()}
+    assert dict(zip(rows["q6"]["positive_ids"], rows["q6"]["positive_scores"])) == {"q6pos": 0.9, "q6pos2": 0.97}
+    assert rows["q6"]["positive_score"] == 0.9                       # alpha's sigma(q, c_t): the lowest
+    assert rows["q3"]["positive_ids"] == ["q3pos"] and rows["q3"]["positive_scores"] == [None]   # failed: null
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 1.7, -0.1, None])
+@pytest.mark.parametrize("positive", [False, True])
+def test_an_ok_judge_row_with_a_bad_score_is_refused_naming_query_and_candidate(bad, positive):
+    mined, judged = build()
+    rows = judged.to_pylist()
+    target = next(i for i, r in enumerate(rows) if r["query_id"] == "q6" and r["is_positive"] == positive)
+    rows[target]["score"] = bad                                       # status stays "ok"
+    with pytest.raises(ValueError, match=rf"query 'q6', candidate '{rows[target]['candidate_id']}'.*status 'ok' but "
+                                         rf"score .*expected a finite P\(Yes\) in \[0, 1\]"):
+        select_hard_negatives(mined, pa.Table.from_pylist(rows, JUDGE_SCORES), "unime_v2", {"beta": 0.2})

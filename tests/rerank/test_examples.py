@@ -1,13 +1,15 @@
 """Reranker prompts and training examples (U-MARVEL eq. 3 pointwise; UniME-V2 pairwise + listwise)."""
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from uniembed.embed.embedder import EmbedItem
 from uniembed.judge.pairs import JudgePair
 from uniembed.judge.prompt import NO, YES, build_judge_prompt
 from uniembed.model.processor import load_processor
-from uniembed.rerank.examples import (count_unusable, group_pairs, listwise_example, pairwise_examples,
-                                      pointwise_examples)
+from uniembed.mine.schemas import HARD_NEGATIVES
+from uniembed.rerank.examples import (RerankQuery, count_unusable, group_pairs, listwise_example, pairwise_examples,
+                                      pointwise_examples, ranked_negatives)
 from uniembed.rerank.prompts import build_listwise_prompt, listwise_answer, parse_listwise_answer
 from uniembed.train.generative import answer_token_ids, collate
 
@@ -72,7 +74,10 @@ def test_listwise_prompt_numbers_candidates_in_order_and_parsing_is_strict():
     assert text.index("(1) x") < text.index("(2) y") and "2 candidates" in text and "Find the picture. a red circle" in text
     assert listwise_answer(3) == "Ans: (3)"
     assert parse_listwise_answer("Ans: (2)", 5) == 2
-    assert parse_listwise_answer("I think (7) then (2)", 5) is None       # out of range: no answer
+    assert parse_listwise_answer("I think (7) then (2)", 5) == 2          # the first in-range "(k)"
+    assert parse_listwise_answer("(9) then (2)", 5) == 2
+    assert parse_listwise_answer("(0) or (6)", 5) is None                 # none in range: no answer
+    assert parse_listwise_answer("(3) then (2)", 5) == 3
     assert parse_listwise_answer("Ans: 2", 5) is None
     with pytest.raises(ValueError):
         listwise_answer(0)
@@ -90,3 +95,34 @@ def test_multi_token_listwise_answers_keep_the_prompts_tokens(tiny_qwen2vl):
     assert len(ids) > 2 and processor.tokenizer.decode(ids).startswith(example.answer)
     batch = collate(processor, [example])
     assert (batch["labels"] != -100).sum() == len(ids)
+
+
+def test_listwise_positions_follow_the_released_distribution_and_never_the_last():
+    """UniME-V2-Reranker's released lists: 6 candidates, the positive at 1-5 with 0.32 / 0.32 / 0.20 / 0.11 / 0.05."""
+    item = RerankQuery("q", QUERY, (EmbedItem("pos", "/img/pos.png"),), tuple(EmbedItem(f"n{i}") for i in range(8)))
+    rng, n = np.random.default_rng(0), 4000
+    counts = np.zeros(7)
+    for _ in range(n):
+        example = listwise_example(item, rng, list_size=6)
+        text = "".join(value for kind, value in example.parts if kind == "text")
+        assert "(6) " in text and "(7)" not in text                   # 6 candidates: 5 negatives + the positive
+        counts[parse_listwise_answer(example.answer, 6)] += 1
+    expected = np.array([0.32, 0.32, 0.20, 0.11, 0.05])
+    assert counts[6] == 0                                            # never last
+    assert np.abs(counts[1:6] / n - expected).max() < 0.025          # ~3 binomial sd at n = 4000
+    # a list shorter than the weights renormalises over the positions it has
+    short = RerankQuery("q", QUERY, item.positives, item.ranked[:1])
+    drawn = {parse_listwise_answer(listwise_example(short, rng, 6).answer, 2) for _ in range(200)}
+    assert drawn == {1, 2}
+
+
+def test_filtered_negatives_rank_in_stored_order_without_padding_copies():
+    table = pa.Table.from_pylist([
+        {"query_id": "q", "negative_ids": ["b", "a", "c", "b", "a"], "negative_scores": [0.2, 0.1, 0.3, 0.2, 0.1],
+         "positive_score": 0.9, "positive_ids": ["p"], "positive_scores": [0.9], "strategy": "unime_v2",
+         "params": "{}", "outcome": "padded", "false_negatives_removed": 0},
+        {"query_id": "r", "negative_ids": [], "negative_scores": [], "positive_score": None, "positive_ids": ["p"],
+         "positive_scores": [None], "strategy": "unime_v2", "params": "{}", "outcome": "no_positive_score",
+         "false_negatives_removed": 0}], HARD_NEGATIVES)
+    rows = ranked_negatives(table).to_pylist()
+    assert [(r["query_id"], r["rank"], r["candidate_id"]) for r in rows] == [("q", 1, "b"), ("q", 2, "a"), ("q", 3, "c")]

@@ -25,7 +25,9 @@ def test_teacher_scores_are_the_fused_scores_in_fused_order():
     best = sorted(fused, key=fused.get, reverse=True)[:2]
     assert row["negative_ids"] == best == ["b", "c"]
     assert row["negative_scores"] == pytest.approx([fused[c] for c in best])
-    assert row["positive_score"] == pytest.approx(max(alpha * 0.7 + 0.7 * 0.9, alpha * 0.95 + 0.7 * 0.2))
+    own = {"p1": alpha * 0.7 + 0.7 * 0.9, "p2": alpha * 0.95 + 0.7 * 0.2}   # each positive keeps its own
+    assert dict(zip(row["positive_ids"], row["positive_scores"])) == pytest.approx(own)
+    assert row["positive_score"] == pytest.approx(min(own.values()))
     assert row["strategy"] == "distill" and row["outcome"] == "selected" and table.schema.equals(HARD_NEGATIVES)
 
 

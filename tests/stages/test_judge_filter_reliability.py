@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pyarrow.parquet as pq
 import pytest
 
+from uniembed.artifacts import write_manifest
 from uniembed.config import compose_config, hydra_quote
 from uniembed.judge.pairs import build_judge_pairs
 from uniembed.mine.schemas import JUDGE_SCORES
@@ -130,11 +131,13 @@ def test_a_changed_backend_or_new_weights_never_reuse_old_scores(world, server, 
     with pytest.raises(SystemExit, match=r"3 of \d+ judge pairs failed .*HTTP 503: 3"):
         judge_stage.main(argv(world, "vllm_server", server.url))
     original = sorted(world.model.glob("*.safetensors"))[0].read_bytes()
-    flip_middle_byte(world.model)  # new weights at the same path
+    flip_middle_byte(world.model)  # new weights at the same path, saved with their own manifest
+    write_manifest(world.model)
     server.state.hits = server.state.fail_first = 0
     judge_stage.main(argv(world, "vllm_server", server.url))
     assert server.state.hits == world.n
     sorted(world.model.glob("*.safetensors"))[0].write_bytes(original)
+    write_manifest(world.model)
     server.state.hits = 0
     judge_stage.main(argv(world, "vllm_server", server.url))  # the old weights: their unfinished run resumes
     assert server.state.hits == 3

@@ -32,13 +32,14 @@ def hard_negatives(curated, path, drop=()):
     rng, rows = random.Random(0), []
     for n, q in enumerate(queries):
         negatives = rng.sample([c for c in pool if c not in q["positive_ids"]], 3)
+        positives = list(q["positive_ids"])
         row = {"query_id": q["query_id"], "negative_ids": negatives, "negative_scores": [rng.random() for _ in negatives],
-               "positive_score": 0.9, "strategy": "unime_v2", "params": "{}", "outcome": "selected",
-               "false_negatives_removed": 0}
+               "positive_score": 0.9, "positive_ids": positives, "positive_scores": [0.9] * len(positives),
+               "strategy": "unime_v2", "params": "{}", "outcome": "selected", "false_negatives_removed": 0}
         if n in drop and n % 2 == 0:
             row.update(negative_ids=[], negative_scores=[], outcome="no_candidates")
         elif n in drop:
-            row.update(positive_score=None, outcome="no_positive_score")
+            row.update(positive_score=None, positive_scores=[None] * len(positives), outcome="no_positive_score")
         rows.append(row)
     pq.write_table(pa.Table.from_pylist(rows, HARD_NEGATIVES), path)
     return path

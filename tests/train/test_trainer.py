@@ -88,7 +88,8 @@ def test_empty_training_table_and_unknown_hard_negatives(tmp_path, small_world, 
     with pytest.raises(ValueError, match="no 'train' queries to train on \\(empty or all quarantined; see .*summary.json"):
         run(tmp_path, "empty", world, tiny_qwen2vl, source="all_quarantined")
     table = pa.table({"query_id": ["0:0"], "negative_ids": [["no-such-candidate"]], "negative_scores": [[0.1]],
-                      "positive_score": [0.9], "outcome": ["selected"]})
+                      "positive_score": [0.9], "positive_ids": [[]], "positive_scores": pa.array([[]], pa.list_(pa.float64())),
+                      "outcome": ["selected"], "strategy": ["umarvel"], "params": ['{"k": 5}']})
     pq.write_table(table, tmp_path / "negatives.parquet")
     with pytest.raises(ValueError, match="row 0 \\(query 0:0\\) references unknown candidate ids"):
         run(tmp_path, "hn", small_world, tiny_qwen2vl, dataclasses.replace(SETTINGS, objective={**INFO_NCE, "num_negatives": 2}),

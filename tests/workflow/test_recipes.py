@@ -115,12 +115,40 @@ def test_ablation_variants_are_checked_when_the_config_is_read(variant, message)
 
 
 @pytest.mark.parametrize("override, message", [
-    ("recipe.rerank.listwise_top_k=0", "recipe.rerank.listwise_top_k: expected an integer >= 1"),
-    ("recipe.rerank.alpha=1.5", r"recipe.rerank.alpha: expected values in \[0, 1\]"),
-    ("+recipe.rerank.choose_alpha.grid=[0.5,2.0]", r"recipe.rerank.choose_alpha.grid: expected values in \[0, 1\]"),
+    ("recipe.rerank.listwise_top_k=0", "recipe.rerank.listwise_top_k: expected a value >= 1, got 0"),
+    ("recipe.rerank.alpha=1.5", r"recipe.rerank.alpha: expected a value >= 0 and <= 1, got 1.5"),
+    ("+recipe.rerank.choose_alpha.grid=[0.5,2.0]", r"recipe.rerank.choose_alpha.grid\[1\]: expected a value >= 0 and <= 1"),
 ])
 def test_rerank_settings_are_checked_when_the_config_is_read(override, message):
     from uniembed.config_schema import ConfigTypeError, validate_groups
 
     with pytest.raises(ConfigTypeError, match=message):
         validate_groups(compose_config(["recipe=tiny", override], ROOT / "config"))
+
+
+@pytest.mark.parametrize("override, message", [
+    # the unime_v2 filter stores max(k, minimum) = 10 per query: 12 would repeat them (soft labels counted twice)
+    ("recipe.train_hn.objectives.unime_v2.objective.num_negatives=12",
+     r"train_hn.objectives.unime_v2.objective.num_negatives = 12 is more than the 10 negatives per query that "
+     r"filters.unime_v2.params.k, minimum stores"),
+    ("recipe.train_hn.objectives.umarvel.objective.num_negatives=6",
+     r"train_hn.objectives.umarvel.objective.num_negatives = 6 is more than the 5 .* filters.umarvel.params.k stores"),
+    ("recipe.distill.train.objective.num_negatives=10",
+     r"distill.train.objective.num_negatives = 10 is more than the 9 .* distill.candidates stores"),
+    ("recipe.ablations.unime_v2.variants.k10.objective.num_negatives=11",
+     r"ablations.unime_v2.variants.k10.objective.num_negatives = 11 is more than the 10"),
+])
+def test_more_negatives_than_the_table_stores_is_refused_at_parse_time_naming_both_keys(override, message):
+    cfg = compose_config(["recipe=tiny", override], ROOT / "config")
+    with pytest.raises(RecipeError, match=message):
+        check_recipe(cfg)
+
+
+def test_unime_v2s_reranker_must_train_on_a_filters_negatives():
+    cfg = compose_config(["recipe=tiny", "~recipe.rerank.rerankers.listwise.negatives"], ROOT / "config")
+    with pytest.raises(RecipeError, match=r"rerank.rerankers.listwise \(pair_list, UniME-V2-Reranker\) trains on the "
+                                          r"judge-filtered hard negatives"):
+        check_recipe(cfg)
+    cfg = compose_config(["recipe=tiny", "recipe.rerank.rerankers.listwise.negatives=nope"], ROOT / "config")
+    with pytest.raises(RecipeError, match=r"rerank.rerankers.listwise.negatives = 'nope' names no filter"):
+        check_recipe(cfg)

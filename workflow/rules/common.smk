@@ -222,6 +222,23 @@ def rule_settings(*keys, base_model=False):
     return json.dumps(settings, sort_keys=True)
 
 
+def reranker_retrieval(name):
+    """A reranker's training table: the hard negatives of the filter its `negatives` names (UniME-V2-Reranker,
+    eq. 5-6), else the mined retrieval of the training queries (U-MARVEL's pointwise reranker)."""
+    negatives = STAGE_CONFIG.recipe.rerank.rerankers[name].get("negatives")
+    return filter_outputs(negatives)["negatives"] if negatives else f"{RUN_DIR}/mining/mined.parquet"
+
+
+def rerank_settings(tag):
+    """What one rerank job depends on: its own reranker's settings only (a listwise reranker's depth, or a
+    pointwise one's depth, fusion weight and its choice), plus the recall, scoring and evaluation sections both read."""
+    listwise = STAGE_CONFIG.recipe.rerank.rerankers[RERANK_TAGS[tag]].objective.name == "pair_list"
+    own = (("recipe.rerank.listwise_top_k",) if listwise else
+           ("recipe.rerank.top_k", "recipe.rerank.alpha", "recipe.rerank.choose_alpha"))
+    return rule_settings("recipe.rerank.recall", *own, "recipe.rerank.scoring", "recipe.embedding", "recipe.evaluate",
+                         "recipe.device")
+
+
 # Config keys of resources_per_rule passed to snakemake-executor-plugin-slurm unchanged.
 SLURM_PASSTHROUGH = ("cpus_per_task", "mem_mb", "runtime", "slurm_partition", "slurm_account", "constraint",
                      "slurm_extra", "nodes")

@@ -1,12 +1,13 @@
 # Generative rerankers (U-MARVEL App. C eq. 3 pointwise; UniME-V2-Reranker pairwise + listwise): LoRA on
 # the base (instruct) model, vision frozen, trained on the recall model's retrieval over the training
-# queries (the mined table), one job per recipe.rerank.rerankers entry -> results/<run>/models/reranker_<name>.
+# queries (the mined table; U-MARVEL) or on the judge-filtered hard negatives of the filter the reranker's
+# `negatives` names (UniME-V2), one job per recipe.rerank.rerankers entry -> results/<run>/models/reranker_<name>.
 
 
 rule train_reranker:
     input:
         model=MODEL_DIR,
-        retrieval=rules.mine.output.mined,
+        retrieval=lambda wildcards: reranker_retrieval(wildcards.reranker),
         curated=lambda wildcards: curated(STAGE_CONFIG.recipe.rerank.rerankers[wildcards.reranker].source, "queries"),
     output:
         model=directory(stage_output("reranker_{reranker}")),
@@ -56,10 +57,7 @@ rule rerank:
     benchmark:
         f"{BENCHMARKS}/rerank_{{tag}}.tsv"
     params:
-        settings=lambda wildcards: rule_settings("recipe.rerank.recall", "recipe.rerank.top_k", "recipe.rerank.alpha",
-                                                 "recipe.rerank.choose_alpha", "recipe.rerank.listwise_top_k",
-                                                 "recipe.rerank.scoring", "recipe.embedding", "recipe.evaluate",
-                                                 "recipe.device"),
+        settings=lambda wildcards: rerank_settings(wildcards.tag),
         model_dir=lambda wildcards, input: loadable(input.recall),
         reranker_dir=lambda wildcards, input: loadable(input.reranker),
         out_dir=lambda wildcards, output: Path(output.scores).parent,

@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..artifacts import atomic_path, remove_orphans, write_json
+from ..artifacts import atomic_path, remove_orphans, verified_sha256, verify_artifact, write_json
 from ..provenance import code_version
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,15 @@ _MEMO: dict[tuple, str] = {}  # (path, stat, full) -> digest: a model is hashed 
 def file_digest(path: str | os.PathLike, full: bool = True) -> str:
     """``size:sha256`` of a file; ``full=False`` hashes only both ends of large files (weights).
 
-    Memoised per process on the file's inode, size, mtime and ctime (any write changes ctime).
+    Memoised per process on the file's inode, size, mtime and ctime (any write changes ctime); a whole
+    file this process verified against an artifact manifest (unchanged size and mtime) is not read again.
     """
     path = Path(path)
     st = path.stat()
+    if full or st.st_size <= 2 * _EDGE:
+        verified = verified_sha256(path)
+        if verified is not None:
+            return f"{st.st_size}:{verified}"
     memo = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, full)
     if memo in _MEMO:
         return _MEMO[memo]
@@ -65,10 +70,13 @@ def fingerprint_model_dir(path: str | os.PathLike | None, full: bool = False) ->
 
     Weights are hashed at both ends unless ``full``: two fine-tunes of one base can share both ends
     (the changed LoRA targets sit in the middle of the file), so keys of derived results use ``full``.
+    With ``full``, a directory with an artifact manifest is verified first (the digests are shared).
     """
     if path is None:
         return None
     path = Path(path)
+    if full:
+        verify_artifact(path)
     files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".safetensors", ".bin", ".model"))
     if not files:
         raise FileNotFoundError(f"{path}: no model files to fingerprint")

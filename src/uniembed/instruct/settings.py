@@ -6,7 +6,11 @@ when the workflow is parsed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Annotated, Optional
+
+from ..ranges import Range
+
+Examples = Annotated[int, Range(ge=0)]   # examples of a kind per train query (0: none)
 
 KINDS = ("yes", "hard", "random", "answer", "describe")
 
@@ -15,12 +19,13 @@ KINDS = ("yes", "hard", "random", "answer", "describe")
 class InstructMix:
     """How many examples of each kind one train query contributes per epoch (:mod:`.data`)."""
 
-    yes: int = 2            # query + a labelled positive -> "Yes" (repeated to balance the "No"s)
-    hard: int = 2           # query + up to this many of its own listed negatives -> "No"
-    random: int = 1         # query + random train candidates of the positive's dataset and modality -> "No"
-    answer: int = 1         # instruction + query -> its text-only positive (captions, VQA answers, labels)
-    describe: int = 1       # "Describe the picture." + image-only positive -> the text-only query
-    judge_format: float = 0.5  # share of Yes/No examples in the judge's full prompt; the rest in its compact tail
+    yes: Examples = 2       # query + a labelled positive -> "Yes" (repeated to balance the "No"s)
+    hard: Examples = 2      # query + up to this many of its own listed negatives -> "No"
+    random: Examples = 1    # query + random train candidates of the positive's dataset and modality -> "No"
+    answer: Examples = 1    # instruction + query -> its text-only positive (captions, VQA answers, labels)
+    describe: Examples = 1  # "Describe the picture." + image-only positive -> the text-only query
+    # share of Yes/No examples in the judge's full prompt; the rest in its compact tail
+    judge_format: Annotated[float, Range(ge=0, le=1)] = 0.5
 
     def __post_init__(self):
         for kind in KINDS:
@@ -37,9 +42,9 @@ class GroupLoss:
     the positive as target (UniME-V2's listwise idea on the judge's score), added with ``weight`` to
     the answer-token loss, which the group's examples join."""
 
-    queries: int = 4        # groups per step
-    negatives: int = 3      # per group: the query's own listed negatives first, then random candidates
-    weight: float = 1.0
+    queries: Annotated[int, Range(ge=1)] = 4     # groups per step
+    negatives: Annotated[int, Range(ge=1)] = 3   # per group: the query's own listed negatives, then random candidates
+    weight: Annotated[float, Range(ge=0)] = 1.0
 
     def __post_init__(self):
         if self.queries < 1 or self.negatives < 1 or self.weight < 0:
@@ -51,19 +56,19 @@ class GroupLoss:
 class InstructSettings:
     """Generative training of the whole tiny model (vision tower included) on train-split records."""
 
-    max_steps: int
-    batch_size: int
-    lr: float
+    max_steps: Annotated[int, Range(ge=1)]
+    batch_size: Annotated[int, Range(ge=1)]
+    lr: Annotated[float, Range(gt=0)]
     sources: list[str] = field(default_factory=lambda: ["mbeir"])  # curated sources whose train split it reads
     mix: InstructMix = field(default_factory=InstructMix)
     group: Optional[GroupLoss] = None  # the listwise term; null: answer tokens only
-    warmup_steps: int = 0
+    warmup_steps: Annotated[int, Range(ge=0)] = 0
     schedule: str = "cosine"       # any transformers scheduler name
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    save_every: int = 100
-    log_every: int = 10
+    weight_decay: Annotated[float, Range(ge=0)] = 0.0
+    max_grad_norm: Annotated[float, Range(gt=0)] = 1.0
+    seed: Annotated[int, Range(ge=0)] = 0
+    save_every: Annotated[int, Range(ge=1)] = 100
+    log_every: Annotated[int, Range(ge=1)] = 10
 
     def __post_init__(self):
         if isinstance(self.mix, dict):

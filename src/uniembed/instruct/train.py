@@ -149,7 +149,7 @@ def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_d
     summary = {"finished": True, "step": step, "history": history, "sources": list(settings.sources),
                "train_queries": len(data.queries), "examples_per_epoch": len(entries),
                "epochs": step * settings.batch_size / len(entries)}
-    with atomic_path(out_dir, directory=True) as tmp:
+    with atomic_path(out_dir, directory=True, manifest=True) as tmp:
         write_model_files(model.eval(), processor, tmp / "model")
         write_json(summary, tmp / "training_summary.json")
     mark_finished(checkpoint_dir)

@@ -37,16 +37,8 @@ def engine_settings(section: Mapping[str, Any] | JudgeEngine | None) -> JudgeEng
     if isinstance(section, JudgeEngine):
         return section
     values = dict(section or {})
-    check(values, JudgeEngine, CONFIG_KEY)
-    engine = JudgeEngine(**values)
-    for name in ("max_model_len", "tensor_parallel_size", "cpu_kvcache_space"):
-        value = getattr(engine, name)
-        if value is not None and value < 1:
-            raise ValueError(f"{CONFIG_KEY}.{name}: expected an integer >= 1 or null, got {value!r}")
-    if engine.gpu_memory_utilization is not None and not 0 < engine.gpu_memory_utilization <= 1:
-        raise ValueError(f"{CONFIG_KEY}.gpu_memory_utilization: expected a fraction in (0, 1] or null, "
-                         f"got {engine.gpu_memory_utilization!r}")
-    return engine
+    check(values, JudgeEngine, CONFIG_KEY)   # types and the ranges JudgeEngine declares
+    return JudgeEngine(**values)
 
 
 def _set(engine: JudgeEngine) -> dict[str, Any]:

@@ -7,15 +7,25 @@
 Adapter trap: PEFT only warns about adapter keys that fit no module and then runs the base model.
 Here an adapter loads into either head (its keys are moved to the head's layout) and is checked
 key by key and value by value (:mod:`uniembed.model.adapters`); any mismatch is an error.
+
+Integrity: a directory saved with an artifact manifest (in it or its parent: a training stage's
+``<tag>/model`` and ``<tag>/adapter``) is verified file by file before loading
+(:func:`uniembed.artifacts.verify_artifact`). One without (a downloaded checkpoint) has each weight
+file's header checked against its size, and any error reading its weights names the directory and files.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pickle
+import zipfile
 from pathlib import Path
 
+from safetensors import SafetensorError
 from transformers import AutoModel, AutoModelForImageTextToText
 
+from ..artifacts import MANIFEST_NAME, WEIGHT_SUFFIXES, ArtifactError, verify_artifact
 from .adapters import ADAPTER_WEIGHT_FILES, load_checked_adapter
 
 WEIGHT_FILES = (
@@ -33,13 +43,55 @@ _ARCHITECTURE_KEYS = (
 )
 
 
+_READ_ERRORS = (SafetensorError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile)
+
+
+def _weight_files(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+
+
+def _check_readable(path: Path, what: str) -> None:
+    """Without a manifest: every ``*.safetensors`` header parses and covers its file, every zip ``*.bin``
+    has its central directory (both catch a truncated file, reading a few KiB)."""
+    from safetensors import safe_open
+
+    for file in _weight_files(path):
+        try:
+            if file.suffix == ".safetensors":
+                with safe_open(str(file), framework="pt"):
+                    pass
+            else:
+                with open(file, "rb") as f:
+                    zipped = f.read(4) == b"PK\x03\x04"
+                if zipped:
+                    zipfile.ZipFile(file).close()
+        except Exception as error:
+            raise ArtifactError(f"{file}: unreadable {what} weights ({type(error).__name__}: {error}); {path} has no "
+                                f"{MANIFEST_NAME} to check it against (truncated download or copy?)") from error
+
+
+@contextlib.contextmanager
+def _reading_weights(path: Path, what: str):
+    """Re-raise an error from reading the weights in ``path`` naming the directory and its weight files."""
+    try:
+        yield
+    except _READ_ERRORS as error:
+        names = ", ".join(p.name for p in _weight_files(path)) or "none"
+        raise ArtifactError(f"{path}: cannot read the {what} weights (files: {names}): "
+                            f"{type(error).__name__}: {error}") from error
+
+
 def _check_dir(path: Path, what: str, config_name: str, weight_files: tuple[str, ...]) -> Path:
+    """The directory exists, verifies against its artifact manifest (if any), and holds a config and weights."""
     if not path.is_dir():
         raise FileNotFoundError(f"{what} directory not found: {path}")
+    verified = verify_artifact(path)
     if not (path / config_name).is_file():
         raise FileNotFoundError(f"{path}: no {config_name}; not a saved {what} directory")
     if not any((path / name).is_file() for name in weight_files):
         raise FileNotFoundError(f"{path}: no {what} weights (expected one of {', '.join(weight_files)})")
+    if not verified:
+        _check_readable(path, what)
     return path
 
 
@@ -61,14 +113,16 @@ def _attach_adapter(model, base_path: Path, adapter_path: str | os.PathLike):
                 f"which does not match the base model {base_path} ({found})"
             )
     context = f"adapter {adapter_path} (base_model_name_or_path={recorded!r}) on base model {base_path}"
-    return load_checked_adapter(model, adapter_path, context)
+    with _reading_weights(adapter_path, "adapter"):
+        return load_checked_adapter(model, adapter_path, context)
 
 
 def _load(auto_class, path, adapter_path, torch_dtype, kwargs):
     path = _check_dir(Path(path), "model", "config.json", WEIGHT_FILES)
     if torch_dtype is not None:
         kwargs["dtype"] = torch_dtype
-    model = auto_class.from_pretrained(path, local_files_only=True, **kwargs)
+    with _reading_weights(path, "model"):
+        model = auto_class.from_pretrained(path, local_files_only=True, **kwargs)
     if adapter_path is not None:
         model = _attach_adapter(model, path, adapter_path)
     return model.eval()

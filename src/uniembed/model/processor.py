@@ -17,6 +17,8 @@ from pathlib import Path
 
 from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessorPil, Qwen2VLProcessor
 
+from ..artifacts import verify_artifact
+
 
 class ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
     """``Qwen2VLProcessor`` with no video processor: images and text only."""
@@ -70,11 +72,13 @@ def load_processor(path: str | os.PathLike):
     class. Any other directory, e.g. a downloaded Qwen2-VL-7B-Instruct, loads with
     ``AutoProcessor.from_pretrained`` when torchvision is installed; without torchvision, a
     ``qwen2_vl`` / ``qwen2_5_vl`` checkpoint (``model_type`` in ``config.json``) loads with the
-    torchvision-free class, which reads the same files.
+    torchvision-free class, which reads the same files. A directory with an artifact manifest (in it
+    or its parent) is verified first (:func:`uniembed.artifacts.verify_artifact`).
     """
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"processor directory not found: {path}")
+    verify_artifact(path)
     saved_class = _saved_processor_class(path)
     by_name = {cls.__name__: cls for cls in PROCESSOR_CLASSES.values()}
     if saved_class in by_name:

@@ -80,8 +80,9 @@ def missing_checkpoint_files(directory: str | os.PathLike) -> list[str]:
 
 
 def save_model_dir(model, processor, output_dir: str | os.PathLike) -> Path:
-    """``save_pretrained`` model + processor and the companion files into ``output_dir``, atomically."""
-    with atomic_path(output_dir, directory=True) as tmp:
+    """``save_pretrained`` model + processor and the companion files into ``output_dir``, atomically,
+    with the artifact manifest (sizes and sha256 of every file) that loading verifies."""
+    with atomic_path(output_dir, directory=True, manifest=True) as tmp:
         write_model_files(model, processor, tmp)
     return Path(output_dir)
 

@@ -11,7 +11,13 @@ rows and failed judge rows are all counted.
 
 Errors (``ValueError``): an unknown strategy or parameter, a missing required parameter, a
 missing column (named), a null key, a candidate repeated within a query, a judge pair repeated,
-a ``task_of`` mapping that lacks a query.
+a ``task_of`` mapping that lacks a query, and a judge row with status ``ok`` whose score is null,
+not finite or outside [0, 1] (naming the query and candidate: a judge's P(Yes) is a probability,
+and a bad one would silently turn into a fallback, a kept false negative or a soft label).
+
+Each positive keeps its own score (``positive_ids`` / ``positive_scores``): the soft-label trainer
+feeds the score of the positive it samples, as UniME-V2's training rows pair every positive with
+its ``query_pos_scores``; ``positive_score`` is the lowest usable one, the filter's sigma(q, c_t).
 """
 from __future__ import annotations
 
@@ -64,7 +70,7 @@ def _columns(table: pa.Table, name: str, columns: tuple[str, ...], not_null: tup
 
 
 def _run(mined: pa.Table, judged: pa.Table | None, strategy: str, params: Mapping):
-    """Per query (sorted by id): (query_id, positive_score, Selection), and the table-level counts."""
+    """Per query (sorted by id): (query_id, [(positive id, score or None)], Selection), and the table-level counts."""
     params = resolve_params(strategy, params)
     uses_judge = strategy == "unime_v2" or params.get("score_column") == "score"
     if judged is None and uses_judge:
@@ -83,10 +89,13 @@ def _run(mined: pa.Table, judged: pa.Table | None, strategy: str, params: Mappin
             if (qid, cid, is_pos) in seen:
                 raise ValueError(f"judged table repeats the pair ({qid!r}, {cid!r}, is_positive={is_pos})")
             seen.add((qid, cid, is_pos))
-            ok = status == "ok" and usable(score)
+            if status == "ok" and not (usable(score) and 0.0 <= score <= 1.0):
+                raise ValueError(f"judge row of query {qid!r}, candidate {cid!r} (is_positive={is_pos}) has status "
+                                 f"'ok' but score {score!r}: expected a finite P(Yes) in [0, 1]")
+            ok = status == "ok"
             counts["failed_judge_rows_excluded"] += not ok
             if is_pos:
-                positives[qid].append(score if ok else None)
+                positives[qid].append((cid, score if ok else None))
             else:
                 judge[(qid, cid)] = score if ok else None
     for qid, rows in per_query.items():
@@ -102,8 +111,7 @@ def _run(mined: pa.Table, judged: pa.Table | None, strategy: str, params: Mappin
         rows = per_query.get(qid, [])
         counts["queries_without_mined_rows"] += not rows
         ids = [cid for _, cid, _ in rows]
-        ok_pos = [s for s in positives.get(qid, []) if s is not None]
-        positive_score = min(ok_pos) if ok_pos else None
+        positive_score = lowest_score(positives.get(qid, []))
         if strategy == "unime_v2":
             sel = select_unime_v2(ids, [judge.get((qid, c)) for c in ids], positive_score, beta=params["beta"],
                                   k=params["k"], interval=params["interval"], minimum=params["minimum"],
@@ -112,8 +120,14 @@ def _run(mined: pa.Table, judged: pa.Table | None, strategy: str, params: Mappin
             scores = ([sim for _, _, sim in rows] if params["score_column"] == "similarity"
                       else [judge.get((qid, c)) for c in ids])
             sel = select_umarvel(ids, scores, threshold=params["threshold"], k=params["k"])
-        results.append((qid, positive_score, sel))
+        results.append((qid, positives.get(qid, []), sel))
     return params, results, counts
+
+
+def lowest_score(positives: list[tuple[str, float | None]]) -> float | None:
+    """The lowest usable score of a query's positives (UniME-V2's sigma(q, c_t) with several), or None."""
+    scores = [s for _, s in positives if s is not None]
+    return min(scores) if scores else None
 
 
 def select_hard_negatives(mined: pa.Table, judged: pa.Table | None, strategy: str, params: Mapping,
@@ -122,8 +136,10 @@ def select_hard_negatives(mined: pa.Table, judged: pa.Table | None, strategy: st
     params, results, counts = _run(mined, judged, strategy, params)
     params_json = json.dumps(params, sort_keys=True)
     rows = [{"query_id": qid, "negative_ids": list(sel.negative_ids), "negative_scores": list(sel.negative_scores),
-             "positive_score": pos, "strategy": strategy, "params": params_json, "outcome": sel.outcome,
-             "false_negatives_removed": sel.false_negatives_removed} for qid, pos, sel in results]
+             "positive_score": lowest_score(pos), "positive_ids": [p for p, _ in pos],
+             "positive_scores": [s for _, s in pos], "strategy": strategy, "params": params_json,
+             "outcome": sel.outcome, "false_negatives_removed": sel.false_negatives_removed}
+            for qid, pos, sel in results]
     outcomes = Counter(sel.outcome for _, _, sel in results)
     n = len(results)
     summary = {

@@ -1,7 +1,7 @@
 """Listwise reranking at inference (UniME-V2 "Inference"; UniME-V2-Reranker, Table 3).
 
 The reranker sees the query and the recall model's top ``depth`` candidates written "(1) ... (k)"
-(:func:`uniembed.rerank.prompts.build_listwise_prompt`) and generates greedily; the first "(k)" of the
+(:func:`uniembed.rerank.prompts.build_listwise_prompt`) and generates greedily; the first in-range "(k)" of the
 generation (the released code's ``\\((\\d+)\\)``) names the candidate that best meets the query. That
 candidate moves to the top; the others keep their recall order, as does the rest of the list. A
 generation without a number in range, or a failed one, keeps the recall order and is counted

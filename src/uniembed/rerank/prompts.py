@@ -32,12 +32,14 @@ def listwise_answer(position: int) -> str:
 
 
 def parse_listwise_answer(generation: str, num_candidates: int) -> int | None:
-    """The 1-based candidate number of the first "(k)" in ``generation``; None if absent or out of range."""
-    match = ANSWER.search(generation)
-    if match is None:
-        return None
-    position = int(match.group(1))
-    return position if 1 <= position <= num_candidates else None
+    """The 1-based candidate number of the first "(k)" in ``generation`` with k in 1..num_candidates; None if
+    there is none. An out-of-range "(9)" is passed over, not the end of the parse: "(9) then (2)" with 5
+    candidates names candidate 2, as every match of the released regex ``\\((\\d+)\\)`` would offer it."""
+    for match in ANSWER.finditer(generation):
+        position = int(match.group(1))
+        if 1 <= position <= num_candidates:
+            return position
+    return None
 
 
 def build_listwise_prompt(query: EmbedItem, candidates: Sequence[EmbedItem]) -> JudgePrompt:

@@ -4,10 +4,11 @@ For each sampled training query: the recall model's top candidates (a MINED tabl
 removed), the reranker's P(Yes) of every (query, candidate) and (query, positive) pair, and the
 fused teacher score S_multi = alpha * cos + (1 - alpha) * P(Yes) (App. C eq. 4). The table has the
 hard-negative schema (``mine/schemas.py`` HARD_NEGATIVES): ``negative_ids`` = the ``k`` highest-
-fused candidates in fused order, ``negative_scores`` their fused scores, ``positive_score`` the
-fused score of the query's best-scored positive (a query with several positives trains on any of
-them; all are true matches), so the one trainer reads it as it reads hard negatives and the
-``distill`` objective takes [positive, negatives] with their teacher scores.
+fused candidates in fused order, ``negative_scores`` their fused scores, ``positive_ids`` /
+``positive_scores`` each positive with its own fused score (the trainer pairs the positive it samples
+with its own score), ``positive_score`` the lowest of them (the schema's meaning), so the one trainer
+reads it as it reads hard negatives and the ``distill`` objective takes [positive, negatives] with
+their teacher scores.
 """
 from __future__ import annotations
 
@@ -54,14 +55,16 @@ def teacher_table(mined: pa.Table, positive_similarity: dict[tuple[str, str], fl
     for row in mined.to_pylist():
         retrieved[row["query_id"]].append((row["candidate_id"], row["similarity"]))
     positives = defaultdict(list)
-    for (qid, cid), cos in positive_similarity.items():
-        positives[qid].append(score(qid, cid, cos))
+    for (qid, cid), cos in sorted(positive_similarity.items()):
+        positives[qid].append((cid, score(qid, cid, cos)))
     rows, params = [], json.dumps({"alpha": alpha, "k": k}, sort_keys=True)
     for qid, candidates in retrieved.items():
         if not positives[qid]:
             raise ValueError(f"query {qid} has no positive with a cosine: the teacher needs its positive's score")
         fused = sorted(((score(qid, cid, cos), cid) for cid, cos in candidates), key=lambda t: (-t[0], t[1]))[:k]
         rows.append({"query_id": qid, "negative_ids": [c for _, c in fused], "negative_scores": [s for s, _ in fused],
-                     "positive_score": max(positives[qid]), "strategy": "distill", "params": params,
+                     "positive_score": min(s for _, s in positives[qid]),
+                     "positive_ids": [p for p, _ in positives[qid]], "positive_scores": [s for _, s in positives[qid]],
+                     "strategy": "distill", "params": params,
                      "outcome": "selected" if len(fused) == k else "padded", "false_negatives_removed": 0})
     return pa.Table.from_pylist(rows, schema=HARD_NEGATIVES)

@@ -62,7 +62,10 @@ def run(cfg) -> dict:
     queries = read_parquet(Path(s.curated_dir) / cfg.recipe.mine.source / "queries.parquet", QUERIES)
     task_of = dict(zip(queries["query_id"].to_pylist(), queries["task_id"].to_pylist()))
     params = OmegaConf.to_container(f.params)
-    table, summary = select_hard_negatives(mined, judged, f.strategy, params, task_of=task_of)
+    try:
+        table, summary = select_hard_negatives(mined, judged, f.strategy, params, task_of=task_of)
+    except ValueError as error:  # a bad judge row or table: name the files it came from
+        raise SystemExit(f"filter {s.name}: {mining / 'judge_scores.parquet'} / {mining / 'mined.parquet'}: {error}") from None
     if failures is not None:
         summary["judge_failures"] = failures
     write_parquet(table, out / "hard_negatives.parquet", HARD_NEGATIVES)

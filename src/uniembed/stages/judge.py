@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from omegaconf import OmegaConf
 
-from ..artifacts import read_parquet
+from ..artifacts import read_parquet, verify_artifact
 from ..config import stage_config
 from ..judge.failures import DEFAULT_MAX_FAILED_FRACTION, JudgeFailureError, check_limit
 from ..judge.pairs import build_judge_pairs
@@ -61,7 +61,10 @@ def subset_queries(mined, max_queries: int | None, seed: int):
 @contextlib.contextmanager
 def open_backend(j, model: str, device: str, server_log: Path | None = None, max_images: int = 2):
     """The configured judge backend (a started server is stopped when the block ends); vLLM engines accept
-    up to ``max_images`` images per prompt (a pair: 2; a listwise prompt: its candidates + the query)."""
+    up to ``max_images`` images per prompt (a pair: 2; a listwise prompt: its candidates + the query).
+    A local ``model`` directory with an artifact manifest is verified before any backend reads it."""
+    if Path(model).is_dir():
+        verify_artifact(model)
     trust_remote_code = bool(OmegaConf.select(j, "trust_remote_code", default=False))
     engine = OmegaConf.select(j, "engine", default=None)
     if j.backend in ("vllm_offline", "vllm_server"):

@@ -48,9 +48,10 @@ class EmbeddingTask:
         objective.to(self.embedder.device)
         s = objective.settings
         self.num_negatives, self.with_scores = objective.num_negatives, objective.needs_scores
+        self.fallback_rows = getattr(s, "fallback_rows", "keep")
         self.data = load_training_set(curated_dir, use_given_negatives=getattr(s, "use_given_negatives", False),
                                       hard_negatives=hard_negatives, num_hard_negatives=self.num_negatives,
-                                      needs_scores=self.with_scores)
+                                      needs_scores=self.with_scores, fallback_rows=self.fallback_rows)
         self.sampler = BatchSampler(len(self.data.queries), settings.batch_size, settings.seed)
         self.local_size = settings.batch_size // world
 
@@ -66,7 +67,7 @@ class EmbeddingTask:
 
     def next_batch(self):
         return assemble_batch(self.data, *self.sampler.next(), num_negatives=self.num_negatives,
-                              with_scores=self.with_scores)
+                              with_scores=self.with_scores, mask_fallback=self.fallback_rows == "mask")
 
     def step(self, batch, objective: Objective, backend, settings: TrainSettings) -> tuple[torch.Tensor, int]:
         """Accumulate the gradient of the objective on ``batch``; return (detached loss, local items)."""
@@ -74,7 +75,7 @@ class EmbeddingTask:
         b, k, n = self.local_size, self.num_negatives, batch.size
         queries = batch.queries[rank * b:(rank + 1) * b]
         candidates = batch.candidates[rank * b:(rank + 1) * b] + batch.candidates[n + rank * b * k:n + (rank + 1) * b * k]
-        view = ObjectiveBatch(n, k, batch.exclude, batch.scores)
+        view = ObjectiveBatch(n, k, batch.exclude, batch.scores, batch.score_mask)
         loss_fn = lambda q, c: objective(q, c, view, world)  # noqa: E731
         if settings.chunk_size:
             loss = gradcache_step(self.embedder.forward, queries, candidates, loss_fn, settings.chunk_size,
@@ -86,13 +87,19 @@ class EmbeddingTask:
         return loss, len(queries) + len(candidates)
 
     def summary(self) -> dict:
-        return {"source": self.data.source, "num_queries": len(self.data.queries),
-                "dropped_queries": dict(self.data.dropped)}
+        summary = {"source": self.data.source, "num_queries": len(self.data.queries),
+                   "dropped_queries": dict(self.data.dropped)}
+        if self.hard_negatives:  # how the filter filled the rows trained on (UniME-V2's fallback scores 1.0)
+            summary.update(hard_negative_outcomes=dict(self.data.outcomes), fallback_rows=self.fallback_rows,
+                           fallback_fraction=self.data.fallback_fraction(),
+                           positives_without_score=self.data.positives_without_score)
+        return summary
 
     def save(self, out_dir: Path, summary: dict, objective: Objective) -> None:
         """``out_dir/adapter`` (this stage's LoRA) and ``out_dir/model`` (base with LoRA merged: the
-        next stage's starting point, loadable with from_pretrained), written atomically together."""
-        with atomic_path(out_dir, directory=True) as tmp:
+        next stage's starting point, loadable with from_pretrained), written atomically together with
+        the artifact manifest that loading verifies."""
+        with atomic_path(out_dir, directory=True, manifest=True) as tmp:
             self.model.save_pretrained(tmp / "adapter")
             merged = self.model.merge_and_unload()
             merged.save_pretrained(tmp / "model")

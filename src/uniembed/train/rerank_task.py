@@ -5,8 +5,9 @@ cross-entropy on the answers (U-MARVEL App. C eq. 3; UniME-V2-Reranker).
 A task of the one trainer core (:mod:`uniembed.train.core`), like the embedding task: the core owns
 the optimiser, schedule, checkpoints (resume bit-exact), DDP/DeepSpeed backends, TensorBoard and
 the progress bar. The objective (:mod:`uniembed.train.objectives.rerank`) says which examples a
-query gives and how their losses combine. Training data: the mined table (see
-:mod:`uniembed.rerank.examples` for why) with the curated queries and candidates.
+query gives and how their losses combine. Training data (``retrieval``): the mined table
+(U-MARVEL) or a filter's hard-negative table (UniME-V2), recognised by its schema (see
+:mod:`uniembed.rerank.examples` for why each), with the curated queries and candidates.
 """
 from __future__ import annotations
 
@@ -17,17 +18,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import torch
 
 from ..artifacts import atomic_path, read_parquet, write_json
 from ..data.schemas import QUERIES
 from ..embed.cache import file_digest, fingerprint_model_dir
 from ..judge.pairs import build_judge_pairs
-from ..mine.schemas import MINED
+from ..mine.schemas import HARD_NEGATIVES, MINED
 from ..model.loading import load_for_generation, set_bidirectional
 from ..model.processor import load_processor
 from ..model.saving import write_model_files
-from ..rerank.examples import count_unusable, group_pairs
+from ..rerank.examples import count_unusable, group_pairs, ranked_negatives
 from .data import BatchSampler
 from .distributed import world_info
 from .generative import answer_token_losses, collate
@@ -61,7 +63,7 @@ class RerankTask:
         queries = read_parquet(self.curated_dir / "queries.parquet", QUERIES)
         train = queries.filter(pc.equal(queries["split"], "train"))       # never a test query, whatever the table holds
         pairs = build_judge_pairs(train, self.curated_dir / "candidates.parquet",
-                                  _train_rows(read_parquet(self.retrieval, MINED), train))
+                                  _train_rows(read_ranked(self.retrieval), train))
         self.queries, self.dropped = group_pairs(pairs), count_unusable(pairs)
         if not self.queries:
             raise ValueError(f"{self.retrieval}: no training query has both a positive and retrieved candidates "
@@ -100,10 +102,21 @@ class RerankTask:
     def save(self, out_dir: Path, summary: dict, objective) -> None:
         """``out_dir/adapter`` (the LoRA) and ``out_dir/model`` (merged: a complete checkpoint that the
         judge's scoring backends, transformers or vLLM, load), written atomically together."""
-        with atomic_path(out_dir, directory=True) as tmp:
+        with atomic_path(out_dir, directory=True, manifest=True) as tmp:
             self.model.save_pretrained(tmp / "adapter")
             write_model_files(self.model.merge_and_unload().eval(), self.processor, tmp / "model")
             write_json(summary, tmp / "training_summary.json")
+
+
+def read_ranked(path: Path) -> pa.Table:
+    """The ranked candidates of a MINED table, or of a HARD_NEGATIVES table (:func:`ranked_negatives`)."""
+    schema = pq.read_schema(path)
+    if schema.equals(HARD_NEGATIVES, check_metadata=False):
+        return ranked_negatives(read_parquet(path, HARD_NEGATIVES))
+    if schema.equals(MINED, check_metadata=False):
+        return read_parquet(path, MINED)
+    raise ValueError(f"{path}: a reranker trains on a mined table or a filter's hard negatives; its schema is neither"
+                     f"\nexpected:\n{MINED}\nor:\n{HARD_NEGATIVES}\nfound:\n{schema}")
 
 
 def _train_rows(mined: pa.Table, train_queries: pa.Table) -> pa.Table:

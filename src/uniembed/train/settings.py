@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from ..ranges import Range
 
 LORA_TARGET = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 
@@ -23,35 +25,35 @@ LORA_TARGET = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(
 @dataclass
 class OptimizerSettings:
     """AdamW with a warmup + decay schedule (any transformers scheduler name) and gradient clipping."""
-    lr: float
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
+    lr: Annotated[float, Range(gt=0)]
+    weight_decay: Annotated[float, Range(ge=0)] = 0.0
+    warmup_steps: Annotated[int, Range(ge=0)] = 0
     schedule: str = "cosine"
-    max_grad_norm: float = 1.0
+    max_grad_norm: Annotated[float, Range(gt=0)] = 1.0
 
 
 @dataclass
 class LoraSettings:
     """LoRA on the language model only (the regex never matches the vision tower)."""
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
+    r: Annotated[int, Range(ge=1)] = 8
+    alpha: Annotated[int, Range(gt=0)] = 16
+    dropout: Annotated[float, Range(ge=0, lt=1)] = 0.0
     target: str = LORA_TARGET
 
 
 @dataclass
 class TrainSettings:
-    max_steps: int
-    batch_size: int                  # global batch (queries per step, all processes)
+    max_steps: Annotated[int, Range(ge=1)]
+    batch_size: Annotated[int, Range(ge=2)]  # global batch (queries per step, all processes); data.BatchSampler needs 2
     optimizer: OptimizerSettings
     objective: dict[str, Any]        # {"name": ..., the objective's settings}
     lora: LoraSettings = field(default_factory=LoraSettings)
-    chunk_size: int | None = None    # gradient caching chunk (items per forward); None = off
+    chunk_size: Annotated[int, Range(ge=1)] | None = None  # gradient caching chunk (items per forward); None = off
     backend: str = "ddp"             # "ddp" (plain torch / DDP) or "deepspeed_zero2"
     activation_checkpointing: bool = False
-    seed: int = 0
-    save_every: int = 50
-    log_every: int = 10
+    seed: Annotated[int, Range(ge=0)] = 0
+    save_every: Annotated[int, Range(ge=1)] = 50
+    log_every: Annotated[int, Range(ge=1)] = 10
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainSettings":

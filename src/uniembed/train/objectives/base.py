@@ -19,12 +19,14 @@ class ObjectiveBatch:
     Candidates are laid out as ``[B positives | B*k negatives]``, query i's negatives at rows
     ``B + i*k .. B + (i+1)*k - 1``. ``exclude[i, j]``: candidate j holds query i's answer without
     being its positive column (never a negative). ``scores[i]``: the judge scores of query i's
-    ``[positive, negatives...]`` (UniME-V2), or None when the objective needs none.
+    ``[positive, negatives...]`` (UniME-V2), or None when the objective needs none. ``score_mask[i]``:
+    whether query i's scores count (False for a masked fallback row); None: all count.
     """
     size: int
     num_negatives: int
     exclude: np.ndarray
     scores: np.ndarray | None = None
+    score_mask: np.ndarray | None = None
 
 
 def global_order(rank_sizes: tuple[int, int], world: int) -> Tensor:

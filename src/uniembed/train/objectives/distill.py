@@ -13,30 +13,39 @@ Paper and released code differ in two places; this module follows:
 * the candidates: the paper's "positive and top-k negative samples" (the positive always present,
   the k = 49 highest-fused non-positives: 50 candidates, the released code's count); the released
   code takes the top 50 by fused score, which may leave the positive out;
-* the teacher's scale, which the paper leaves open: the released code's (fused / 2) / tau with tau
-  detached (``teacher_scale`` 0.5), so both sides share the student's temperature;
+* the teacher's scale, which the paper leaves open: the released code stores cos + w * P(Yes) (w = 1)
+  and takes (stored / 2) / tau with tau detached, i.e. (cos + P) / (2 tau). The teacher table here
+  holds the paper's convex S_multi = alpha * cos + (1 - alpha) * P (``rerank/teacher.py``), which at
+  the released weight (alpha = 1 / (1 + w) = 0.5) is already (cos + P) / 2; so the teacher logits are
+  ``teacher_scale * S_multi / tau`` with ``teacher_scale`` 1 -- exactly the released (cos + P) / (2 tau).
+  For another w the released logits are (1 + w) / 2 * S_multi / tau: set ``teacher_scale`` to
+  (1 + w) / 2 = 1 / (2 alpha) to match them;
 * its divergence: KL (the released code defaults to total variation; its launcher switches KL on).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...ranges import Range
 from .base import ObjectiveBatch, per_query_logits
 from .info_nce import InfoNCEObjective
 
 
 @dataclass
 class DistillSettings:
-    temperature: float | str = "previous"  # Table 12 row 5 continues tau from the hard-negative stage
+    # Table 12 row 5 continues tau from the hard-negative stage
+    temperature: Annotated[float, Range(gt=0)] | str = "previous"
     learnable_temperature: bool = True
-    temperature_lr: float | None = None
-    temperature_min: float = 0.005
-    temperature_max: float = 1.0
-    num_negatives: int = 49                # non-positive candidates per query (+ the positive = 50)
-    teacher_scale: float = 0.5             # teacher logits = teacher_scale * fused / tau (released code: 1/2)
+    temperature_lr: Annotated[float, Range(gt=0)] | None = None
+    temperature_min: Annotated[float, Range(gt=0)] = 0.005
+    temperature_max: Annotated[float, Range(gt=0)] = 1.0
+    num_negatives: Annotated[int, Range(ge=1)] = 49  # non-positive candidates per query (+ the positive = 50)
+    # teacher logits = teacher_scale * S_multi / tau (1 at alpha 0.5 = released)
+    teacher_scale: Annotated[float, Range(gt=0)] = 1.0
 
 
 def teacher_student_kl(teacher_logits: Tensor, student_logits: Tensor) -> Tensor:

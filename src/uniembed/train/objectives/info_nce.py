@@ -8,10 +8,12 @@ own) and continues the learnable temperature of the previous stage (0.0206 -> 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import Tensor
 
+from ...ranges import Range
 from ..losses import info_nce
 from ..temperature import Temperature, previous_temperature
 from .base import Objective, ObjectiveBatch
@@ -19,13 +21,15 @@ from .base import Objective, ObjectiveBatch
 
 @dataclass
 class InfoNCESettings:
-    temperature: float | str = 0.05     # a number, or "previous": the final tau of the starting model's stage
+    # a number, or "previous": the final tau of the starting model's stage
+    temperature: Annotated[float, Range(gt=0)] | str = 0.05
     learnable_temperature: bool = False
-    temperature_lr: float | None = None  # tau's own learning rate (no weight decay); None = the optimiser's lr
-    temperature_min: float = 0.005
-    temperature_max: float = 1.0
+    # tau's own learning rate (no weight decay); None = the optimiser's lr
+    temperature_lr: Annotated[float, Range(gt=0)] | None = None
+    temperature_min: Annotated[float, Range(gt=0)] = 0.005   # 0 < min <= temperature <= max (Temperature)
+    temperature_max: Annotated[float, Range(gt=0)] = 1.0
     bidirectional: bool = False
-    num_negatives: int = 0               # hard negatives per query (a mined table, or the source's own)
+    num_negatives: Annotated[int, Range(ge=0)] = 0  # hard negatives per query (a mined table, or the source's own)
     use_given_negatives: bool = False    # take them from the curated source instead of a mined table
 
 

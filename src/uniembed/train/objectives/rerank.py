@@ -4,9 +4,12 @@ answer losses combine. The reranker task (:mod:`uniembed.train.rerank_task`) run
 * ``pointwise`` — U-MARVEL App. C eq. 3: (query, positive) -> "Yes", (query, a random candidate of
   the recall model's top ``depth``) -> "No"; next-token cross-entropy on the answer tokens.
 * ``pair_list`` — UniME-V2-Reranker: L = L_pair + L_list, L_pair over (positive -> "Yes",
-  hardest negative -> "No"), L_list over the positive at a random position among the top
-  ``list_size - 1`` negatives -> "Ans: (k)"; each term the mean cross-entropy of its own answer
-  tokens (the released code sums the two losses with equal weight; the weights are settings).
+  hardest negative -> "No"), L_list over the positive placed among the top ``list_size - 1``
+  negatives -> "Ans: (k)"; each term the mean cross-entropy of its own answer tokens (the released
+  code sums the two losses with equal weight; the weights are settings). Its negatives are the
+  judge-filtered hard negatives (eq. 5-6). The list follows the released code: 6 candidates (5
+  negatives), the positive at position 1-5 with probabilities 0.32 / 0.32 / 0.20 / 0.11 / 0.05
+  (``positive_position_weights``), never last.
 
 Both have no parameters of their own; they share the embedding objectives' surface (name,
 settings, ``config`` for the run fingerprint, ``parts`` for logging) so the one trainer core takes them.
@@ -14,27 +17,39 @@ settings, ``config`` for the run fingerprint, ``parts`` for logging) so the one 
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Annotated
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ...rerank.examples import RerankQuery, listwise_example, pairwise_examples, pointwise_examples
+from ...ranges import Range
+from ...rerank.examples import RELEASED_POSITION_WEIGHTS, RerankQuery, listwise_example, pairwise_examples, pointwise_examples
 from ..generative import ChatExample
 from .base import TrainingObjective
 
 
 @dataclass
 class PointwiseSettings:
-    depth: int = 100            # the "No" candidate is drawn from the recall model's top `depth`
+    depth: Annotated[int, Range(ge=1)] = 100  # the "No" candidate is drawn from the recall model's top `depth`
 
 
 @dataclass
 class PairListSettings:
-    list_size: int = 5          # candidates in a listwise example: the positive + list_size - 1 negatives
-    pairwise_weight: float = 1.0
-    listwise_weight: float = 1.0
+    # candidates in a listwise example: the positive + list_size - 1 negatives (released code: 6)
+    list_size: Annotated[int, Range(ge=2)] = 6
+    pairwise_weight: Annotated[float, Range(ge=0)] = 1.0
+    listwise_weight: Annotated[float, Range(ge=0)] = 1.0
+    # P(the positive sits at position 1, 2, ...), normalised; positions past the list are never drawn
+    positive_position_weights: list[Annotated[float, Range(ge=0)]] = field(
+        default_factory=lambda: list(RELEASED_POSITION_WEIGHTS))
+
+    def __post_init__(self):
+        weights = self.positive_position_weights
+        if not weights or min(weights) < 0 or sum(weights[: self.list_size]) <= 0:
+            raise ValueError(f"pair_list: positive_position_weights must be non-negative with a positive sum over the "
+                             f"first list_size ({self.list_size}) positions, got {weights}")
 
 
 class RerankObjective(TrainingObjective, metaclass=abc.ABCMeta):
@@ -89,7 +104,8 @@ class PairListObjective(RerankObjective):
         super().__init__(settings, start_model)
 
     def examples(self, item, rng):
-        return [*pairwise_examples(item, rng), listwise_example(item, rng, self.settings.list_size)]
+        s = self.settings
+        return [*pairwise_examples(item, rng), listwise_example(item, rng, s.list_size, s.positive_position_weights)]
 
     def groups(self):
         s = self.settings

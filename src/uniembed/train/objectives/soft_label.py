@@ -12,32 +12,50 @@ averaged over the queries, tau = 0.02 on both sides. As in the released code
 embeddings are gathered across ranks and it works under gradient caching. ``info_nce_weight``
 optionally adds InfoNCE over in-batch + hard negatives at the same tau (not in the paper). The
 released code takes log(p + 1e-8) of the softmaxes; log_softmax is the exact form used here.
+
+Fallback rows (the filter's random negatives, each scored 1.0 by the paper's rule, while the positive
+keeps its real score below 1) ask the embedder to rank the positive *below* random candidates.
+``fallback_rows`` keeps them (``keep``, the paper), leaves them out of training (``drop``), or keeps
+them in the batch but out of the KL, which is then averaged over the other rows (``mask``), so a study
+can compare the three; the training summary reports their share either way.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...ranges import Range
 from ..losses import info_nce
 from ..temperature import Temperature
+from ..data import FALLBACK_ROWS
 from .base import Objective, ObjectiveBatch, per_query_logits
 
 
 @dataclass
 class SoftLabelSettings:
-    temperature: float = 0.02
-    num_negatives: int = 8
-    info_nce_weight: float = 0.0
+    temperature: Annotated[float, Range(gt=0)] = 0.02
+    num_negatives: Annotated[int, Range(ge=1)] = 8
+    info_nce_weight: Annotated[float, Range(ge=0)] = 0.0
+    fallback_rows: str = "keep"        # keep | drop | mask (see the module docstring)
+
+    def __post_init__(self):
+        if self.fallback_rows not in FALLBACK_ROWS:
+            raise ValueError(f"soft_label.fallback_rows must be one of {FALLBACK_ROWS}, got {self.fallback_rows!r}")
 
 
-def symmetric_kl(logits_p: Tensor, logits_q: Tensor) -> Tensor:
-    """Mean over rows of 1/2 (KL(P||Q) + KL(Q||P)), P = softmax(logits_p), Q = softmax(logits_q) by row."""
+def symmetric_kl(logits_p: Tensor, logits_q: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean over rows of 1/2 (KL(P||Q) + KL(Q||P)), P = softmax(logits_p), Q = softmax(logits_q) by row;
+    with a boolean ``mask``, the mean over the rows it keeps (0 when it keeps none)."""
     log_p, log_q = F.log_softmax(logits_p, dim=-1), F.log_softmax(logits_q, dim=-1)
     p, q = log_p.exp(), log_q.exp()
-    return 0.5 * ((p * (log_p - log_q)).sum(-1) + (q * (log_q - log_p)).sum(-1)).mean()
+    rows = 0.5 * ((p * (log_p - log_q)).sum(-1) + (q * (log_q - log_p)).sum(-1))
+    if mask is None:
+        return rows.mean()
+    return (rows * mask).sum() / mask.sum().clamp(min=1)
 
 
 class SoftLabelObjective(Objective):
@@ -57,7 +75,9 @@ class SoftLabelObjective(Objective):
     def loss(self, q: Tensor, c: Tensor, batch: ObjectiveBatch) -> tuple[Tensor, dict[str, Tensor]]:
         tau = self.temperature()
         similarity, scores = per_query_logits(q, c, batch, tau, "soft_label needs judge scores")
-        kl = symmetric_kl(similarity, scores / tau)
+        mask = None if batch.score_mask is None else torch.as_tensor(batch.score_mask, dtype=similarity.dtype,
+                                                                       device=similarity.device)
+        kl = symmetric_kl(similarity, scores / tau, mask)
         parts = {"soft_label_kl": kl}
         if not self.settings.info_nce_weight:
             return kl, parts
