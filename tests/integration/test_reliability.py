@@ -59,7 +59,7 @@ def test_a_changed_setting_reruns_only_what_depends_on_it(finished_run, tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("override", ["recipe.rerank.choose_alpha.grid=[0.0,0.5,1.0]", "recipe.rerank.alpha=0.3",
+@pytest.mark.parametrize("override", ["+recipe.rerank.choose_alpha.grid=[0.0,0.5,1.0]", "recipe.rerank.alpha=0.3",
                                       "recipe.rerank.top_k=8", "recipe.rerank.listwise_top_k=4"])
 def test_a_rerank_setting_reruns_only_its_own_rerankers_job(finished_run, tmp_path, override):
     """Each rerank job's params hold only its own reranker's settings: the pointwise fusion settings do not

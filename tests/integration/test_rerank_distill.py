@@ -111,3 +111,19 @@ def test_the_listwise_reranker_generates_for_every_test_list_and_counts_what_it_
         reranked = read_parquet(run / "eval" / tag / "scores.parquet", SCORES).to_pylist()
         value = lambda rows: sorted((r["setting"], r["dataset"], r["metric"], r["value"]) for r in rows)  # noqa: E731
         assert value(reranked) == value(recall)
+
+
+@pytest.mark.slow
+def test_unime_v2s_reranker_trains_on_the_filtered_negatives_and_the_soft_label_summary_counts_fallback_rows(finished_run):
+    """UniME-V2-Reranker (eq. 5-6) trains on the judge-filtered hard negatives, not the raw mined list; the
+    soft-label model's training summary reports the share of its rows the filter's random fallback filled."""
+    run = finished_run / "results" / "default"
+    filtered = pq.read_table(run / "mining" / "filters" / "unime_v2" / "hard_negatives.parquet").to_pylist()
+    usable = [r for r in filtered if r["negative_ids"]]
+    summary = json.loads((run / "models" / "reranker_listwise" / "training_summary.json").read_text())
+    assert summary["finished"] and summary["num_queries"] == len(usable) < 1000   # the judged subset, not all 1,680
+    soft = json.loads((run / "models" / "hn_unime_v2" / "training_summary.json").read_text())
+    fallback = sum(r["outcome"] == "fallback_random" for r in usable)
+    assert soft["hard_negative_outcomes"].get("fallback_random", 0) == fallback
+    assert soft["fallback_fraction"] == pytest.approx(fallback / soft["num_queries"])
+    assert soft["fallback_rows"] == "keep"

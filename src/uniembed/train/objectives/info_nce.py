@@ -2,8 +2,8 @@
 
 Pretraining (§3.1.3) uses in-batch negatives only: unidirectional for NLI, bidirectional for
 image-caption pairs. The hard-negative stage (§3.2.2, Table 12 row 4; released code) adds k = 5
-filtered hard negatives per query to the in-batch candidates (a query with fewer repeats its
-own) and continues the learnable temperature of the previous stage (0.0206 -> 0.0188).
+filtered hard negatives per query to the in-batch candidates (a query with fewer is padded with its
+first, as the released code: ``train.data.pad_negatives``) and continues the learnable temperature of the previous stage (0.0206 -> 0.0188).
 """
 from __future__ import annotations
 
