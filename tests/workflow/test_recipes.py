@@ -152,3 +152,28 @@ def test_unime_v2s_reranker_must_train_on_a_filters_negatives():
     cfg = compose_config(["recipe=tiny", "recipe.rerank.rerankers.listwise.negatives=nope"], ROOT / "config")
     with pytest.raises(RecipeError, match=r"rerank.rerankers.listwise.negatives = 'nope' names no filter"):
         check_recipe(cfg)
+
+
+def test_the_embedder_starts_from_the_vision_pretrained_model_and_the_judge_and_rerankers_from_the_instruct_one(
+        tmp_path):
+    """With model.vision_pretrain and model.instruct both on: pretrain_vision -> instruct; the first pretrain stage
+    (the embedder) starts from the vision-pretrained model, the judge and the rerankers from the instruct model."""
+    project = scratch_project(tmp_path, hydra_overrides=[
+        "model.vision_pretrain={steps: 10}", "model.instruct={max_steps: 2, batch_size: 4, lr: 1.0e-3}"])
+    result = snakemake(project, "-n", "-p")
+    assert result.returncode == 0, result.output[-3000:]
+    plan = planned_jobs(result.output)
+    assert plan["pretrain_vision"] == 1 and plan["instruct"] == 1
+    commands = [line for line in result.output.splitlines() if "python -m uniembed.stages." in line]
+    vision, instruct = "resources/models/tiny-qwen2vl-vision", "results/default/models/instruct"
+
+    def command(stage, *words):
+        (found,) = [c for c in commands if f"uniembed.stages.{stage} " in c and all(w in c for w in words)]
+        return found
+    assert f"--stage model_dir {vision}" in command("instruct")
+    assert f"--stage model_dir {vision}" in command("train", "--stage name nli")
+    assert f"--stage model_dir {instruct}/model" in command("train", "--stage name pointwise")
+    assert f"--stage model_dir {instruct}/model" in command("train", "--stage name listwise")
+    judge = result.output.split("rule judge:", 1)[1].split("\n\n", 1)[0]    # the judge waits for the instruct model
+    (inputs,) = [line for line in judge.splitlines() if line.strip().startswith("input:")]
+    assert instruct in inputs and vision not in inputs

@@ -13,7 +13,7 @@ if STAGE_CONFIG.model.build is not None:
         benchmark:
             f"{BENCHMARKS}/build_model.tsv"
         params:
-            settings=rule_settings("model"),
+            settings=rule_settings("model.name", "model.path", "model.build"),
             code=code_version("model.tiny", "model.tokenizer", "model.processor", "model.saving",
                               "data.synthetic.world", "stages.build_model"),
         resources:
@@ -22,6 +22,31 @@ if STAGE_CONFIG.model.build is not None:
             "../../envs/curate.yaml"
         shell:
             "python -m uniembed.stages.build_model > {log:q} 2>&1"
+
+
+if VISION:
+
+    # The tiny tower's CLIP-style pretraining on fresh renderings (uniembed.vision): built once beside the
+    # built model, reused by every run; its vision_pretrain.json holds the linear probes before and after.
+    rule pretrain_vision:
+        input:
+            model=BUILT_MODEL_DIR,
+        output:
+            model=directory(BASE_MODEL_DIR),
+        log:
+            f"{LOGS}/pretrain_vision.log",
+        benchmark:
+            f"{BENCHMARKS}/pretrain_vision.tsv"
+        params:
+            settings=rule_settings("model.vision_pretrain"),
+            code=code_version("vision", "data.synthetic.world", "stages.pretrain_vision"),
+        resources:
+            **rule_resources("pretrain_vision"),
+        conda:
+            "../../envs/train.yaml"
+        shell:
+            "python -m uniembed.stages.pretrain_vision --stage model_dir {input.model:q}"
+            " --stage out_dir {output.model:q} > {log:q} 2>&1"
 
 
 if STAGE_CONFIG.data.generator is not None:
@@ -46,15 +71,16 @@ if STAGE_CONFIG.data.generator is not None:
 
 if INSTRUCT:
 
-    # The embedded default's base model: the built tiny model after generative training on the
-    # curated train split (design.md §5). One thread: on 2 cores it runs beside another job, and
-    # tiny matrices on two contended threads are several times slower than on one.
+    # The tiny instruct MLLM the judge and the rerankers start from (the embedder keeps the base model): the
+    # vision-pretrained tiny model after generative training on the curated train split (design.md §5). One
+    # thread: on 2 cores it runs beside another job, and tiny matrices on two contended threads are several
+    # times slower than on one.
     rule instruct:
         input:
-            model=BUILT_MODEL_DIR,
-            curated=expand(curated("{source}", "queries"), source=STAGE_CONFIG.model.instruct.sources),
+            model=BASE_MODEL_DIR,
+            curated=expand(curated("{source}", "queries"), source=INSTRUCT_SOURCES),
         output:
-            model=directory(MODEL_DIR),
+            model=directory(INSTRUCT_MODEL_DIR),
         log:
             f"{LOGS}/instruct.log",
         benchmark:

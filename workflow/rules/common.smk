@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 from uniembed.config import CONFIG_DIR_ENV, OVERRIDES_ENV, compose_config, experiment_overrides, hydra_quote
 from uniembed.config_schema import validate_groups
 from uniembed.evaluate.ablation import ablation_tag
+from uniembed.instruct.settings import InstructSettings
 from uniembed.train.settings import variant_kind
 from uniembed.launch import launch_command
 from uniembed.provenance import code_version
@@ -35,24 +36,36 @@ def loadable(path):
     return f"{path}/model" if path.startswith(f"{RUN_DIR}/models/") else path
 
 
-# The base model: what `model.path` holds (a real checkpoint, or the tiny model build_model writes),
-# and MODEL_DIR, what every stage that starts from the base model loads (zero_shot evaluation, the
-# first pretrain stage, the judge). With a `model.instruct` section (the embedded default) that is
-# the instruct rule's output. It lives in the run directory, not in resources/: it is trained on
-# this run's curated tables (their train split), so another run's data must not share it.
+# The base model: what `model.path` holds (a real checkpoint, or the tiny model build_model writes). With
+# `model.vision_pretrain` (the embedded default) the built model's tower is pretrained first (rule
+# pretrain_vision, a resource like the built model: it reads no run data). MODEL_DIR, what the embedder
+# starts from (zero_shot evaluation, the first pretrain stage), is that model. INSTRUCT_MODEL_DIR, what
+# the judge (recipe.judge.model: null) and the rerankers start from (U-MARVEL App. C: the reranker is
+# trained from the instruct backbone, not the embedder), is the instruct rule's output when the model has
+# a `model.instruct` section, else the same base model (a real instruct checkpoint). The instruct model
+# lives in the run directory: it is trained on this run's curated tables (their train split).
 BUILT_MODEL_DIR = STAGE_CONFIG.model.path
+VISION = STAGE_CONFIG.model.get("vision_pretrain") is not None
+BASE_MODEL_DIR = f"{BUILT_MODEL_DIR}-vision" if VISION else BUILT_MODEL_DIR
 INSTRUCT = STAGE_CONFIG.model.get("instruct") is not None
-MODEL_DIR = stage_output("instruct") if INSTRUCT else BUILT_MODEL_DIR
+MODEL_DIR = BASE_MODEL_DIR
+INSTRUCT_MODEL_DIR = stage_output("instruct") if INSTRUCT else BASE_MODEL_DIR
+# the curated sources the instruct rule reads (InstructSettings holds the default)
+INSTRUCT_SOURCES = InstructSettings(**OmegaConf.to_container(STAGE_CONFIG.model.instruct, resolve=True)).sources \
+    if INSTRUCT else []
 if INSTRUCT:
-    unknown = [s for s in STAGE_CONFIG.model.instruct.sources if s not in STAGE_CONFIG.data.sources]
+    unknown = [s for s in INSTRUCT_SOURCES if s not in STAGE_CONFIG.data.sources]
     if unknown:
         raise ValueError(f"model.instruct.sources (config/model/{config['experiment'].get('model', '<model>')}.yaml) names "
                          f"{unknown}, which are not sources of data {STAGE_CONFIG.data.name!r}: expected some of "
                          f"{list(STAGE_CONFIG.data.sources)}")
-    if "judge" in STAGE_CONFIG.recipe and STAGE_CONFIG.recipe.judge.model is None:
-        # recipe.judge.model: null means "the base model": the judge stage reads it from the config.
-        OVERRIDES.append(f"recipe.judge.model={hydra_quote(loadable(MODEL_DIR))}")
-        STAGE_CONFIG = compose_config(OVERRIDES, CONFIG_DIR)
+# A judge of recipe.judge.model: null judges with the instruct model; when the DAG makes it, the judge waits for it.
+JUDGE_INPUT = {"model": INSTRUCT_MODEL_DIR} if "judge" in STAGE_CONFIG.recipe and STAGE_CONFIG.recipe.judge.model is None \
+    and INSTRUCT_MODEL_DIR != BUILT_MODEL_DIR else {}
+if JUDGE_INPUT:
+    # recipe.judge.model: null means "the base model": the judge stage reads it from the config.
+    OVERRIDES.append(f"recipe.judge.model={hydra_quote(loadable(INSTRUCT_MODEL_DIR))}")
+    STAGE_CONFIG = compose_config(OVERRIDES, CONFIG_DIR)
 # Stage modules run as `python -m uniembed.stages.<stage>` in whatever env a rule uses (the project
 # venv, or a conda env from envs/ under --sdm conda): put the library on its path. The run's Hydra
 # overrides travel in the environment (uniembed.config), not in the command, so a rule's command
@@ -186,9 +199,10 @@ def generated_data():
 
 
 def built_model():
-    """The tiny model build_model writes and the instruct model made from it, when the model config has them."""
+    """The tiny model build_model writes, its vision-pretrained form and the instruct model made from it, when the
+    model config has them."""
     built = [BUILT_MODEL_DIR] if STAGE_CONFIG.model.build is not None else []
-    return built + ([MODEL_DIR] if INSTRUCT else [])
+    return built + ([BASE_MODEL_DIR] if VISION else []) + ([INSTRUCT_MODEL_DIR] if INSTRUCT else [])
 
 
 def all_targets():

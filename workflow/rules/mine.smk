@@ -36,6 +36,7 @@ if JUDGING:
         input:
             mined=rules.mine.output.mined,
             curated=rules.mine.input.curated,
+            **JUDGE_INPUT,
         output:
             scores=f"{RUN_DIR}/mining/judge_scores.parquet",
         log:

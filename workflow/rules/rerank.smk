@@ -6,7 +6,7 @@
 
 rule train_reranker:
     input:
-        model=MODEL_DIR,
+        model=INSTRUCT_MODEL_DIR,
         retrieval=lambda wildcards: reranker_retrieval(wildcards.reranker),
         curated=lambda wildcards: curated(STAGE_CONFIG.recipe.rerank.rerankers[wildcards.reranker].source, "queries"),
     output:

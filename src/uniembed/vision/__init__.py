@@ -1,0 +1,3 @@
+"""Vision pretraining of the tiny model's tower (the analogue of a CLIP-initialised Qwen2-VL tower) and the
+linear probes that check it: :mod:`.renderings` (fresh pictures of the world), :mod:`.tower` (the merged
+image tokens), :mod:`.pretrain` (CLIP-style training), :mod:`.probe` (held-out linear probes)."""
