@@ -18,6 +18,7 @@ from typing import Annotated, Any, Optional, Union
 from omegaconf import DictConfig, OmegaConf
 
 from .instruct.settings import InstructSettings
+from .negatives.params import STRATEGY_PARAMS
 from .vision.settings import VisionPretrainSettings
 from .config_check import ConfigRangeError, ConfigTypeError, check  # noqa: F401 (the schema's errors, re-exported)
 from .ranges import Range
@@ -165,13 +166,8 @@ class FilterSettings:
     params: dict[str, Any]   # checked against FILTER_PARAMS[strategy], defaults filled (_check_filters)
 
 
-#: strategy -> the schema of its parameters (keys and defaults: uniembed.negatives.select.STRATEGIES)
-FILTER_PARAMS = {
-    "unime_v2": dataclasses.make_dataclass("UnimeV2Params", [("beta", Annotated[float, Range()]), ("k", Count),
-                                                             ("interval", Count), ("minimum", Count), ("seed", Seed)]),
-    "umarvel": dataclasses.make_dataclass("UmarvelParams", [("threshold", Annotated[float, Range()]), ("k", Count),
-                                                            ("score_column", str)]),
-}
+#: strategy -> the schema of its parameters (keys, defaults and ranges: uniembed.negatives.params)
+FILTER_PARAMS = STRATEGY_PARAMS
 
 
 def _training_stage_schemas():

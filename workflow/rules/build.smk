@@ -14,7 +14,7 @@ if STAGE_CONFIG.model.build is not None:
             f"{BENCHMARKS}/build_model.tsv"
         params:
             settings=rule_settings("model.name", "model.path", "model.build"),
-            code=code_version("model.tiny", "model.tokenizer", "model.processor", "model.saving",
+            code=code_version("model.tiny", "model.tokenizer", "model.prompts", "model.processor", "model.saving",
                               "data.synthetic.world", "stages.build_model"),
         resources:
             **rule_resources("build_model"),

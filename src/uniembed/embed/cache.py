@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..artifacts import atomic_path, remove_orphans, verified_sha256, verify_artifact, write_json
+from ..artifacts import atomic_path, remove_orphans, sha256_file, verified_sha256, verify_artifact, write_json
 from ..provenance import code_version
 
 log = logging.getLogger(__name__)
@@ -51,16 +51,15 @@ def file_digest(path: str | os.PathLike, full: bool = True) -> str:
     memo = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, full)
     if memo in _MEMO:
         return _MEMO[memo]
-    h = hashlib.sha256()
     size = st.st_size
-    with open(path, "rb") as f:
-        if full or size <= 2 * _EDGE:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        else:  # both ends only: cheap, but blind to tensors in the middle (not for embedding keys)
-            h.update(f.read(_EDGE))
-            f.seek(size - _EDGE)
-            h.update(f.read(_EDGE))
+    if full or size <= 2 * _EDGE:
+        _MEMO[memo] = f"{size}:{sha256_file(path)}"
+        return _MEMO[memo]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:  # both ends only: cheap, but blind to tensors in the middle (not for embedding keys)
+        h.update(f.read(_EDGE))
+        f.seek(size - _EDGE)
+        h.update(f.read(_EDGE))
     _MEMO[memo] = f"{size}:{h.hexdigest()}"
     return _MEMO[memo]
 

@@ -44,10 +44,10 @@ from ..artifacts import read_parquet
 from ..data.schemas import CANDIDATES, POOLS, QUERIES
 from ..embed.embedder import EmbedItem
 from ..judge.prompt import IMAGE, NO, TEXT, YES, JudgePrompt, build_judge_prompt
+from ..model.prompts import DESCRIBE
 from ..train.generative import ChatExample
 from .settings import KINDS, GroupLoss, InstructMix
 
-DESCRIBE = "Describe the picture."
 DISTINCT_TRIES = 20  # random draws for a group negative not already in the group, then a repeat is kept
 
 

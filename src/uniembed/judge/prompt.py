@@ -30,12 +30,8 @@ from functools import lru_cache
 from typing import Callable
 
 from ..embed.embedder import EmbedItem
+from ..model.prompts import JUDGE_INSTRUCTION
 
-JUDGE_INSTRUCTION = (
-    "I will provide you with a query and a candidate. Please evaluate whether the candidate meets the "
-    "requirements of the query. If it does, respond with 'Yes'; if it doesn't, respond with 'No'. "
-    "Query:<Query>, Candidates:<Candidate>."
-)
 PROMPT_VERSION = "unime-v2-judge/1: user turn; query = instruction + ' ' + image + text; candidate = image + text"
 YES, NO = "Yes", "No"
 

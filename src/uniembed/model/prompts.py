@@ -20,6 +20,15 @@ from dataclasses import dataclass
 import torch
 
 IMAGE_SLOT = "<|vision_start|><|image_pad|><|vision_end|>"
+#: The judge's instruction (UniME-V2 "MLLM-as-a-Judge"; the same text as U-MARVEL's reranker prompt):
+#: judge/prompt.py builds its prompts with it, the tiny tokenizer is trained on it (model/tiny.py).
+JUDGE_INSTRUCTION = (
+    "I will provide you with a query and a candidate. Please evaluate whether the candidate meets the "
+    "requirements of the query. If it does, respond with 'Yes'; if it doesn't, respond with 'No'. "
+    "Query:<Query>, Candidates:<Candidate>."
+)
+#: The instruct stage's captioning request (instruct/data.py), also in the tiny tokenizer's corpus.
+DESCRIBE = "Describe the picture."
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,7 @@ def prompt_corpus() -> list[str]:
     """The fixed texts the pipeline sends besides the data: chat roles, the system prompt, the judge's
     instruction (UniME-V2) and the instruct prompts. Trained into the tokenizer (a real tokenizer knows
     English), so the judge prompt is ~60 tokens instead of ~170 byte pieces."""
-    from uniembed.instruct.data import DESCRIBE
-    from uniembed.judge.prompt import JUDGE_INSTRUCTION
-    from uniembed.model.prompts import PromptStyle
+    from uniembed.model.prompts import DESCRIBE, JUDGE_INSTRUCTION, PromptStyle
 
     return ["system", "user", "assistant", PromptStyle.system, JUDGE_INSTRUCTION, DESCRIBE]
 

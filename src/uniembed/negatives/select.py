@@ -21,6 +21,7 @@ its ``query_pos_scores``; ``positive_score`` is the lowest usable one, the filte
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping
@@ -29,14 +30,14 @@ import pyarrow as pa
 
 from ..mine.schemas import HARD_NEGATIVES
 from . import usable
+from .params import STRATEGY_PARAMS
 from .umarvel import select_umarvel
 from .unime_v2 import query_seed, select_unime_v2
 
-#: strategy -> (required parameters, defaults of the optional ones)
-STRATEGIES = {
-    "unime_v2": ({"beta"}, {"k": 8, "interval": 5, "minimum": 10, "seed": 0}),
-    "umarvel": ({"threshold", "k"}, {"score_column": "similarity"}),
-}
+#: strategy -> (required parameters, defaults of the optional ones), from .params
+STRATEGIES = {name: ({f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING},
+                     {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING})
+              for name, cls in STRATEGY_PARAMS.items()}
 _MINED_COLUMNS = ("query_id", "rank", "candidate_id", "similarity")
 _JUDGE_COLUMNS = ("query_id", "candidate_id", "is_positive", "score", "status")
 

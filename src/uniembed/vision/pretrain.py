@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ..data.synthetic.world import ALL_OBJECTS
+from ..data.synthetic.world import ALL_OBJECTS, caption, partial_caption
 from .renderings import draw_renderings, rendering_stream
 from .settings import VisionPretrainSettings
 from .tower import tower_tokens
@@ -37,8 +37,6 @@ class CaptionEncoder(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        from ..data.synthetic.world import caption, partial_caption
-
         texts = [t for o in ALL_OBJECTS for t in (caption(o), partial_caption({"color": o.color, "shape": o.shape}))]
         self.vocab = {w: i for i, w in enumerate(sorted({w for t in texts for w in t.split()}))}
         self.embed = nn.EmbeddingBag(len(self.vocab), dim, mode="mean")
