@@ -1,13 +1,16 @@
 """Benchmark: judge throughput (UniME-V2 MLLM-as-a-Judge scores) with the transformers backend, tiny model.
 
-    python benchmarks/judge_throughput.py [--queries 24] [--per-query 10] [--batch-size 16] [--naive-pairs 96]
+    python benchmarks/judge_throughput.py [--queries 24] [--per-query 10] [--batch-size 16] [--naive-pairs 96] \
+        [--judge-model resources/models/tiny-judge-instruct/model]
 
 Pairs come from the synthetic M-BEIR train queries (each query's positive + ``--per-query`` random
 pool candidates as its "mined" list). Measured in one run:
 
 * batched scoring (one forward pass with ``logits_to_keep=1`` per batch) vs a naive per-pair
   ``generate(max_new_tokens=1, output_scores=True)``, pairs/s and ratio; the two must agree;
-* query-grouped batches (the pair-list order) vs the same pairs shuffled, pairs/s.
+* query-grouped batches (the pair-list order) vs the same pairs shuffled, pairs/s;
+* with ``--judge-model``: that model (the embedded default's judge, config/judge_model/tiny.yaml) against the
+  built embedder model that judged before it, same pairs, batch and backend, pairs/s and ratio.
 """
 from __future__ import annotations
 
@@ -74,6 +77,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--naive-pairs", type=int, default=96, help="pairs scored by the naive generate loop")
     parser.add_argument("--repeats", type=int, default=3, help="median over this many timed runs")
+    parser.add_argument("--judge-model", type=Path, default=None,
+                        help="a judge model directory to compare with the built model (same pairs, batch, backend)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,6 +109,12 @@ def main() -> None:
         print(f"shuffled batches                        : {rate['shuffled']:8.1f} pairs/s")
         print(f"ratio grouped / shuffled                : {rate['batched'] / rate['shuffled']:8.2f}")
         print(f"max |score difference| batched vs naive : {diff_naive:.2e}; grouped vs shuffled: {diff_shuffled:.2e}")
+        if args.judge_model is not None:
+            other = TransformersJudge(args.judge_model, batch_size=args.batch_size, device="cpu")
+            other.score(pairs)  # warm-up
+            _, t_other = timed(other.score, pairs, repeats=args.repeats)
+            print(f"judge model {args.judge_model}: {len(pairs) / t_other:8.1f} pairs/s")
+            print(f"ratio judge model / built model         : {t_batched / t_other:8.2f}")
 
 
 if __name__ == "__main__":

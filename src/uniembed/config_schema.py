@@ -1,4 +1,4 @@
-"""Typed schemas of the Hydra groups (model, data, recipe), checked when the workflow is parsed.
+"""Typed schemas of the Hydra groups (model, judge_model, data, recipe), checked when the workflow is parsed.
 
 Hydra refuses an override of a key that does not exist; this module refuses a value of the wrong
 type, a missing required key or an unknown key in a group file, with a message naming the full
@@ -193,7 +193,9 @@ def _recipe_schema():
     rerank = dataclasses.make_dataclass("Rerank", [("rerankers", dict[str, reranker]), ("recall", str), ("top_k", Count),
                                                    ("alpha", Fraction), ("scoring", JudgeSettings),
                                                    ("choose_alpha", Optional[ChooseAlpha], field(default=None)),
-                                                   ("listwise_top_k", Count, field(default=LISTWISE_TOP_K))])
+                                                   ("listwise_top_k", Count, field(default=LISTWISE_TOP_K)),
+                                                   # the model section the rerankers start from: model | judge_model
+                                                   ("base", str, field(default="judge_model"))])
     distill = dataclasses.make_dataclass("Distill", [("from_", str, field(metadata={"key": "from"})), ("reranker", str),
                                                      ("fraction", Annotated[float, Range(gt=0, le=1)]), ("seed", Seed),
                                                      ("candidates", Count), ("alpha", Fraction), ("train", stage)])
@@ -208,11 +210,12 @@ def _recipe_schema():
 
 
 def validate_groups(cfg: DictConfig) -> None:
-    """Check ``cfg.model``, ``cfg.data`` and ``cfg.recipe`` against their schemas (raises ConfigTypeError)."""
+    """Check ``cfg.model``, ``cfg.judge_model``, ``cfg.data`` and ``cfg.recipe`` against their schemas (raises ConfigTypeError)."""
     from .train.settings import ablation_entry
 
-    groups = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "data", "recipe")}
-    for key, schema in (("model", ModelGroup), ("data", DataGroup), ("recipe", _recipe_schema())):
+    groups = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "judge_model", "data", "recipe")}
+    for key, schema in (("model", ModelGroup), ("judge_model", ModelGroup), ("data", DataGroup),
+                        ("recipe", _recipe_schema())):
         check(groups[key], schema, key)
     recipe = groups["recipe"]
     stages = {f"recipe.pretrain.stages.{n}": v for n, v in ((recipe.get("pretrain") or {}).get("stages") or {}).items()}

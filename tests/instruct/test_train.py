@@ -1,6 +1,7 @@
 """The instruct trainer: every weight trains, outputs a complete model directory, resumes bit-exactly."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.conftest import SMALL_WORLD
 from uniembed.instruct.settings import GroupLoss, InstructMix, InstructSettings
 from uniembed.instruct.train import group_loss, train_instruct
 from uniembed.model.loading import load_for_generation
@@ -38,6 +40,40 @@ def test_trains_every_weight_and_saves_a_complete_model(tmp_path, small_world, t
     assert list((tmp_path / "full" / "tb").glob("events.out.tfevents.*"))
     assert list((tmp_path / "full" / "ckpt").glob(f"*/{FINISHED}"))
     assert {"loss", "lr", "examples_per_s"} <= set(summary["history"][0])
+
+
+def test_freeze_vision_keeps_the_tower_and_trains_the_language_model(tmp_path, small_world, tiny_qwen2vl):
+    """A pretrained tower stays as loaded (freeze_vision, the judge's setting); the language model still trains."""
+    frozen = dataclasses.replace(SETTINGS, freeze_vision=True)
+    run(tmp_path, "frozen", small_world, tiny_qwen2vl, settings=frozen)
+    before = load_file(tiny_qwen2vl / "model.safetensors")
+    after = load_file(tmp_path / "frozen" / "out" / "model" / "model.safetensors")
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert not any("visual." in name for name in changed)
+    assert any("layers." in name and "visual" not in name for name in changed) and "lm_head.weight" in changed
+
+
+def test_the_stage_curates_the_worlds_train_split_itself_and_trains_the_judge_model(tmp_path, small_world,
+                                                                                    tiny_qwen2vl):
+    """stages.instruct with role judge_model: a resource, it reads the world's files (no run's curated tables)."""
+    from uniembed.config import compose_config
+    from uniembed.stages.instruct import run as run_stage
+    from tests.workflow.dag import ROOT
+
+    cfg = compose_config([f"data.root={small_world['root']}", "judge_model.instruct.max_steps=2",
+                          "judge_model.instruct.batch_size=4", "judge_model.instruct.group.queries=2",
+                          "recipe.device=cpu"], ROOT / "config")
+    for key, value in (("role", "judge_model"), ("model_dir", str(tiny_qwen2vl)), ("out_dir", str(tmp_path / "out")),
+                       ("checkpoint_dir", str(tmp_path / "ckpt")), ("log_dir", str(tmp_path / "tb")),
+                       ("progress", False)):
+        cfg.stage[key] = value
+    summary = run_stage(cfg)
+    assert summary["finished"] and summary["sources"] == ["mbeir"]
+    assert summary["train_queries"] == SMALL_WORLD["mbeir_train_queries"] * 7   # every train query of the 7 tasks
+    assert missing_checkpoint_files(tmp_path / "out" / "model") == []
+    cfg.stage.role = "embedder"
+    with pytest.raises(SystemExit, match="stage.role = 'embedder'"):
+        run_stage(cfg)
 
 
 def test_a_killed_run_resumes_to_identical_weights(tmp_path, small_world, tiny_qwen2vl, caplog):

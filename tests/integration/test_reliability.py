@@ -49,6 +49,9 @@ def test_a_deleted_intermediate_is_rebuilt_with_everything_after_it(finished_run
     ("recipe.pretrain.stages.mbeir.optimizer.lr=0.002", {"pretrain", "evaluate", "tables", "mine", "judge", "filter",
                                                          "judge_quality", "train_hn", "train_reranker", "rerank",
                                                          "distill_data", "distill"}),
+    # the judge's model: its instruct training (a resource), then everything the judge and the rerankers feed
+    ("judge_model.instruct.lr=0.002", {"instruct_judge_model", "judge", "filter", "judge_quality", "train_hn",
+                                       "evaluate", "tables", "train_reranker", "rerank", "distill_data", "distill"}),
     ("data.sources.nli.path=resources/synthetic/nli/other.csv", {"curate", "pretrain", "evaluate", "tables",
                                                                  "mine", "judge", "filter", "judge_quality", "train_hn",
                                                                  "train_reranker", "rerank", "distill_data", "distill"}),

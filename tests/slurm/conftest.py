@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import SMALL_WORLD
+from tests.workflow.dag import scratch_project
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = ROOT / "scripts" / "slurm_cluster.sh"
@@ -54,7 +55,8 @@ def slurm_cluster():
 
 def short_training() -> list[str]:
     """Hydra overrides that cut every training stage of the tiny recipe (pretrain stages, hard-negative
-    objectives, rerankers, distillation) to 2 steps of 4 examples."""
+    objectives, rerankers, distillation) and the judge's instruct training (which reruns on the small world)
+    to 2 steps of 4 examples."""
     recipe = yaml.safe_load((ROOT / "config" / "recipe" / "tiny.yaml").read_text())
     entries = [(f"recipe.pretrain.stages.{name}", stage) for name, stage in recipe["pretrain"]["stages"].items()]
     entries += [(f"recipe.train_hn.objectives.{name}", stage)
@@ -62,19 +64,17 @@ def short_training() -> list[str]:
     entries += [(f"recipe.rerank.rerankers.{name}", stage)
                 for name, stage in (recipe.get("rerank") or {}).get("rerankers", {}).items()]
     entries += [("recipe.distill.train", recipe["distill"]["train"])] if recipe.get("distill") else []
+    entries += [("judge_model.instruct", yaml.safe_load((ROOT / "config" / "judge_model" / "tiny.yaml").read_text())["instruct"])]
     return [f"{prefix}.{key}={value}" for prefix, stage in entries
-            for key, value in (("max_steps", 2), ("batch_size", 4), ("save_every", 1), ("optimizer.warmup_steps", 1))
+            for key, value in (("max_steps", 2), ("batch_size", 4), ("save_every", 1), ("optimizer.warmup_steps", 1),
+                               ("warmup_steps", 1))
             if key.split(".")[0] in stage]
 
 
 def slurm_project(path: Path, resources_per_rule=None, overrides=None) -> Path:
-    """A scratch copy of the workflow on the small synthetic world, with resources_per_rule entries updated."""
-    for name in ("Snakefile", "workflow", "config", "profiles", "src", "envs", "data"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, path / name)
+    """A scratch copy of the workflow on the small synthetic world, with resources_per_rule entries updated (the
+    shared built resources copied in: on the small world only the judge's instruct training reruns)."""
+    scratch_project(path, built=True)
     cfg = yaml.safe_load((path / "config" / "config.yaml").read_text())
     cfg["hydra_overrides"] = [SIZES, *short_training()] if overrides is None else list(overrides)
     for rule, spec in (resources_per_rule or {}).items():

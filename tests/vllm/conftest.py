@@ -7,7 +7,6 @@ which runs them through the vLLM env's interpreter and fails when that env is mi
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.judge import mined_table
-from tests.workflow.dag import ROOT, scratch_project, snakemake
+from tests.workflow.dag import ROOT, scratch_project, shared_resources, snakemake
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 collect_ignore = ["test_tier.py"] if HAS_VLLM else sorted(p.name for p in Path(__file__).parent.glob("test_*.py")
@@ -44,31 +43,12 @@ def judge_overrides(backend: str, retries: int = 1, concurrency: int = 16) -> li
             f"recipe.judge.server.concurrency={concurrency}", "recipe.judge.server.timeout=60"]
 
 
-def _video_config(model: Path) -> None:
-    """vLLM builds the stock Qwen2-VL processor, which needs ``video_preprocessor_config.json``; the model
-    builder writes it (uniembed.model.saving). Until that lands everywhere, derive it here when absent."""
-    path = model / "video_preprocessor_config.json"
-    if path.is_file():
-        return
-    image = json.loads((model / "processor_config.json").read_text())["image_processor"]
-    size = image["size"]
-    video = {**{k: v for k, v in image.items() if k != "image_processor_type"},
-             "min_pixels": size["shortest_edge"], "max_pixels": size["longest_edge"], "min_frames": 4,
-             "max_frames": 768, "do_sample_frames": False, "video_processor_type": "Qwen2VLVideoProcessor",
-             "processor_class": "Qwen2VLProcessor"}
-    path.write_text(json.dumps(video, indent=2) + "\n")
-
-
 @pytest.fixture(scope="session")
-def judge_model(tmp_path_factory) -> Path:
-    """The tiny Qwen2-VL with text head size 32 (64 / 2 heads), which vLLM's CPU attention serves."""
-    from uniembed.data.synthetic.world import corpus
-    from uniembed.model.tiny import build_tiny_model
-
-    model = build_tiny_model(tmp_path_factory.mktemp("vllm-model") / "tiny-judge", corpus(0), hidden_size=64,
-                             num_heads=2, num_kv_heads=1)
-    _video_config(model)
-    return model
+def judge_model() -> Path:
+    """The embedded default's judge (config/judge_model/tiny.yaml: built, tower pretrained, instruct-trained),
+    text head size 32 (64 / 2 heads), which vLLM's CPU attention serves; the shared build of the DAG tests
+    (tests/workflow/dag.py), made by the main env before this tier starts (test_tier.py)."""
+    return shared_resources() / "resources" / "models" / "tiny-judge-instruct" / "model"
 
 
 @pytest.fixture(scope="session")

@@ -154,26 +154,47 @@ def test_unime_v2s_reranker_must_train_on_a_filters_negatives():
         check_recipe(cfg)
 
 
-def test_the_embedder_starts_from_the_vision_pretrained_model_and_the_judge_and_rerankers_from_the_instruct_one(
-        tmp_path):
-    """With model.vision_pretrain and model.instruct both on: pretrain_vision -> instruct; the first pretrain stage
-    (the embedder) starts from the vision-pretrained model, the judge and the rerankers from the instruct model."""
-    project = scratch_project(tmp_path, hydra_overrides=[
-        "model.vision_pretrain={steps: 10}", "model.instruct={max_steps: 2, batch_size: 4, lr: 1.0e-3}"])
+def test_the_judge_and_the_rerankers_start_from_the_judge_model_and_the_embedder_from_its_own(tmp_path):
+    """The embedded default: build_judge_model -> pretrain_judge_vision -> instruct_judge_model (resources); the judge
+    waits for and loads the judge's instruct model, the rerankers start from it (recipe.rerank.base: judge_model),
+    the first pretrain stage (the embedder) from the embedder's model, vision-pretrained when it has that section."""
+    project = scratch_project(tmp_path, hydra_overrides=["model.vision_pretrain={steps: 10}"])
     result = snakemake(project, "-n", "-p")
     assert result.returncode == 0, result.output[-3000:]
     plan = planned_jobs(result.output)
-    assert plan["pretrain_vision"] == 1 and plan["instruct"] == 1
+    assert {rule: plan.get(rule) for rule in ("build_model", "pretrain_vision", "build_judge_model",
+                                              "pretrain_judge_vision", "instruct_judge_model")} == dict.fromkeys(
+        ("build_model", "pretrain_vision", "build_judge_model", "pretrain_judge_vision", "instruct_judge_model"), 1)
     commands = [line for line in result.output.splitlines() if "python -m uniembed.stages." in line]
-    vision, instruct = "resources/models/tiny-qwen2vl-vision", "results/default/models/instruct"
+    vision, judge_vision = "resources/models/tiny-qwen2vl-vision", "resources/models/tiny-judge-vision"
+    instruct = "resources/models/tiny-judge-instruct"
 
     def command(stage, *words):
         (found,) = [c for c in commands if f"uniembed.stages.{stage} " in c and all(w in c for w in words)]
         return found
-    assert f"--stage model_dir {vision}" in command("instruct")
+    assert f"--stage role judge_model --stage model_dir {judge_vision}" in command("instruct")
+    assert "--stage role judge_model --stage model_dir resources/models/tiny-judge " in command("pretrain_vision",
+                                                                                                  "judge_model")
     assert f"--stage model_dir {vision}" in command("train", "--stage name nli")
     assert f"--stage model_dir {instruct}/model" in command("train", "--stage name pointwise")
     assert f"--stage model_dir {instruct}/model" in command("train", "--stage name listwise")
     judge = result.output.split("rule judge:", 1)[1].split("\n\n", 1)[0]    # the judge waits for the instruct model
     (inputs,) = [line for line in judge.splitlines() if line.strip().startswith("input:")]
-    assert instruct in inputs and vision not in inputs
+    assert instruct in inputs and judge_vision not in inputs
+
+
+def test_a_real_judge_model_is_loaded_as_it_is_and_the_rerankers_start_from_the_embedders_model(tmp_path):
+    """judge_model without build / instruct (a checkpoint on disk): no model rule of the judge; with
+    recipe.rerank.base: model the rerankers start from the embedder's model (a real instruct backbone)."""
+    project = scratch_project(tmp_path, hydra_overrides=["judge_model.build=null", "judge_model.vision_pretrain=null",
+                                                         "judge_model.instruct=null", "recipe.rerank.base=model"])
+    (project / "resources" / "models" / "tiny-judge").mkdir(parents=True)
+    result = snakemake(project, "-n", "-p")
+    assert result.returncode == 0, result.output[-3000:]
+    plan = planned_jobs(result.output)
+    assert not {"build_judge_model", "pretrain_judge_vision", "instruct_judge_model"} & set(plan)
+    (pointwise,) = [line for line in result.output.splitlines()
+                    if "uniembed.stages.train " in line and "--stage name pointwise" in line]
+    assert "--stage model_dir resources/models/tiny-qwen2vl " in pointwise
+    judge = result.output.split("rule judge:", 1)[1].split("\n\n", 1)[0]    # a checkpoint: its path, as it is
+    assert "resources/models/tiny-judge" in judge and "tiny-judge-instruct" not in judge

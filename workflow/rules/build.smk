@@ -3,50 +3,97 @@
 # world generator or the model builder regenerates them, and everything made from them reruns.
 
 
-if STAGE_CONFIG.model.build is not None:
+# The model steps of each role (MODEL_STEPS in common.smk): rules build_model, pretrain_vision for the
+# embedder's model; build_judge_model, pretrain_judge_vision, instruct_judge_model for the judge's. Each passes
+# its role to the stage (--stage role), which reads that model section.
+for _role, _prefix in MODEL_ROLES.items():
+    _steps = dict(MODEL_STEPS[_role])
 
-    rule build_model:
-        output:
-            directory(BUILT_MODEL_DIR),
-        log:
-            f"{LOGS}/build_model.log",
-        benchmark:
-            f"{BENCHMARKS}/build_model.tsv"
-        params:
-            settings=rule_settings("model.name", "model.path", "model.build"),
-            code=code_version("model.tiny", "model.tokenizer", "model.prompts", "model.processor", "model.saving",
-                              "data.synthetic.world", "stages.build_model"),
-        resources:
-            **rule_resources("build_model"),
-        conda:
-            "../../envs/curate.yaml"
-        shell:
-            "python -m uniembed.stages.build_model > {log:q} 2>&1"
+    if "build" in _steps:
 
+        rule:
+            name:
+                f"build_{_prefix}model"
+            output:
+                directory(_steps["build"]),
+            log:
+                f"{LOGS}/build_{_prefix}model.log",
+            benchmark:
+                f"{BENCHMARKS}/build_{_prefix}model.tsv"
+            params:
+                settings=rule_settings(f"{_role}.name", f"{_role}.path", f"{_role}.build"),
+                code=code_version("model.tiny", "model.tokenizer", "model.prompts", "model.processor", "model.saving",
+                                  "data.synthetic.world", "stages.build_model"),
+                role=_role,
+            resources:
+                **rule_resources(f"build_{_prefix}model"),
+            conda:
+                "../../envs/curate.yaml"
+            shell:
+                "python -m uniembed.stages.build_model --stage role {params.role:q} > {log:q} 2>&1"
 
-if VISION:
+    if "vision" in _steps:
 
-    # The tiny tower's CLIP-style pretraining on fresh renderings (uniembed.vision): built once beside the
-    # built model, reused by every run; its vision_pretrain.json holds the linear probes before and after.
-    rule pretrain_vision:
-        input:
-            model=BUILT_MODEL_DIR,
-        output:
-            model=directory(BASE_MODEL_DIR),
-        log:
-            f"{LOGS}/pretrain_vision.log",
-        benchmark:
-            f"{BENCHMARKS}/pretrain_vision.tsv"
-        params:
-            settings=rule_settings("model.vision_pretrain"),
-            code=code_version("vision", "data.synthetic.world", "stages.pretrain_vision"),
-        resources:
-            **rule_resources("pretrain_vision"),
-        conda:
-            "../../envs/train.yaml"
-        shell:
-            "python -m uniembed.stages.pretrain_vision --stage model_dir {input.model:q}"
-            " --stage out_dir {output.model:q} > {log:q} 2>&1"
+        # The tiny tower's CLIP-style pretraining on fresh renderings (uniembed.vision): built once beside the
+        # built model, reused by every run; its vision_pretrain.json holds the linear probes before and after.
+        rule:
+            name:
+                f"pretrain_{_prefix}vision"
+            input:
+                model=model_step_input(_role, "vision"),
+            output:
+                model=directory(_steps["vision"]),
+            log:
+                f"{LOGS}/pretrain_{_prefix}vision.log",
+            benchmark:
+                f"{BENCHMARKS}/pretrain_{_prefix}vision.tsv"
+            params:
+                settings=rule_settings(f"{_role}.vision_pretrain"),
+                code=code_version("vision", "data.synthetic.world", "stages.pretrain_vision"),
+                role=_role,
+            resources:
+                **rule_resources(f"pretrain_{_prefix}vision"),
+            conda:
+                "../../envs/train.yaml"
+            shell:
+                "python -m uniembed.stages.pretrain_vision --stage role {params.role:q} --stage model_dir {input.model:q}"
+                " --stage out_dir {output.model:q} > {log:q} 2>&1"
+
+    if "instruct" in _steps:
+
+        # The tiny instruct MLLM (design.md §5): the model before it after generative training on the TRAIN split
+        # of the world's sources, which the stage curates itself (a resource: it reads no run's data). One
+        # thread: on 2 cores it runs beside another job, and tiny matrices on two contended threads are several
+        # times slower than on one.
+        rule:
+            name:
+                f"instruct_{_prefix}model"
+            input:
+                model=model_step_input(_role, "instruct"),
+                data=generated_data(),
+            output:
+                model=directory(_steps["instruct"]),
+            log:
+                f"{LOGS}/instruct_{_prefix}model.log",
+            benchmark:
+                f"{BENCHMARKS}/instruct_{_prefix}model.tsv"
+            params:
+                # the world (the generator's settings, through the input too) and the sources it curates
+                settings=rule_settings(f"{_role}.instruct", "data.generator", "data.validate_images", "recipe.device",
+                                       *(f"data.sources.{source}" for source in INSTRUCT_SOURCES[_role])),
+                code=code_version("instruct", "train.generative", "model", "data", "stages.curate", "stages.instruct"),
+                role=_role,
+                checkpoint_dir=f"{RESOURCES}/checkpoints/{Path(_steps['instruct']).name}",
+                log_dir=f"{RESOURCES}/tensorboard/{Path(_steps['instruct']).name}",
+            threads: 1
+            resources:
+                **rule_resources(f"instruct_{_prefix}model"),
+            conda:
+                "../../envs/train.yaml"
+            shell:
+                "OMP_NUM_THREADS={threads} python -m uniembed.stages.instruct --stage role {params.role:q}"
+                " --stage model_dir {input.model:q} --stage out_dir {output.model:q}"
+                " --stage checkpoint_dir {params.checkpoint_dir:q} --stage log_dir {params.log_dir:q} >> {log:q} 2>&1"
 
 
 if STAGE_CONFIG.data.generator is not None:
@@ -67,35 +114,3 @@ if STAGE_CONFIG.data.generator is not None:
             "../../envs/curate.yaml"
         shell:
             "python -m uniembed.stages.generate_data > {log:q} 2>&1"
-
-
-if INSTRUCT:
-
-    # The tiny instruct MLLM the judge and the rerankers start from (the embedder keeps the base model): the
-    # vision-pretrained tiny model after generative training on the curated train split (design.md §5). One
-    # thread: on 2 cores it runs beside another job, and tiny matrices on two contended threads are several
-    # times slower than on one.
-    rule instruct:
-        input:
-            model=BASE_MODEL_DIR,
-            curated=expand(curated("{source}", "queries"), source=INSTRUCT_SOURCES),
-        output:
-            model=directory(INSTRUCT_MODEL_DIR),
-        log:
-            f"{LOGS}/instruct.log",
-        benchmark:
-            f"{BENCHMARKS}/instruct.tsv"
-        params:
-            settings=rule_settings("model", "recipe.device", base_model=True),
-            curated_dir=lambda wildcards, input: Path(input.curated[0]).parents[1],
-            checkpoint_dir=f"{RUN_DIR}/checkpoints/instruct",
-            log_dir=f"{RUN_DIR}/tensorboard/instruct",
-        threads: 1
-        resources:
-            **rule_resources("instruct"),
-        conda:
-            "../../envs/train.yaml"
-        shell:
-            "OMP_NUM_THREADS={threads} python -m uniembed.stages.instruct --stage model_dir {input.model:q}"
-            " --stage curated_dir {params.curated_dir:q} --stage out_dir {output.model:q}"
-            " --stage checkpoint_dir {params.checkpoint_dir:q} --stage log_dir {params.log_dir:q} >> {log:q} 2>&1"

@@ -36,35 +36,51 @@ def loadable(path):
     return f"{path}/model" if path.startswith(f"{RUN_DIR}/models/") else path
 
 
-# The base model: what `model.path` holds (a real checkpoint, or the tiny model build_model writes). With
-# `model.vision_pretrain` (the embedded default) the built model's tower is pretrained first (rule
-# pretrain_vision, a resource like the built model: it reads no run data). MODEL_DIR, what the embedder
-# starts from (zero_shot evaluation, the first pretrain stage), is that model. INSTRUCT_MODEL_DIR, what
-# the judge (recipe.judge.model: null) and the rerankers start from (U-MARVEL App. C: the reranker is
-# trained from the instruct backbone, not the embedder), is the instruct rule's output when the model has
-# a `model.instruct` section, else the same base model (a real instruct checkpoint). The instruct model
-# lives in the run directory: it is trained on this run's curated tables (their train split).
-BUILT_MODEL_DIR = STAGE_CONFIG.model.path
-VISION = STAGE_CONFIG.model.get("vision_pretrain") is not None
-BASE_MODEL_DIR = f"{BUILT_MODEL_DIR}-vision" if VISION else BUILT_MODEL_DIR
-INSTRUCT = STAGE_CONFIG.model.get("instruct") is not None
-MODEL_DIR = BASE_MODEL_DIR
-INSTRUCT_MODEL_DIR = stage_output("instruct") if INSTRUCT else BASE_MODEL_DIR
-# the curated sources the instruct rule reads (InstructSettings holds the default)
-INSTRUCT_SOURCES = InstructSettings(**OmegaConf.to_container(STAGE_CONFIG.model.instruct, resolve=True)).sources \
-    if INSTRUCT else []
-if INSTRUCT:
-    unknown = [s for s in INSTRUCT_SOURCES if s not in STAGE_CONFIG.data.sources]
-    if unknown:
-        raise ValueError(f"model.instruct.sources (config/model/{config['experiment'].get('model', '<model>')}.yaml) names "
-                         f"{unknown}, which are not sources of data {STAGE_CONFIG.data.name!r}: expected some of "
-                         f"{list(STAGE_CONFIG.data.sources)}")
-# A judge of recipe.judge.model: null judges with the instruct model; when the DAG makes it, the judge waits for it.
-JUDGE_INPUT = {"model": INSTRUCT_MODEL_DIR} if "judge" in STAGE_CONFIG.recipe and STAGE_CONFIG.recipe.judge.model is None \
-    and INSTRUCT_MODEL_DIR != BUILT_MODEL_DIR else {}
+# The models the DAG starts from, one section each: `model` (the embedder's base) and `judge_model` (the
+# judge's, and the rerankers' with recipe.rerank.base: judge_model). A section's `path` holds a real
+# checkpoint, or the tiny model build_model writes when it has `build`; with `vision_pretrain` its tower is
+# pretrained next (<path>-vision), with `instruct` it is then made an instruct model (<path>-instruct, whose
+# model/ is loaded). All are resources beside the world: they read no run's data, every run reuses them.
+# MODEL_DIRS[role] is the last of them (the artifact rules depend on), LOADABLE[role] the directory loaded.
+MODEL_ROLES = {"model": "", "judge_model": "judge_"}   # role -> prefix of its rules' names
+MODEL_STEPS = {}   # role -> [(step, output directory)] in order: build, vision, instruct
+INSTRUCT_SOURCES = {}   # role -> the data sources its instruct step curates (InstructSettings holds the default)
+for _role in MODEL_ROLES:
+    _section = STAGE_CONFIG[_role]
+    _steps = [("build", _section.path)] if _section.build is not None else []
+    if _section.get("vision_pretrain") is not None:
+        _steps.append(("vision", f"{_section.path}-vision"))
+    if _section.get("instruct") is not None:
+        _steps.append(("instruct", f"{_section.path}-instruct"))
+        INSTRUCT_SOURCES[_role] = InstructSettings(**OmegaConf.to_container(_section.instruct, resolve=True)).sources
+        _unknown = [s for s in INSTRUCT_SOURCES[_role] if s not in STAGE_CONFIG.data.sources]
+        if _unknown:
+            raise ValueError(f"{_role}.instruct.sources (config/{_role}/{config['experiment'].get(_role, 'tiny')}.yaml) "
+                             f"names {_unknown}, which are not sources of data {STAGE_CONFIG.data.name!r}: expected some "
+                             f"of {list(STAGE_CONFIG.data.sources)}")
+    MODEL_STEPS[_role] = _steps
+MODEL_DIRS = {role: steps[-1][1] if steps else STAGE_CONFIG[role].path for role, steps in MODEL_STEPS.items()}
+LOADABLE = {role: f"{MODEL_DIRS[role]}/model" if steps and steps[-1][0] == "instruct" else MODEL_DIRS[role]
+            for role, steps in MODEL_STEPS.items()}
+MODEL_DIR = MODEL_DIRS["model"]   # the embedder's start: zero-shot evaluation, the first pretrain stage
+# the rerankers' start (U-MARVEL App. C: the reranker is trained from the instruct backbone, not the embedder)
+RERANK_BASE = (STAGE_CONFIG.recipe.get("rerank") or {}).get("base", "judge_model")
+if RERANK_BASE not in MODEL_ROLES:
+    raise ValueError(f"recipe.rerank.base = {RERANK_BASE!r}: expected one of {list(MODEL_ROLES)}")
+
+
+def model_step_input(role, step):
+    """The directory a model step starts from (the step before it in MODEL_STEPS[role])."""
+    steps = MODEL_STEPS[role]
+    position = [name for name, _ in steps].index(step)
+    return steps[position - 1][1] if position else STAGE_CONFIG[role].path
+
+
+# recipe.judge.model: null judges with the judge model; the judge waits for it (a checkpoint on disk too).
+JUDGE_INPUT = {"model": MODEL_DIRS["judge_model"]} if "judge" in STAGE_CONFIG.recipe and STAGE_CONFIG.recipe.judge.model is None else {}
 if JUDGE_INPUT:
-    # recipe.judge.model: null means "the base model": the judge stage reads it from the config.
-    OVERRIDES.append(f"recipe.judge.model={hydra_quote(loadable(INSTRUCT_MODEL_DIR))}")
+    # the judge stage reads its model from the config
+    OVERRIDES.append(f"recipe.judge.model={hydra_quote(LOADABLE['judge_model'])}")
     STAGE_CONFIG = compose_config(OVERRIDES, CONFIG_DIR)
 # Stage modules run as `python -m uniembed.stages.<stage>` in whatever env a rule uses (the project
 # venv, or a conda env from envs/ under --sdm conda): put the library on its path. The run's Hydra
@@ -199,10 +215,10 @@ def generated_data():
 
 
 def built_model():
-    """The tiny model build_model writes, its vision-pretrained form and the instruct model made from it, when the
-    model config has them."""
-    built = [BUILT_MODEL_DIR] if STAGE_CONFIG.model.build is not None else []
-    return built + ([BASE_MODEL_DIR] if VISION else []) + ([INSTRUCT_MODEL_DIR] if INSTRUCT else [])
+    """Every model step the DAG makes (build, vision pretraining, instruct) of the embedder's and the judge's model;
+    the judge's only when something uses it (a judge, or rerankers started from it)."""
+    roles = ["model"] + (["judge_model"] if JUDGING or (RERANKERS and RERANK_BASE == "judge_model") else [])
+    return [path for role in roles for _, path in MODEL_STEPS[role]]
 
 
 def all_targets():
@@ -226,13 +242,14 @@ def section(key):
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
-def rule_settings(*keys, base_model=False):
+def rule_settings(*keys, base_model=None):
     """The configuration a rule depends on, as canonical JSON (the rule's params), so Snakemake reruns
     the rule (and, through newer outputs, what follows it) exactly when one of these changes.
-    ``base_model`` adds the base model's identity (its config, and for a checkpoint on disk its files)."""
+    ``base_model`` (a model role: "model", "judge_model") adds that model's identity (its config, and for a
+    checkpoint on disk its files)."""
     settings = {key: section(key) for key in keys}
     if base_model:
-        settings["base_model"] = model_identity(STAGE_CONFIG.model)
+        settings["base_model"] = model_identity(STAGE_CONFIG[base_model])
     return json.dumps(settings, sort_keys=True)
 
 

@@ -9,7 +9,7 @@ rule run_manifest:
     log:
         f"{LOGS}/run_manifest.log",
     params:
-        identity=hashlib.sha256(rule_settings("model", "data", "recipe", base_model=True).encode()).hexdigest(),
+        identity=hashlib.sha256(rule_settings("model", "judge_model", "data", "recipe", base_model="model").encode()).hexdigest(),
         out_dir=lambda wildcards, output: Path(output[0]).parent,
     resources:
         **rule_resources("run_manifest"),

@@ -17,7 +17,7 @@ rule pretrain:
     params:
         settings=lambda wildcards: rule_settings(f"recipe.pretrain.stages.{wildcards.stage}", "recipe.embedding",
                                                  "recipe.seed", "recipe.device",
-                                                 base_model=PRETRAIN_STAGES.index(wildcards.stage) == 0),
+                                                 base_model="model" if PRETRAIN_STAGES.index(wildcards.stage) == 0 else None),
         model_dir=lambda wildcards, input: loadable(input.model),
         curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
         checkpoint_dir=lambda wildcards: f"{RUN_DIR}/checkpoints/pretrain_{wildcards.stage}",

@@ -1,12 +1,13 @@
-# Generative rerankers (U-MARVEL App. C eq. 3 pointwise; UniME-V2-Reranker pairwise + listwise): LoRA on
-# the base (instruct) model, vision frozen, trained on the recall model's retrieval over the training
-# queries (the mined table; U-MARVEL) or on the judge-filtered hard negatives of the filter the reranker's
-# `negatives` names (UniME-V2), one job per recipe.rerank.rerankers entry -> results/<run>/models/reranker_<name>.
+# Generative rerankers (U-MARVEL App. C eq. 3 pointwise; UniME-V2-Reranker pairwise + listwise): LoRA on the
+# instruct model recipe.rerank.base names (the embedded default: the judge's), vision frozen, trained on the
+# recall model's retrieval over the training queries (the mined table; U-MARVEL) or on the judge-filtered hard
+# negatives of the filter the reranker's `negatives` names (UniME-V2), one job per recipe.rerank.rerankers
+# entry -> results/<run>/models/reranker_<name>.
 
 
 rule train_reranker:
     input:
-        model=INSTRUCT_MODEL_DIR,
+        model=MODEL_DIRS[RERANK_BASE],
         retrieval=lambda wildcards: reranker_retrieval(wildcards.reranker),
         curated=lambda wildcards: curated(STAGE_CONFIG.recipe.rerank.rerankers[wildcards.reranker].source, "queries"),
     output:
@@ -18,7 +19,7 @@ rule train_reranker:
     params:
         settings=lambda wildcards: rule_settings(f"recipe.rerank.rerankers.{wildcards.reranker}", "recipe.seed",
                                                  "recipe.device"),
-        model_dir=lambda wildcards, input: loadable(input.model),
+        model_dir=LOADABLE[RERANK_BASE],
         curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
         checkpoint_dir=lambda wildcards: f"{RUN_DIR}/checkpoints/reranker_{wildcards.reranker}",
         log_dir=lambda wildcards: f"{RUN_DIR}/tensorboard/reranker_{wildcards.reranker}",

@@ -1,4 +1,4 @@
-"""Settings of the instruct stage (``model.instruct`` in ``config/model/tiny.yaml``), also its config schema.
+"""Settings of the instruct stage (``instruct`` of a model section: ``config/judge_model/tiny.yaml``), also its config schema.
 
 Plain dataclasses with no heavy imports: ``uniembed.config_schema`` checks the config against them
 when the workflow is parsed.
@@ -54,7 +54,7 @@ class GroupLoss:
 
 @dataclass
 class InstructSettings:
-    """Generative training of the whole tiny model (vision tower included) on train-split records."""
+    """Generative training of the tiny model (the vision tower too unless ``freeze_vision``) on train-split records."""
 
     max_steps: Annotated[int, Range(ge=1)]
     batch_size: Annotated[int, Range(ge=1)]
@@ -62,6 +62,7 @@ class InstructSettings:
     sources: list[str] = field(default_factory=lambda: ["mbeir"])  # curated sources whose train split it reads
     mix: InstructMix = field(default_factory=InstructMix)
     group: Optional[GroupLoss] = None  # the listwise term; null: answer tokens only
+    freeze_vision: bool = False    # keep the tower (and merger) as loaded: true on a pretrained tower
     warmup_steps: Annotated[int, Range(ge=0)] = 0
     schedule: str = "cosine"       # any transformers scheduler name
     weight_decay: Annotated[float, Range(ge=0)] = 0.0

@@ -70,6 +70,8 @@ def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_d
     torch.manual_seed(settings.seed)
     processor = load_processor(base_model)
     model = set_bidirectional(load_for_generation(base_model), False).to(dev).train()
+    if settings.freeze_vision:
+        model.model.visual.requires_grad_(False)
     data = load_instruct_data({source: curated_dir / source for source in settings.sources})
     entries = plan_entries(data, settings.mix)
     log.info("instruct data: %d train queries of %s, %d candidates; %d examples per epoch %s",

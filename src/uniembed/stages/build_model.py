@@ -1,9 +1,10 @@
-"""Stage ``build_model``: build the tiny Qwen2-VL of the embedded default, offline.
+"""Stage ``build_model``: build a tiny Qwen2-VL of the embedded default, offline.
 
-    python -m uniembed.stages.build_model [--config-dir config] model=tiny paths.resources=resources
+    python -m uniembed.stages.build_model [--config-dir config] [--stage role judge_model]
 
 Trains the tokenizer on the synthetic world's corpus, builds a randomly initialised model of the
-real class and saves model + processor with ``save_pretrained`` into ``model.path``.
+real class and saves model + processor with ``save_pretrained`` into ``<role>.path`` (``model``: the
+embedder's base model; ``judge_model``: the judge's).
 """
 from __future__ import annotations
 
@@ -15,17 +16,18 @@ from omegaconf import OmegaConf
 from ..config import stage_config
 from ..data.synthetic.world import corpus
 from ..model.tiny import build_tiny_model
+from .common import model_section
 
 log = logging.getLogger("uniembed.build_model")
 
 
 def run(cfg):
-    build = cfg.model.build
-    if build is None:
-        raise SystemExit(f"model {cfg.model.name!r} is a checkpoint at {cfg.model.path}: nothing to build")
-    params = OmegaConf.to_container(build)
-    path = build_tiny_model(cfg.model.path, corpus(params["seed"]), **params)
-    log.info("built %s (%s) at %s", cfg.model.name, params["variant"], path)
+    model = model_section(cfg)
+    if model.build is None:
+        raise SystemExit(f"{cfg.stage.role} {model.name!r} is a checkpoint at {model.path}: nothing to build")
+    params = OmegaConf.to_container(model.build)
+    path = build_tiny_model(model.path, corpus(params["seed"]), **params)
+    log.info("built %s (%s) at %s", model.name, params["variant"], path)
     return path
 
 

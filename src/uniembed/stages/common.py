@@ -1,4 +1,4 @@
-"""What several stage entry points share: required arguments and the cached embedder."""
+"""What several stage entry points share: required arguments, the model section a rule makes, the cached embedder."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,6 +16,17 @@ def require(stage, *keys: str) -> None:
     for key in keys:
         if not stage[key]:
             raise SystemExit(f"stage.{key} is required")
+
+
+MODEL_ROLES = ("model", "judge_model")   # the model sections a DAG builds: the embedder's, the judge's
+
+
+def model_section(cfg):
+    """The model section ``stage.role`` names (``model``: the embedder's; ``judge_model``: the judge's)."""
+    role = cfg.stage.role
+    if role not in MODEL_ROLES:
+        raise SystemExit(f"stage.role = {role!r}: expected one of {list(MODEL_ROLES)}")
+    return cfg[role]
 
 
 def cached_embedder(cfg, model_dir, adapter_dir=None) -> Callable[[Path, str, Sequence[str]], CachedEmbeddings]:

@@ -20,12 +20,16 @@ log = logging.getLogger("uniembed.curate")
 
 
 def run(cfg) -> dict:
-    sources = cfg.data.sources
-    name = cfg.stage.source
-    if name not in sources:
-        raise SystemExit(f"unknown source {name!r}: data config {cfg.data.name!r} defines {sorted(sources)}")
     if not cfg.stage.out_dir:
         raise SystemExit("stage.out_dir is required")
+    return curate_source(cfg, cfg.stage.source, cfg.stage.out_dir, progress=cfg.stage.progress)
+
+
+def curate_source(cfg, name: str, out_dir, progress: bool = True) -> dict:
+    """Curate data source ``name`` of ``cfg.data`` into ``out_dir``; its summary (rows in, kept, quarantined)."""
+    sources = cfg.data.sources
+    if name not in sources:
+        raise SystemExit(f"unknown source {name!r}: data config {cfg.data.name!r} defines {sorted(sources)}")
     spec = OmegaConf.to_container(sources[name])
     fmt = spec.pop("format")
     if fmt not in FORMATS:
@@ -33,11 +37,11 @@ def run(cfg) -> dict:
     log.info("curating source %s (%s) from %s", name, fmt, spec)
     records = FORMATS[fmt](name, **spec)
     curated = finalize(records, validate_images=cfg.data.validate_images,
-                       image_workers=cfg.data.image_workers, progress=cfg.stage.progress)
-    curated.write(cfg.stage.out_dir)
+                       image_workers=cfg.data.image_workers, progress=progress)
+    curated.write(out_dir)
     s = curated.summary
     log.info("%s: %d rows in, %d kept, %d quarantined %s -> %s", name, s["rows_in"], s["kept"],
-             s["quarantined"], s["reasons"], cfg.stage.out_dir)
+             s["quarantined"], s["reasons"], out_dir)
     return s
 
 

@@ -104,7 +104,7 @@ def run(cfg):
     limit = check_limit(OmegaConf.select(j, "max_failed_fraction", default=DEFAULT_MAX_FAILED_FRACTION))
     mined = subset_queries(read_parquet(out / "mined.parquet", MINED), j.max_queries, j.seed)
     pairs = build_judge_pairs(cdir / "queries.parquet", cdir / "candidates.parquet", mined)
-    model = j.model or cfg.model.path
+    model = j.model or cfg.judge_model.path
     log.info("judging %d pairs of %d queries with %s (%s)", len(pairs), len(set(mined["query_id"].to_pylist())),
              model, j.backend)
     try:

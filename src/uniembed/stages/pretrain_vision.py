@@ -1,9 +1,10 @@
 """Stage ``pretrain_vision``: give the tiny model's vision tower what a real one brings (CLIP-style pretraining).
 
-    python -m uniembed.stages.pretrain_vision --stage model_dir BUILT_MODEL --stage out_dir VISION_MODEL
+    python -m uniembed.stages.pretrain_vision --stage model_dir BUILT_MODEL --stage out_dir VISION_MODEL \
+        [--stage role judge_model]
 
 Loads the built tiny Qwen2-VL, trains its vision tower and merger on fresh renderings of the world
-against their captions (:mod:`uniembed.vision.pretrain`, ``model.vision_pretrain``), checks the frozen
+against their captions (:mod:`uniembed.vision.pretrain`, ``<role>.vision_pretrain``), checks the frozen
 tower with linear probes on held-out renderings (:mod:`uniembed.vision.probe`), and saves the whole model
 (language model untouched) with ``save_pretrained`` into ``out_dir``, with ``vision_pretrain.json`` (the
 loss curve, the probes' accuracies before and after, the time). Every later stage starts from it with the
@@ -27,17 +28,18 @@ from ..model.saving import write_model_files
 from ..vision.pretrain import pretrain_tower
 from ..vision.probe import probe_accuracies
 from ..vision.settings import VisionPretrainSettings
-from .common import require
+from .common import model_section, require
 
 log = logging.getLogger("uniembed.pretrain_vision")
 
 
 def run(cfg) -> dict:
     s = cfg.stage
-    if OmegaConf.select(cfg, "model.vision_pretrain") is None:
-        raise SystemExit(f"model {cfg.model.name!r} has no `vision_pretrain` section: its tower is used as it is")
+    section = model_section(cfg)
+    if section.get("vision_pretrain") is None:
+        raise SystemExit(f"{s.role} {section.name!r} has no `vision_pretrain` section: its tower is used as it is")
     require(s, "model_dir", "out_dir")
-    settings = VisionPretrainSettings(**OmegaConf.to_container(cfg.model.vision_pretrain, resolve=True))
+    settings = VisionPretrainSettings(**OmegaConf.to_container(section.vision_pretrain, resolve=True))
     torch.manual_seed(settings.seed)
     model, processor = load_for_generation(s.model_dir), load_processor(s.model_dir)
     visual, images = model.model.visual, processor.image_processor
@@ -47,7 +49,7 @@ def run(cfg) -> dict:
     trained = pretrain_tower(visual, images, settings, progress=s.progress)
     after = probe_accuracies(visual, images, **probes)
     log.info("linear probes after %d steps (%.0f s): %s", settings.steps, trained["seconds"], after)
-    summary = {"settings": OmegaConf.to_container(cfg.model.vision_pretrain, resolve=True), "probe_before": before,
+    summary = {"settings": OmegaConf.to_container(section.vision_pretrain, resolve=True), "probe_before": before,
                "probe_after": after, **trained, "built_model": str(s.model_dir)}
     with atomic_path(Path(s.out_dir), directory=True, manifest=True) as tmp:
         write_model_files(model, processor, tmp)
