@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import SMALL_WORLD
-from uniembed.instruct.settings import GroupLoss, InstructMix, InstructSettings
+from uniembed.instruct.settings import GroupLoss, InstructMix, InstructSettings, WorldGroups
 from uniembed.instruct.train import group_loss, train_instruct
 from uniembed.model.loading import load_for_generation
 from uniembed.model.saving import missing_checkpoint_files
@@ -115,6 +115,21 @@ def test_group_loss_is_the_listwise_cross_entropy_of_the_yes_no_margins():
     assert group_loss(logits, yes, no, size).item() == pytest.approx(want, rel=1e-12)
     with pytest.raises(ValueError, match="multiple of the group size"):
         group_loss(logits[:10], yes, no, size)
+
+
+def test_training_with_world_questions_logs_their_term_and_resumes_bit_exactly(tmp_path, small_world, tiny_qwen2vl):
+    """Fresh questions from the world's rules (instruct.world) join each step and its loss; drawn with the step's
+    seeded generator, so a killed run resumes to the very same weights."""
+    settings = dataclasses.replace(SETTINGS, world=WorldGroups(groups=2, negatives=2, weight=0.5))
+    straight = run(tmp_path, "straight", small_world, tiny_qwen2vl, settings=settings)
+    for record in straight["history"]:
+        assert record["loss"] == pytest.approx(record["loss_answers"] + 0.5 * record["loss_world"], rel=1e-5)
+        assert {"loss_world_yes", "loss_world_no"} <= set(record)
+    assert run(tmp_path, "resumed", small_world, tiny_qwen2vl, settings=settings, stop_after=2)["step"] == 2
+    run(tmp_path, "resumed", small_world, tiny_qwen2vl, settings=settings)
+    one = load_file(tmp_path / "straight" / "out" / "model" / "model.safetensors")
+    two = load_file(tmp_path / "resumed" / "out" / "model" / "model.safetensors")
+    assert all(torch.equal(one[name], two[name]) for name in one)
 
 
 def test_training_with_groups_logs_both_terms_and_resumes_bit_exactly(tmp_path, small_world, tiny_qwen2vl):

@@ -1,6 +1,7 @@
 """The workflow itself, run by Snakemake on the embedded default in a scratch copy of the project
 (``finished_run``: tests/integration/conftest.py, once per session)."""
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -77,6 +78,35 @@ def test_mining_judge_and_filter_artifacts(finished_run):
     quality = json.loads((mining / "filters" / "unime_v2" / "judge_quality.json").read_text())
     assert 0.0 <= quality["roc_auc"] <= 1.0 and "ROC-AUC" in (mining / "filters" / "unime_v2" / "judge_quality.md").read_text()
     assert not (mining / "filters" / "umarvel" / "judge_quality.json").exists()
+
+
+def _judge_numbers(run: Path) -> dict:
+    """The judge's measures on the mined pairs (judge_quality.json against the world's truth; the filter's fallback)."""
+    filters = run / "results" / "default" / "mining" / "filters" / "unime_v2"
+    quality = json.loads((filters / "judge_quality.json").read_text())
+    summary = json.loads((filters / "filter_summary.json").read_text())
+    return {"roc_auc": quality["roc_auc"], "fallback": summary["fallback_fraction"],
+            "precision": quality["removal_precision"], "recall": quality["removal_recall"],
+            "with_match": quality["queries_with_genuine_match_fraction"]}
+
+
+@pytest.mark.slow
+def test_the_judge_model_knows_more_than_an_untrained_one(finished_run):
+    """The judge's own instruct model (config/judge_model/tiny.yaml) separates the judged pairs that truly match
+    from those that do not (measured 0.81, deterministic on CPU; the untrained model it replaced: 0.50) and leaves
+    UniME-V2's filter few fallbacks (measured 7%; before: 56%)."""
+    numbers = _judge_numbers(finished_run)
+    assert numbers["roc_auc"] >= 0.75 and numbers["fallback"] <= 0.2 and numbers["recall"] >= 0.5, numbers
+    assert numbers["with_match"] >= 0.15, numbers   # something for the filter to find
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="the judge's targets ROC-AUC >= 0.85 and removal precision >= 0.5 are not "
+                                       "reached yet (0.81, 0.14): README 'Hard negatives'")
+def test_the_judge_reaches_the_quality_unime_v2s_filter_needs(finished_run):
+    numbers = _judge_numbers(finished_run)
+    assert numbers["roc_auc"] >= 0.85 and numbers["fallback"] <= 0.2, numbers
+    assert numbers["precision"] >= 0.5 and numbers["recall"] >= 0.5 and numbers["with_match"] >= 0.15, numbers
 
 
 @pytest.mark.slow

@@ -71,10 +71,14 @@ def shared_resources() -> Path:
 
 
 def copy_resources(project: Path) -> None:
-    """Copy the shared resources and their Snakemake metadata into ``project`` (modification times kept)."""
+    """Copy the shared resources, their Snakemake metadata and their rules' benchmark files into ``project``
+    (modification times kept)."""
     source = shared_resources()
     shutil.copytree(source / "resources", project / "resources", dirs_exist_ok=True)
     shutil.copytree(source / ".snakemake" / "metadata", project / ".snakemake" / "metadata", dirs_exist_ok=True)
+    # a rule's benchmark: file is one of its outputs (the run directory of the default config)
+    shutil.copytree(source / "results" / "default" / "benchmarks", project / "results" / "default" / "benchmarks",
+                    dirs_exist_ok=True)
 
 
 def write_config(project: Path, **changes) -> None:

@@ -17,12 +17,12 @@ from uniembed.ranges import Range
 from uniembed.train.objectives import OBJECTIVES
 
 ROOT = Path(__file__).resolve().parents[2]
-GROUPS = ("model", "data", "recipe")
+GROUPS = ("model", "judge_model", "data", "recipe")
 MISSING = object()
 
 
 def _schemas():
-    return {"model": ModelGroup, "data": DataGroup, "recipe": _recipe_schema()}
+    return {"model": ModelGroup, "judge_model": ModelGroup, "data": DataGroup, "recipe": _recipe_schema()}
 
 
 def _hints(schema):
@@ -177,7 +177,8 @@ def test_every_bounded_setting_is_refused_outside_its_range_naming_the_key(defau
     keys = [key for key, *_ in cases]
     assert len(keys) == len(set(keys)) and len(keys) > 150, keys
     for key in ("recipe.distill.alpha", "recipe.train_hn.objectives.umarvel.optimizer.lr",
-                "recipe.rerank.rerankers.pointwise.objective.depth", "model.instruct.group.weight",
+                "recipe.rerank.rerankers.pointwise.objective.depth", "judge_model.instruct.group.weight",
+                "judge_model.instruct.world.negatives", "judge_model.vision_pretrain.steps",
                 "recipe.filters.unime_v2.params.seed", "recipe.rerank.choose_alpha.grid[0]", "data.generator.sizes.x",
                 "recipe.ablations.umarvel.seeds[0]", "recipe.judge.engine.gpu_memory_utilization"):
         assert key in keys, key

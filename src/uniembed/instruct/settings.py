@@ -53,6 +53,22 @@ class GroupLoss:
 
 
 @dataclass
+class WorldGroups:
+    """Fresh judge questions drawn from the world's rules every step (:mod:`.world`): ``groups`` queries, each
+    its genuine match and ``negatives`` non-matches in the judge's prompt, trained like the train split's
+    groups (answer tokens + the listwise term, with ``weight``)."""
+
+    groups: Annotated[int, Range(ge=1)] = 4
+    negatives: Annotated[int, Range(ge=1)] = 3
+    weight: Annotated[float, Range(ge=0)] = 1.0
+
+    def __post_init__(self):
+        if self.groups < 1 or self.negatives < 1 or self.weight < 0:
+            raise ValueError(f"instruct.world: groups and negatives must be >= 1 and weight >= 0; got "
+                             f"groups={self.groups}, negatives={self.negatives}, weight={self.weight}")
+
+
+@dataclass
 class InstructSettings:
     """Generative training of the tiny model (the vision tower too unless ``freeze_vision``) on train-split records."""
 
@@ -62,6 +78,7 @@ class InstructSettings:
     sources: list[str] = field(default_factory=lambda: ["mbeir"])  # curated sources whose train split it reads
     mix: InstructMix = field(default_factory=InstructMix)
     group: Optional[GroupLoss] = None  # the listwise term; null: answer tokens only
+    world: Optional[WorldGroups] = None  # fresh questions from the world's rules each step; null: none
     freeze_vision: bool = False    # keep the tower (and merger) as loaded: true on a pretrained tower
     warmup_steps: Annotated[int, Range(ge=0)] = 0
     schedule: str = "cosine"       # any transformers scheduler name
@@ -76,6 +93,8 @@ class InstructSettings:
             self.mix = InstructMix(**self.mix)
         if isinstance(self.group, dict):
             self.group = GroupLoss(**self.group)
+        if isinstance(self.world, dict):
+            self.world = WorldGroups(**self.world)
         if self.max_steps < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError(f"model.instruct: max_steps and batch_size must be >= 1 and lr > 0; got "
                              f"max_steps={self.max_steps}, batch_size={self.batch_size}, lr={self.lr}")

@@ -6,7 +6,8 @@ Qwen2-VL-7B-Instruct; every later stage keeps the vision tower frozen. Batches o
 (:mod:`uniembed.train.generative`), AdamW with warmup and a schedule, gradient clipping. With
 ``group`` settings each step adds ``group.queries`` groups (:func:`.data.make_group`: a positive and
 its non-matches, all asked the judge's question) and the listwise term :func:`group_loss` over
-their Yes/No margins; the groups' answer tokens join the answer-token loss.
+their Yes/No margins; the groups' answer tokens join the answer-token loss. With ``world`` settings it
+adds ``world.groups`` groups of fresh questions from the world's rules (:mod:`.world`) the same way.
 
 Resumable exactly as the contrastive trainer (:mod:`uniembed.train.checkpoint`): checkpoints of
 the weights, optimizer, scheduler, every RNG and the sampler position under
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict
@@ -43,6 +45,7 @@ from ..train.data import BatchSampler
 from ..train.generative import answer_forward, collate
 from .data import group_queries, load_instruct_data, make_example, make_group, plan_entries
 from .settings import InstructSettings
+from .world import WorldQuestions
 
 log = logging.getLogger(__name__)
 CURATED_FILES = ("queries.parquet", "candidates.parquet", "pools.parquet")
@@ -86,7 +89,7 @@ def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_d
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = get_scheduler(settings.schedule, optimizer, settings.warmup_steps, settings.max_steps)
-    fingerprint = {"settings": asdict(settings), "code": code_version("instruct", "train.generative", "model"),
+    fingerprint = {"settings": asdict(settings), "code": code_version("instruct", "train.generative", "model", "data.synthetic"),
                    "base_model": fingerprint_model_dir(base_model, full=True),
                    "data": data_fingerprint(curated_dir, settings.sources), "device_type": dev.type}
     key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
@@ -106,22 +109,33 @@ def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_d
     bar = tqdm(total=settings.max_steps, initial=step, desc="instruct", unit="step", disable=not progress,
                mininterval=1.0)
     steps_this_run = 0
+    scratch = tempfile.TemporaryDirectory(prefix="instruct-world-") if settings.world is not None else None
+    world = WorldQuestions(scratch.name) if scratch is not None else None
     while step < settings.max_steps and (stop_after is None or steps_this_run < stop_after):
         start = time.perf_counter()
         indices, rng = sampler.next()
         examples = [make_example(data, entries[i], rng) for i in indices]
+        n_group = 0
         if settings.group is not None:
             examples += [example for index in rng.choice(grouped, settings.group.queries, replace=False)
                          for example in make_group(data, int(index), rng, settings.group)]
+            n_group = len(examples) - len(indices)
+        if world is not None:
+            examples += [example for g in range(settings.world.groups)
+                         for example in world.group(rng, settings.world.negatives, f"{step}-{g}")]
         batch = {k: v.to(dev) for k, v in collate(processor, examples).items()}
         row_sums, lengths, first = answer_forward(model, batch)
         loss = row_sums.sum() / lengths.sum()
-        parts = {}
+        parts = {"loss_answers": float(loss.detach())} if settings.group or world else {}
+        start_world = len(indices) + n_group
         if settings.group is not None:
-            size = settings.group.negatives + 1
-            listwise = group_loss(first[len(indices):], yes_id, no_id, size)
-            parts = {"loss_answers": float(loss.detach()), "loss_group": float(listwise.detach())}
+            listwise = group_loss(first[len(indices):start_world], yes_id, no_id, settings.group.negatives + 1)
+            parts["loss_group"] = float(listwise.detach())
             loss = loss + settings.group.weight * listwise
+        if world is not None:
+            listwise = group_loss(first[start_world:], yes_id, no_id, settings.world.negatives + 1)
+            parts["loss_world"] = float(listwise.detach())
+            loss = loss + settings.world.weight * listwise
         per_row = row_sums.detach() / lengths
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
@@ -146,6 +160,8 @@ def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_d
                 "scheduler": scheduler.state_dict()})
     bar.close()
     writer.close()
+    if scratch is not None:
+        scratch.cleanup()
     if step < settings.max_steps:
         return {"finished": False, "step": step}
     summary = {"finished": True, "step": step, "history": history, "sources": list(settings.sources),
