@@ -77,7 +77,8 @@ def model_step_input(role, step):
 
 
 # recipe.judge.model: null judges with the judge model; the judge waits for it (a checkpoint on disk too).
-JUDGE_INPUT = {"model": MODEL_DIRS["judge_model"]} if "judge" in STAGE_CONFIG.recipe and STAGE_CONFIG.recipe.judge.model is None else {}
+JUDGE_INPUT = ({"model": MODEL_DIRS["judge_model"]}
+               if "judge" in STAGE_CONFIG.recipe and STAGE_CONFIG.recipe.judge.model is None else {})
 if JUDGE_INPUT:
     # the judge stage reads its model from the config
     OVERRIDES.append(f"recipe.judge.model={hydra_quote(LOADABLE['judge_model'])}")
