@@ -1,4 +1,8 @@
+import importlib.util
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -37,6 +41,41 @@ def pytest_runtest_logreport(report):
         elapsed = time.monotonic() - _STARTED
         _reporter.ensure_newline()
         _reporter.write_line(f"[{elapsed / 60:5.1f} min] {report.duration:6.0f} s {report.when:8s} {report.nodeid}")
+
+#: Directories whose tests run the DAG on the shared built resources (tests.workflow.dag.shared_resources).
+BUILT_RESOURCES_USERS = ("integration", "slurm", "vllm")
+_builder = None
+
+
+def _start_resource_build(nodeids) -> None:
+    """Start building the shared resources in the background as soon as the collected tests need them (once),
+    so that the other tests run meanwhile instead of every DAG fixture waiting for one build at its start; the
+    fixtures then wait on the same file lock only for what is left (tests.workflow.dag)."""
+    global _builder
+    needed = any(Path(n.split("::")[0]).parts[1:2] in {(d,) for d in BUILT_RESOURCES_USERS} for n in nodeids)
+    if _builder is not None or not needed or importlib.util.find_spec("snakemake") is None:
+        return
+    _builder = subprocess.Popen([sys.executable, "-c", "from tests.workflow.dag import shared_resources; "
+                                 "shared_resources()"], cwd=TESTS.parent, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """xdist's controller: a worker's collected node ids."""
+    _start_resource_build(ids)
+
+
+def pytest_collection_finish(session):
+    if not hasattr(session.config, "workerinput"):   # a run without xdist: this process collected the tests
+        _start_resource_build([item.nodeid for item in session.items])
+
+
+def pytest_unconfigure(config):
+    """A build still running when the session ends (no test needed it in the end) is stopped with its children."""
+    if _builder is not None and _builder.poll() is None:
+        os.killpg(_builder.pid, signal.SIGTERM)
+
 
 #: Small sizes of the synthetic world for tests (the default config is larger).
 SMALL_WORLD = {"mbeir_train_queries": 24, "mbeir_test_queries": 12, "mbeir_pool": 60, "mmeb_train_rows": 12,

@@ -19,18 +19,26 @@ MODES = {"mean-bidirectional": EmbeddingMode(), "last-causal": EmbeddingMode(poo
 TOL = 1e-5
 
 
+def last_model_step(project: Path, section) -> Path:
+    """The directory a model section's last step writes (workflow/rules/common.smk MODEL_STEPS): the instruct
+    model's model/, else the vision-pretrained model, else ``path``."""
+    if section.get("instruct") is not None:
+        return project / f"{section.path}-instruct" / "model"
+    return project / (f"{section.path}-vision" if section.get("vision_pretrain") is not None else section.path)
+
+
 def training_starts(project: Path) -> tuple[Path, dict[str, Path]]:
     """The run directory and ``{stage: the model it was trained from}``, as the workflow chains them:
     the base model for the first stage of ``recipe.pretrain.order``, else the previous model/
     (workflow/rules/pretrain.smk); every hard-negative objective from ``recipe.train_hn.from``'s model/
     (workflow/rules/train_hn.smk); distillation from ``recipe.distill.from``'s model/ and every reranker
-    from the base model (workflow/rules/rerank.smk)."""
+    from the model section ``recipe.rerank.base`` names (workflow/rules/rerank.smk)."""
     config = yaml.safe_load((project / "config" / "config.yaml").read_text())
     stage_cfg = compose_config(experiment_overrides(config["experiment"], config["resources"],
                                                     config.get("hydra_overrides", [])), project / "config")
     run_dir = project / config["results"] / config["run_name"]
     order = list(stage_cfg.recipe.pretrain.order)
-    starts = {f"pretrain_{stage}": project / stage_cfg.model.path if i == 0
+    starts = {f"pretrain_{stage}": last_model_step(project, stage_cfg.model) if i == 0
               else run_dir / "models" / f"pretrain_{order[i - 1]}" / "model" for i, stage in enumerate(order)}
     train_hn = stage_cfg.recipe.get("train_hn")
     if train_hn:
@@ -38,7 +46,8 @@ def training_starts(project: Path) -> tuple[Path, dict[str, Path]]:
     if stage_cfg.recipe.get("distill"):
         starts["distill"] = run_dir / "models" / stage_cfg.recipe.distill["from"] / "model"
     if stage_cfg.recipe.get("rerank"):
-        starts.update({f"reranker_{name}": project / stage_cfg.model.path for name in stage_cfg.recipe.rerank.rerankers})
+        base = last_model_step(project, stage_cfg[stage_cfg.recipe.rerank.get("base", "judge_model")])
+        starts.update({f"reranker_{name}": base for name in stage_cfg.recipe.rerank.rerankers})
     return run_dir, starts
 
 

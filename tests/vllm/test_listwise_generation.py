@@ -1,5 +1,8 @@
 """Listwise reranking generates through every backend: greedy generations of the same listwise prompts
-(query + 4 candidates, images included) from transformers, a vLLM offline engine and a vLLM server."""
+(query + 4 candidates, images included) from transformers, a vLLM offline engine and a vLLM server.
+
+The model is an untrained tiny Qwen2-VL (``generating_model``), not the trained judge: the judge answers every
+listwise prompt with its one learned word ("No"), which would make the comparison trivial."""
 import json
 import os
 import subprocess
@@ -14,7 +17,17 @@ pytestmark = pytest.mark.vllm
 NEW_TOKENS = 6
 
 
-def test_transformers_vllm_offline_and_vllm_server_generate_the_same_greedy_text(judge_world, judge_model, tmp_path):
+@pytest.fixture(scope="module")
+def generating_model(tmp_path_factory):
+    """An untrained tiny Qwen2-VL (text head size 32, which vLLM's CPU attention serves): varied greedy text."""
+    from uniembed.data.synthetic.world import corpus
+    from uniembed.model.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("vllm-generating-model") / "tiny", corpus(0))
+
+
+def test_transformers_vllm_offline_and_vllm_server_generate_the_same_greedy_text(judge_world, generating_model,
+                                                                                 tmp_path):
     from uniembed.judge.transformers_backend import TransformersJudge
     from uniembed.rerank.prompts import build_listwise_prompt
 
@@ -25,12 +38,12 @@ def test_transformers_vllm_offline_and_vllm_server_generate_the_same_greedy_text
     assert any(len(p.image_paths) >= 3 for p in prompts), "the prompts must carry several images"
     (tmp_path / "prompts.json").write_text(json.dumps([list(map(list, p.parts)) for p in prompts]))
     env = {k: v for k, v in os.environ.items() if k != "UNIEMBED_OVERRIDES"}
-    result = subprocess.run([sys.executable, "-m", "tests.vllm.generation_run", str(judge_model),
+    result = subprocess.run([sys.executable, "-m", "tests.vllm.generation_run", str(generating_model),
                              str(tmp_path / "prompts.json"), str(tmp_path / "out.json"), str(NEW_TOKENS)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     found = json.loads((tmp_path / "out.json").read_text())
-    found["transformers"] = [g.__dict__ for g in TransformersJudge(judge_model, batch_size=4, device="cpu")
+    found["transformers"] = [g.__dict__ for g in TransformersJudge(generating_model, batch_size=4, device="cpu")
                              .generate(prompts, NEW_TOKENS)]
     for name, generations in found.items():
         assert [g["status"] for g in generations] == ["ok"] * len(prompts), (name, generations[:2])
