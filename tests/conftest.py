@@ -52,7 +52,8 @@ def _start_resource_build(nodeids) -> None:
     so that the other tests run meanwhile instead of every DAG fixture waiting for one build at its start; the
     fixtures then wait on the same file lock only for what is left (tests.workflow.dag)."""
     global _builder
-    needed = any(Path(n.split("::")[0]).parts[1:2] in {(d,) for d in BUILT_RESOURCES_USERS} for n in nodeids)
+    directories = {Path(nodeid.split("::")[0]).parts[1] for nodeid in nodeids if "/" in nodeid.split("::")[0]}
+    needed = bool(directories & set(BUILT_RESOURCES_USERS))
     if _builder is not None or not needed or importlib.util.find_spec("snakemake") is None:
         return
     _builder = subprocess.Popen([sys.executable, "-c", "from tests.workflow.dag import shared_resources; "

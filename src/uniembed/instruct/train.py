@@ -89,7 +89,8 @@ def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_d
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     scheduler = get_scheduler(settings.schedule, optimizer, settings.warmup_steps, settings.max_steps)
-    fingerprint = {"settings": asdict(settings), "code": code_version("instruct", "train.generative", "model", "data.synthetic"),
+    fingerprint = {"settings": asdict(settings),
+                   "code": code_version("instruct", "train.generative", "model", "data.synthetic"),
                    "base_model": fingerprint_model_dir(base_model, full=True),
                    "data": data_fingerprint(curated_dir, settings.sources), "device_type": dev.type}
     key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
@@ -115,27 +116,26 @@ def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_d
         start = time.perf_counter()
         indices, rng = sampler.next()
         examples = [make_example(data, entries[i], rng) for i in indices]
-        n_group = 0
+        listwise_terms = []   # (name, settings, rows): each group kind's rows follow the previous kind's
         if settings.group is not None:
-            examples += [example for index in rng.choice(grouped, settings.group.queries, replace=False)
-                         for example in make_group(data, int(index), rng, settings.group)]
-            n_group = len(examples) - len(indices)
+            rows = [example for index in rng.choice(grouped, settings.group.queries, replace=False)
+                    for example in make_group(data, int(index), rng, settings.group)]
+            listwise_terms.append(("group", settings.group, rows))
         if world is not None:
-            examples += [example for g in range(settings.world.groups)
-                         for example in world.group(rng, settings.world.negatives, f"{step}-{g}")]
+            rows = [example for g in range(settings.world.groups)
+                    for example in world.group(rng, settings.world.negatives, f"{step}-{g}")]
+            listwise_terms.append(("world", settings.world, rows))
+        examples += [example for _, _, rows in listwise_terms for example in rows]
         batch = {k: v.to(dev) for k, v in collate(processor, examples).items()}
         row_sums, lengths, first = answer_forward(model, batch)
         loss = row_sums.sum() / lengths.sum()
-        parts = {"loss_answers": float(loss.detach())} if settings.group or world else {}
-        start_world = len(indices) + n_group
-        if settings.group is not None:
-            listwise = group_loss(first[len(indices):start_world], yes_id, no_id, settings.group.negatives + 1)
-            parts["loss_group"] = float(listwise.detach())
-            loss = loss + settings.group.weight * listwise
-        if world is not None:
-            listwise = group_loss(first[start_world:], yes_id, no_id, settings.world.negatives + 1)
-            parts["loss_world"] = float(listwise.detach())
-            loss = loss + settings.world.weight * listwise
+        parts = {"loss_answers": float(loss.detach())} if listwise_terms else {}
+        offset = len(indices)
+        for name, term, rows in listwise_terms:
+            listwise = group_loss(first[offset:offset + len(rows)], yes_id, no_id, term.negatives + 1)
+            parts[f"loss_{name}"] = float(listwise.detach())
+            loss = loss + term.weight * listwise
+            offset += len(rows)
         per_row = row_sums.detach() / lengths
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
