@@ -22,8 +22,8 @@ from filelock import FileLock
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2"]
 PROJECT_FILES = ("Snakefile", "workflow", "config", "profiles", "src", "envs", "data")
-#: the rules whose outputs every DAG run starts from: the world, the embedder's model, the judge's model chain
-RESOURCE_RULES = ("generate_data", "build_model", "instruct_judge_model")
+#: the rules whose outputs every DAG run starts from: the world, the embedder's model chain, the judge's model chain
+RESOURCE_RULES = ("generate_data", "pretrain_vision", "instruct_judge_model")
 
 
 def scratch_project(tmp_path: Path, hydra_overrides=(), built: bool = False, **config) -> Path:

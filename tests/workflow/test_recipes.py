@@ -157,8 +157,8 @@ def test_unime_v2s_reranker_must_train_on_a_filters_negatives():
 def test_the_judge_and_the_rerankers_start_from_the_judge_model_and_the_embedder_from_its_own(tmp_path):
     """The embedded default: build_judge_model -> pretrain_judge_vision -> instruct_judge_model (resources); the judge
     waits for and loads the judge's instruct model, the rerankers start from it (recipe.rerank.base: judge_model),
-    the first pretrain stage (the embedder) from the embedder's model, vision-pretrained when it has that section."""
-    project = scratch_project(tmp_path, hydra_overrides=["model.vision_pretrain={steps: 10}"])
+    the first pretrain stage (the embedder) from the embedder's vision-pretrained model (build_model -> pretrain_vision)."""
+    project = scratch_project(tmp_path)
     result = snakemake(project, "-n", "-p")
     assert result.returncode == 0, result.output[-3000:]
     plan = planned_jobs(result.output)
@@ -195,6 +195,6 @@ def test_a_real_judge_model_is_loaded_as_it_is_and_the_rerankers_start_from_the_
     assert not {"build_judge_model", "pretrain_judge_vision", "instruct_judge_model"} & set(plan)
     (pointwise,) = [line for line in result.output.splitlines()
                     if "uniembed.stages.train " in line and "--stage name pointwise" in line]
-    assert "--stage model_dir resources/models/tiny-qwen2vl " in pointwise
+    assert "--stage model_dir resources/models/tiny-qwen2vl-vision " in pointwise   # its vision-pretrained model
     judge = result.output.split("rule judge:", 1)[1].split("\n\n", 1)[0]    # a checkpoint: its path, as it is
     assert "resources/models/tiny-judge" in judge and "tiny-judge-instruct" not in judge
