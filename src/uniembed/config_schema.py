@@ -127,6 +127,17 @@ class JudgeEngine:
 
 
 @dataclass
+class SimulatedJudge:
+    """``recipe.judge.simulated`` (backend ``simulated``, the synthetic world only; :mod:`uniembed.judge.simulated`):
+    scores from the world's truth with seeded noise of this expected ROC-AUC."""
+    auc: Annotated[float, Range(ge=0.5, le=1)]
+    seed: Seed = 0
+
+
+JUDGE_BACKENDS = ("transformers", "vllm_offline", "vllm_server", "simulated")
+
+
+@dataclass
 class JudgeSettings:
     backend: str
     batch_size: Count
@@ -139,6 +150,7 @@ class JudgeSettings:
     trust_remote_code: bool = False
     server: JudgeServer = field(default_factory=JudgeServer)
     engine: JudgeEngine = field(default_factory=JudgeEngine)
+    simulated: Optional[SimulatedJudge] = None
 
 
 LISTWISE_TOP_K = 5   # UniME-V2 Table 3 reranks the top 5 listwise

@@ -61,6 +61,8 @@ def check_recipe(cfg: DictConfig) -> None:
             raise RecipeError(f"{where}: filters.{name} (strategy {spec.strategy!r}) reads judge scores, but the "
                               f"recipe has no `judge` section: add one (see config/recipe/tiny.yaml), or filter on "
                               f"similarity (strategy umarvel, params.score_column: similarity)")
+    if "judge" in recipe:
+        _check_judge_backend(cfg, where)
     if "judge" in recipe and not any(needs_judge_scores(spec) for spec in filters.values()):
         raise RecipeError(f"{where} has a `judge` section but no filter reads judge scores: remove it, or add a "
                           f"unime_v2 filter")
@@ -85,6 +87,25 @@ def check_recipe(cfg: DictConfig) -> None:
             raise RecipeError(f"{where}: rerank.rerankers.{name} (pair_list, UniME-V2-Reranker) trains on the "
                               f"judge-filtered hard negatives (UniME-V2 eq. 5-6): set its `negatives` to a filter "
                               f"(filters: {sorted(filters)})")
+
+
+def _check_judge_backend(cfg: DictConfig, where: str) -> None:
+    """A known backend; ``simulated`` (scores from the world's truth, a study-only judge) with its settings and
+    on the synthetic world's M-BEIR source alone: no other data has a truth to score from."""
+    from .config_schema import JUDGE_BACKENDS
+
+    judge = cfg.recipe.judge
+    if judge.backend not in JUDGE_BACKENDS:
+        raise RecipeError(f"{where}: judge.backend = {judge.backend!r}: expected one of {list(JUDGE_BACKENDS)}")
+    if judge.backend != "simulated":
+        return
+    source = cfg.data.sources.get(cfg.recipe.mine.source) or {}
+    if cfg.data.get("generator") is None or source.get("format") != "mbeir":
+        raise RecipeError(f"{where}: judge.backend = simulated scores pairs from the synthetic world's truth, a "
+                          f"study-only judge; data {cfg.data.name!r} (mine.source {cfg.recipe.mine.source!r}) is not "
+                          f"the generated world's M-BEIR source: use transformers, vllm_offline or vllm_server")
+    if judge.get("simulated") is None:
+        raise RecipeError(f"{where}: judge.backend = simulated needs judge.simulated: {{auc: <0.5-1.0>, seed: <int>}}")
 
 
 def _negative_counts(recipe: DictConfig):

@@ -76,10 +76,13 @@ def model_step_input(role, step):
     return steps[position - 1][1] if position else STAGE_CONFIG[role].path
 
 
-# recipe.judge.model: null judges with the judge model; the judge waits for it (a checkpoint on disk too).
-JUDGE_INPUT = ({"model": MODEL_DIRS["judge_model"]}
+# recipe.judge.model: null judges with the judge model; the judge waits for it (a checkpoint on disk too). The
+# study-only `simulated` backend scores from the generated world's truth instead (uniembed.judge.simulated).
+SIMULATED_JUDGE = "judge" in STAGE_CONFIG.recipe and STAGE_CONFIG.recipe.judge.backend == "simulated"
+JUDGE_INPUT = ({"truth": STAGE_CONFIG.data.root} if SIMULATED_JUDGE else
+               {"model": MODEL_DIRS["judge_model"]}
                if "judge" in STAGE_CONFIG.recipe and STAGE_CONFIG.recipe.judge.model is None else {})
-if JUDGE_INPUT:
+if "model" in JUDGE_INPUT:
     # the judge stage reads its model from the config
     OVERRIDES.append(f"recipe.judge.model={hydra_quote(LOADABLE['judge_model'])}")
     STAGE_CONFIG = compose_config(OVERRIDES, CONFIG_DIR)
@@ -218,7 +221,8 @@ def generated_data():
 def built_model():
     """Every model step the DAG makes (build, vision pretraining, instruct) of the embedder's and the judge's model;
     the judge's only when something uses it (a judge, or rerankers started from it)."""
-    roles = ["model"] + (["judge_model"] if JUDGING or (RERANKERS and RERANK_BASE == "judge_model") else [])
+    judge_model = (JUDGING and not SIMULATED_JUDGE) or (RERANKERS and RERANK_BASE == "judge_model")
+    roles = ["model"] + (["judge_model"] if judge_model else [])
     return [path for role in roles for _, path in MODEL_STEPS[role]]
 
 

@@ -44,7 +44,7 @@ if JUDGING:
         benchmark:
             f"{BENCHMARKS}/judge.tsv"
         params:
-            settings=rule_settings("recipe.judge", base_model="judge_model"),
+            settings=rule_settings("recipe.judge", base_model=None if SIMULATED_JUDGE else "judge_model"),
             out_dir=lambda wildcards, output: Path(output.scores).parent,
             curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
             shard_dir=f"{RUN_DIR}/checkpoints/judge_shards",

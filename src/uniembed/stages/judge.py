@@ -6,7 +6,8 @@
 Reads ``out_dir/mined.parquet``, builds the (query, candidate) pairs (candidates with missing
 images fail up front), scores them with ``recipe.judge.backend`` — transformers (any machine),
 a vLLM offline engine, or a vLLM OpenAI-compatible server (a given URL, or a ``vllm serve``
-started for the job's lifetime) — shard by shard into ``stage.checkpoint_dir/<resume key>/`` (a
+started for the job's lifetime), or, for studies on the synthetic world only, ``simulated`` (the world's
+truth plus noise of the ROC-AUC ``recipe.judge.simulated.auc``, :mod:`uniembed.judge.simulated`) — shard by shard into ``stage.checkpoint_dir/<resume key>/`` (a
 rerun of a killed job skips finished shards and retries failed pairs; a rerun of a finished one,
 e.g. ``--forcerun judge``, scores again), and writes ``judge_scores.parquet``. More failed pairs
 than ``recipe.judge.max_failed_fraction`` is an error (exit 1, counts by error kind; no output).
@@ -19,6 +20,7 @@ backends. vLLM spawns its engine in a new process, which imports this module aga
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import sys
@@ -56,6 +58,19 @@ def subset_queries(mined, max_queries: int | None, seed: int):
         return mined
     keep = np.random.default_rng(seed).choice(len(ids), size=max_queries, replace=False)
     return mined.filter(pc.is_in(mined["query_id"], value_set=pa.array([ids[i] for i in sorted(keep)], type=pa.string())))
+
+
+def simulated_judge(j, data_root: str):
+    """The study-only judge (:mod:`uniembed.judge.simulated`) over the generated world's truth under ``data_root``."""
+    from ..evaluate.judge_quality import read_truth
+    from ..judge.simulated import SimulatedJudge
+
+    path = Path(data_root) / "truth" / "mbeir_truth.parquet"   # written by uniembed.data.synthetic.generate
+    if j.get("simulated") is None or not path.is_file():
+        raise SystemExit(f"recipe.judge.backend = simulated needs recipe.judge.simulated {{auc, seed}} and the world's "
+                         f"truth at {path} (the synthetic world only)")
+    return SimulatedJudge(read_truth(path), j.simulated.auc, j.simulated.get("seed", 0),
+                          truth_digest=hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 @contextlib.contextmanager
@@ -104,11 +119,13 @@ def run(cfg):
     limit = check_limit(OmegaConf.select(j, "max_failed_fraction", default=DEFAULT_MAX_FAILED_FRACTION))
     mined = subset_queries(read_parquet(out / "mined.parquet", MINED), j.max_queries, j.seed)
     pairs = build_judge_pairs(cdir / "queries.parquet", cdir / "candidates.parquet", mined)
-    model = j.model or cfg.judge_model.path
+    simulated = j.backend == "simulated"
+    model = "simulated" if simulated else j.model or cfg.judge_model.path
     log.info("judging %d pairs of %d queries with %s (%s)", len(pairs), len(set(mined["query_id"].to_pylist())),
              model, j.backend)
     try:
-        with open_backend(j, model, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log") as backend:
+        with (contextlib.nullcontext(simulated_judge(j, cfg.data.root)) if simulated else
+              open_backend(j, model, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log")) as backend:
             table = score_pairs(pairs, backend, out / "judge_scores.parquet", s.checkpoint_dir,
                                 queries_per_shard=j.queries_per_shard, progress=s.progress, max_failed_fraction=limit)
     except JudgeFailureError as error:
