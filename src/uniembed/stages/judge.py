@@ -6,8 +6,9 @@
 Reads ``out_dir/mined.parquet``, builds the (query, candidate) pairs (candidates with missing
 images fail up front), scores them with ``recipe.judge.backend`` — transformers (any machine),
 a vLLM offline engine, or a vLLM OpenAI-compatible server (a given URL, or a ``vllm serve``
-started for the job's lifetime), or, for studies on the synthetic world only, ``simulated`` (the world's
-truth plus noise of the ROC-AUC ``recipe.judge.simulated.auc``, :mod:`uniembed.judge.simulated`) — shard by shard into ``stage.checkpoint_dir/<resume key>/`` (a
+started for the job's lifetime), or, for studies on the synthetic world only, ``simulated`` (the
+world's truth plus noise of the ROC-AUC ``recipe.judge.simulated.auc``, :mod:`uniembed.judge.simulated`)
+— shard by shard into ``stage.checkpoint_dir/<resume key>/`` (a
 rerun of a killed job skips finished shards and retries failed pairs; a rerun of a finished one,
 e.g. ``--forcerun judge``, scores again), and writes ``judge_scores.parquet``. More failed pairs
 than ``recipe.judge.max_failed_fraction`` is an error (exit 1, counts by error kind; no output).
