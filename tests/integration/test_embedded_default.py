@@ -14,6 +14,8 @@ from uniembed.model.loading import load_for_embedding
 
 from tests.workflow.dag import scratch_project, snakemake
 
+from . import mbeir_averages
+
 SMALL = ["data.generator.sizes={mbeir_train_queries: 24, mbeir_test_queries: 12, mbeir_pool: 60,"
          " mmeb_train_rows: 12, mmeb_eval_rows: 8, mmeb_candidates: 8, mmeb_gallery: 24, nli_triplets: 20,"
          " caption_pairs: 12}"]
@@ -45,10 +47,8 @@ def test_progressive_transition_trains_far_above_the_untrained_baseline(finished
     ~1 point, so +20 points is > 15 sd. Observed on 2 CPU cores (vision-pretrained tower): 18.8 -> 72.9 local,
     10.0 -> 46.4 global (random tower: 11.9 -> 53.1, 3.8 -> 41.0).
     """
-    per_stage = {}
-    for tag in ("zero_shot", "pretrain_nli", "pretrain_captions", "pretrain_mbeir"):
-        rows = read_parquet(finished_run / "results" / "default" / "eval" / tag / "scores.parquet", SCORES).to_pylist()
-        per_stage[tag] = {s: sum(r["value"] for r in rows if r["setting"] == s) / 7 for s in ("local", "global")}
+    per_stage = {tag: mbeir_averages(finished_run / "results" / "default", tag)
+                 for tag in ("zero_shot", "pretrain_nli", "pretrain_captions", "pretrain_mbeir")}
     zero, final = per_stage["zero_shot"], per_stage["pretrain_mbeir"]
     assert final["local"] >= zero["local"] + 20 and final["local"] >= 30, per_stage
     assert final["global"] >= zero["global"] + 15, per_stage
@@ -128,13 +128,6 @@ def test_hard_negative_training_trains_both_objectives(finished_run):
     assert "| pretrain_mbeir | hn_umarvel | hn_unime_v2 |" in table
 
 
-def _averages(run_dir: Path, tag: str) -> dict:
-    """M-BEIR local / global Recall@5 averages (7 tasks each) of one evaluated model."""
-    rows = read_parquet(run_dir / "eval" / tag / "scores.parquet", SCORES).to_pylist()
-    return {s: sum(r["value"] for r in rows if r["benchmark"] == "mbeir" and r["setting"] == s) / 7
-            for s in ("local", "global")}
-
-
 # U-MARVEL §3.2.2 on the embedded default (vision-pretrained tower): hn_umarvel against its start (pretrain_mbeir,
 # 72.9 / 46.4), 150 steps, seeds 0 / 1 / 2 (`ablation_umarvel`): local 71.3 +- 0.8, global 48.3 +- 0.1; the
 # in-batch-only control, same steps: local 72.4 +- 0.6, global 46.1 +- 0.9 (README "Vision pretraining"). The DAG's
@@ -146,7 +139,7 @@ HN_SEED_SD = {"local": 0.8, "global": 0.9}
 def test_umarvel_hard_negatives_improve_global_retrieval_beyond_the_seed_spread(finished_run):
     """Filtered hard negatives from the global pool lift the global-pool average over the start."""
     run_dir = finished_run / "results" / "default"
-    start, trained = _averages(run_dir, "pretrain_mbeir"), _averages(run_dir, "hn_umarvel")
+    start, trained = mbeir_averages(run_dir, "pretrain_mbeir"), mbeir_averages(run_dir, "hn_umarvel")
     assert trained["global"] - start["global"] > 2 * HN_SEED_SD["global"], (start, trained)
 
 
@@ -156,7 +149,7 @@ def test_umarvel_hard_negatives_improve_global_retrieval_beyond_the_seed_spread(
                                        "'Vision pretraining'")
 def test_umarvel_hard_negatives_improve_local_retrieval_beyond_the_seed_spread(finished_run):
     run_dir = finished_run / "results" / "default"
-    start, trained = _averages(run_dir, "pretrain_mbeir"), _averages(run_dir, "hn_umarvel")
+    start, trained = mbeir_averages(run_dir, "pretrain_mbeir"), mbeir_averages(run_dir, "hn_umarvel")
     assert trained["local"] - start["local"] > 2 * HN_SEED_SD["local"], (start, trained)
 
 

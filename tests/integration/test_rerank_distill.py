@@ -10,6 +10,8 @@ from uniembed.artifacts import read_parquet
 from uniembed.evaluate.results import SCORES
 from uniembed.model.loading import load_for_embedding
 
+from . import mbeir_averages
+
 
 def _recipe(project) -> dict:
     return yaml.safe_load((project / "config" / "recipe" / "tiny.yaml").read_text())
@@ -40,12 +42,6 @@ def test_reranker_trains_and_every_recalled_pair_is_scored(finished_run):
     assert f"| {tag} |" in table and "| distill |" in table
 
 
-def _mbeir_averages(run, tag: str) -> dict:
-    rows = read_parquet(run / "eval" / tag / "scores.parquet", SCORES).to_pylist()
-    return {s: sum(r["value"] for r in rows if r["benchmark"] == "mbeir" and r["setting"] == s) / 7
-            for s in ("local", "global")}
-
-
 @pytest.mark.slow
 def test_the_pointwise_reranker_from_the_judge_model_improves_recall_beyond_the_seed_spread(finished_run):
     """U-MARVEL+ (App. C eq. 4): recall + rerank over the recall model's top list, the reranker trained from the
@@ -53,7 +49,7 @@ def test_the_pointwise_reranker_from_the_judge_model_improves_recall_beyond_the_
     of the hard-negative stage (0.8, test_embedded_default). Measured: 70.5 -> 74.8 (global 48.3 -> 52.4)."""
     run = finished_run / "results" / "default"
     recall = _recipe(finished_run)["rerank"]["recall"]
-    before, after = _mbeir_averages(run, recall), _mbeir_averages(run, f"{recall}+pointwise")
+    before, after = mbeir_averages(run, recall), mbeir_averages(run, f"{recall}+pointwise")
     assert after["local"] - before["local"] > 2 * 0.8, (before, after)
 
 
@@ -62,8 +58,8 @@ def test_distillation_ends_at_or_above_its_start(finished_run):
     """U-MARVEL §3.3: the student distilled from recall + rerank keeps at least what its start (the recall model,
     distill.from) retrieves, on both M-BEIR averages. Measured: local 70.5 -> 71.0, global 48.3 -> 48.6."""
     run = finished_run / "results" / "default"
-    start = _mbeir_averages(run, _recipe(finished_run)["distill"]["from"])
-    distilled = _mbeir_averages(run, "distill")
+    start = mbeir_averages(run, _recipe(finished_run)["distill"]["from"])
+    distilled = mbeir_averages(run, "distill")
     assert distilled["local"] >= start["local"] and distilled["global"] >= start["global"], (start, distilled)
 
 

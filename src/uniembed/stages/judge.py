@@ -61,11 +61,14 @@ def subset_queries(mined, max_queries: int | None, seed: int):
     return mined.filter(pc.is_in(mined["query_id"], value_set=pa.array([ids[i] for i in sorted(keep)], type=pa.string())))
 
 
-def simulated_judge(j, data_root: str):
-    """The study-only judge (:mod:`uniembed.judge.simulated`) over the generated world's truth under ``data_root``."""
+def simulated_judge(j, data_root: str | None):
+    """The study-only judge (:mod:`uniembed.judge.simulated`) over the generated world's truth under ``data_root``
+    (the judge stage's; a reranker's scoring has no truth to read)."""
     from ..evaluate.judge_quality import read_truth
     from ..judge.simulated import SimulatedJudge
 
+    if data_root is None:
+        raise SystemExit("the simulated backend scores the judge stage's pairs only (recipe.judge.backend)")
     path = Path(data_root) / "truth" / "mbeir_truth.parquet"   # written by uniembed.data.synthetic.generate
     if j.get("simulated") is None or not path.is_file():
         raise SystemExit(f"recipe.judge.backend = simulated needs recipe.judge.simulated {{auc, seed}} and the world's "
@@ -75,10 +78,15 @@ def simulated_judge(j, data_root: str):
 
 
 @contextlib.contextmanager
-def open_backend(j, model: str, device: str, server_log: Path | None = None, max_images: int = 2):
+def open_backend(j, model: str, device: str, server_log: Path | None = None, max_images: int = 2,
+                 data_root: str | None = None):
     """The configured judge backend (a started server is stopped when the block ends); vLLM engines accept
     up to ``max_images`` images per prompt (a pair: 2; a listwise prompt: its candidates + the query).
-    A local ``model`` directory with an artifact manifest is verified before any backend reads it."""
+    A local ``model`` directory with an artifact manifest is verified before any backend reads it;
+    ``simulated`` reads the world's truth under ``data_root`` instead of a model."""
+    if j.backend == "simulated":
+        yield simulated_judge(j, data_root)
+        return
     if Path(model).is_dir():
         verify_artifact(model)
     trust_remote_code = bool(OmegaConf.select(j, "trust_remote_code", default=False))
@@ -109,7 +117,8 @@ def open_backend(j, model: str, device: str, server_log: Path | None = None, max
                             command=list(command) if command else None, engine=engine) as server:
                 yield VllmClientJudge(server.base_url, model, server_settings=server.settings, **client)
     else:
-        raise SystemExit(f"recipe.judge.backend must be transformers, vllm_offline or vllm_server; got {j.backend!r}")
+        raise SystemExit(f"recipe.judge.backend must be transformers, vllm_offline, vllm_server or simulated; "
+                         f"got {j.backend!r}")
 
 
 def run(cfg):
@@ -120,13 +129,12 @@ def run(cfg):
     limit = check_limit(OmegaConf.select(j, "max_failed_fraction", default=DEFAULT_MAX_FAILED_FRACTION))
     mined = subset_queries(read_parquet(out / "mined.parquet", MINED), j.max_queries, j.seed)
     pairs = build_judge_pairs(cdir / "queries.parquet", cdir / "candidates.parquet", mined)
-    simulated = j.backend == "simulated"
-    model = "simulated" if simulated else j.model or cfg.judge_model.path
+    model = "simulated" if j.backend == "simulated" else j.model or cfg.judge_model.path
     log.info("judging %d pairs of %d queries with %s (%s)", len(pairs), len(set(mined["query_id"].to_pylist())),
              model, j.backend)
     try:
-        with (contextlib.nullcontext(simulated_judge(j, cfg.data.root)) if simulated else
-              open_backend(j, model, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log")) as backend:
+        with open_backend(j, model, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log",
+                          data_root=cfg.data.root) as backend:
             table = score_pairs(pairs, backend, out / "judge_scores.parquet", s.checkpoint_dir,
                                 queries_per_shard=j.queries_per_shard, progress=s.progress, max_failed_fraction=limit)
     except JudgeFailureError as error:
