@@ -23,6 +23,7 @@ include: "workflow/rules/mine.smk"
 include: "workflow/rules/train_hn.smk"
 include: "workflow/rules/rerank.smk"
 include: "workflow/rules/ablation.smk"
+include: "workflow/rules/judge_study.smk"
 include: "workflow/rules/manifest.smk"
 
 

@@ -170,6 +170,9 @@ class AblationStudy:
     seeds: list[Seed]
     variants: dict[str, dict[str, Any]]   # each: {base: <train_hn objective>, changes...}; checked merged
     tables: dict[str, list[str]]
+    # the judge-quality study: each variant on judged negatives repeated per simulated judge of these ROC-AUCs
+    # (uniembed.train.settings.study_variants; the synthetic world only, workflow_checks)
+    judge_aucs: Optional[list[Annotated[float, Range(ge=0.5, le=1)]]] = None
 
 
 @dataclass
@@ -223,7 +226,7 @@ def _recipe_schema():
 
 def validate_groups(cfg: DictConfig) -> None:
     """Check ``cfg.model``, ``cfg.judge_model``, ``cfg.data`` and ``cfg.recipe`` against their schemas (raises ConfigTypeError)."""
-    from .train.settings import ablation_entry
+    from .train.settings import JUDGED_MARK, ablation_entry
 
     groups = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "judge_model", "data", "recipe")}
     for key, schema in (("model", ModelGroup), ("judge_model", ModelGroup), ("data", DataGroup),
@@ -236,6 +239,9 @@ def validate_groups(cfg: DictConfig) -> None:
     if recipe.get("distill"):
         stages["recipe.distill.train"] = recipe["distill"]["train"]
     for study, spec in (recipe.get("ablations") or {}).items():
+        if JUDGED_MARK in "".join(spec["variants"]):
+            raise ConfigTypeError(f"recipe.ablations.{study}.variants: {JUDGED_MARK!r} is kept for the judge-quality "
+                                  f"study's repetitions; rename {[v for v in spec['variants'] if JUDGED_MARK in v]}")
         for variant in spec["variants"]:
             where = f"recipe.ablations.{study}.variants.{variant}"
             _check_variant(recipe, spec["variants"], variant, where)

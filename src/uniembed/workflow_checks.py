@@ -63,6 +63,7 @@ def check_recipe(cfg: DictConfig) -> None:
                               f"similarity (strategy umarvel, params.score_column: similarity)")
     if "judge" in recipe:
         _check_judge_backend(cfg, where)
+    _check_judge_studies(cfg, where)
     if "judge" in recipe and not any(needs_judge_scores(spec) for spec in filters.values()):
         raise RecipeError(f"{where} has a `judge` section but no filter reads judge scores: remove it, or add a "
                           f"unime_v2 filter")
@@ -99,13 +100,49 @@ def _check_judge_backend(cfg: DictConfig, where: str) -> None:
         raise RecipeError(f"{where}: judge.backend = {judge.backend!r}: expected one of {list(JUDGE_BACKENDS)}")
     if judge.backend != "simulated":
         return
-    source = cfg.data.sources.get(cfg.recipe.mine.source) or {}
-    if cfg.data.get("generator") is None or source.get("format") != "mbeir":
+    if not _simulated_judge_world(cfg):
         raise RecipeError(f"{where}: judge.backend = simulated scores pairs from the synthetic world's truth, a "
                           f"study-only judge; data {cfg.data.name!r} (mine.source {cfg.recipe.mine.source!r}) is not "
                           f"the generated world's M-BEIR source: use transformers, vllm_offline or vllm_server")
     if judge.get("simulated") is None:
         raise RecipeError(f"{where}: judge.backend = simulated needs judge.simulated: {{auc: <0.5-1.0>, seed: <int>}}")
+
+
+def _simulated_judge_world(cfg: DictConfig) -> bool:
+    """The synthetic world's M-BEIR source: the only data with a truth a simulated judge can score from."""
+    source = cfg.data.sources.get(cfg.recipe.mine.source) or {}
+    return cfg.data.get("generator") is not None and source.get("format") == "mbeir"
+
+
+def _check_judge_studies(cfg: DictConfig, where: str) -> None:
+    """A study with ``judge_aucs`` (simulated judges) runs on the synthetic world, with a judge section, and has a
+    variant that trains on judged negatives (the thing a judge's quality moves)."""
+    from .train.settings import trains_on_judged_negatives
+
+    plain = OmegaConf.to_container(cfg.recipe, resolve=True)
+    for study, spec in (plain.get("ablations") or {}).items():
+        if not spec.get("judge_aucs"):
+            continue
+        key = f"{where}: ablations.{study}.judge_aucs"
+        if not _simulated_judge_world(cfg):
+            raise RecipeError(f"{key} simulates judges from the synthetic world's truth (a study-only judge); data "
+                              f"{cfg.data.name!r} (mine.source {cfg.recipe.mine.source!r}) is not the generated world's "
+                              f"M-BEIR source: remove judge_aucs")
+        if "judge" not in plain:
+            raise RecipeError(f"{key} needs a `judge` section (the simulated judges judge its subset of queries)")
+        judged = [v for v in spec["variants"] if trains_on_judged_negatives(plain, study, v)]
+        filters = cfg.recipe.get("filters") or {}
+        if not any(needs_judge_scores(filters[ablation_filter(plain, study, v)]) for v in judged):
+            raise RecipeError(f"{key}: no variant trains on negatives a judge filters (num_negatives > 0 on a filter "
+                              f"that reads judge scores, e.g. unime_v2)")
+
+
+def ablation_filter(recipe: dict, study: str, variant: str) -> str:
+    """The filter whose hard negatives an ablation variant trains on (its base objective's ``negatives``)."""
+    from .train.settings import split_judged_variant
+
+    base = recipe["ablations"][study]["variants"][split_judged_variant(variant)[0]]["base"]
+    return recipe["train_hn"]["objectives"][base]["negatives"]
 
 
 def _negative_counts(recipe: DictConfig):

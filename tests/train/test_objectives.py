@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from uniembed.train.gradcache import gradcache_step
 from uniembed.train.objectives import ObjectiveBatch, make_objective
-from uniembed.train.objectives.soft_label import symmetric_kl
+from uniembed.train.objectives.soft_label import soft_label_diagnostics, symmetric_kl
 
 from .test_gradcache import destroy_after_ddp, make_items, make_setup, max_diff
 
@@ -47,6 +47,22 @@ def test_symmetric_kl_gradcheck():
     assert torch.autograd.gradcheck(symmetric_kl, (a, b))
 
 
+def test_soft_label_diagnostics_are_the_two_kl_directions_and_the_positives_mass():
+    """The logged halves of eq. 4 against explicit sums: their mean is the loss; P(c+) and Q(c+) are column 0."""
+    g = torch.Generator().manual_seed(7)
+    sim, scores, tau = torch.rand(4, 9, generator=g, dtype=torch.float64), torch.rand(4, 9, generator=g, dtype=torch.float64), 0.02
+    parts = soft_label_diagnostics(sim / tau, scores / tau)
+    p, q = (sim / tau).softmax(-1), (scores / tau).softmax(-1)
+    p_q = sum(float((p[i] * (p[i] / q[i]).log()).sum()) for i in range(4)) / 4
+    q_p = sum(float((q[i] * (q[i] / p[i]).log()).sum()) for i in range(4)) / 4
+    assert parts["kl_p_q"].item() == pytest.approx(p_q, rel=1e-10) and parts["kl_q_p"].item() == pytest.approx(q_p, rel=1e-10)
+    assert 0.5 * (p_q + q_p) == pytest.approx(_explicit_symmetric_kl(sim, scores, tau), rel=1e-10)
+    assert parts["p_positive"].item() == pytest.approx(float(p[:, 0].mean()), rel=1e-12)
+    assert parts["q_positive"].item() == pytest.approx(float(q[:, 0].mean()), rel=1e-12)
+    masked = soft_label_diagnostics(sim / tau, scores / tau, torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=torch.float64))
+    assert masked["p_positive"].item() == pytest.approx(float(p[[0, 3], 0].mean()), rel=1e-12)
+
+
 def _unit(n, d, seed):
     return F.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64), dim=-1)
 
@@ -74,7 +90,7 @@ def test_soft_label_with_info_nce_adds_the_weighted_contrastive_term():
     total, parts = mixed.loss(q, c, view)
     logits = q @ c.T / mixed.temperature.value
     assert total.item() == pytest.approx(kl.item() + 0.5 * F.cross_entropy(logits, torch.arange(b)).item(), rel=1e-10)
-    assert set(parts) == {"soft_label_kl", "info_nce"}
+    assert set(parts) == {"soft_label_kl", "info_nce", "kl_p_q", "kl_q_p", "p_positive", "q_positive"}
 
 
 # The GradCache and two-process checks run the soft-label objective through its forward (gather included).

@@ -4,6 +4,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from uniembed.config import compose_config
+from uniembed.train.settings import study_variants
 from uniembed.workflow_checks import RecipeError, check_recipe
 
 from .dag import ROOT, planned_jobs, scratch_project, snakemake, write_config
@@ -93,10 +94,40 @@ def test_the_table_13_ablation_chains_hard_negatives_and_distillation_per_seed(t
     assert plan["ablation_train"] == seeds and plan["ablation_distill_data"] == seeds and plan["ablation_distill"] == seeds
     assert plan["evaluate"] == 2 * seeds + 1 and plan["ablation_table"] == 1   # + the shared start, pretrain_mbeir
     assert "eval/pretrain_mbeir/scores.parquet" in output and "ablations/umarvel/hard_negatives/seed1/model" in output
-    both = planned_jobs(snakemake(project, "-n", "ablations").output)
+    every = planned_jobs(snakemake(project, "-n", "ablations").output)
     studies = cfg.recipe.ablations
-    assert both["ablation_table"] == len(studies)
-    assert both["ablation_train"] == seeds + len(studies.unime_v2.variants) * len(studies.unime_v2.seeds)
+    assert every["ablation_table"] == len(studies)
+    recipe = OmegaConf.to_container(cfg.recipe, resolve=True)
+    trained = sum(len(study_variants(recipe, s)) * len(studies[s].seeds) for s in studies if s != "umarvel")
+    assert every["ablation_train"] == seeds + trained
+
+
+def test_the_judge_quality_study_trains_the_judged_rows_on_a_simulated_judge_per_auc_and_seed(tmp_path):
+    """`ablation_judge_quality`: per (ROC-AUC, seed) a simulated judge, the unime_v2 filter over its scores (with its
+    quality against the truth), and UniME-V2 Table 4's judged rows trained on that table; the rows on the run's own
+    judge and the in-batch baseline once per seed; one table. Not part of `all`."""
+    project = scratch_project(tmp_path)
+    study = compose_config(["recipe=tiny"], ROOT / "config").recipe.ablations.judge_quality
+    levels, seeds = len(study.judge_aucs), len(study.seeds)
+    output = snakemake(project, "-n", "ablation_judge_quality").output
+    plan = planned_jobs(output)
+    assert plan["ablation_judge"] == plan["ablation_filter"] == levels * seeds
+    assert plan["ablation_train"] == plan["evaluate"] == (len(study.variants) + 2 * levels) * seeds
+    assert "judges/auc0.9_seed1/unime_v2/hard_negatives.parquet" in output
+    assert "models/ablations/judge_quality/soft_labels@auc0.9/seed1" in output
+    assert "'recipe.judge.simulated={auc: 0.9, seed: 1}'" in snakemake(project, "-n", "-p", "ablation_judge_quality").output
+    assert "ablation_judge" not in planned_jobs(snakemake(project, "-n").output)
+
+
+def test_a_judge_quality_study_is_refused_outside_the_synthetic_world_when_the_config_is_read():
+    with pytest.raises(RecipeError, match=r"ablations.judge_quality.judge_aucs simulates judges .* data 'real'"):
+        check_recipe(compose_config(["recipe=tiny", "data=real"], ROOT / "config"))
+    cfg = compose_config(["recipe=tiny"], ROOT / "config")
+    OmegaConf.set_struct(cfg, False)
+    cfg.recipe.ablations.judge_quality.variants = {"no_hard_negatives": cfg.recipe.ablations.judge_quality.variants.no_hard_negatives}
+    cfg.recipe.ablations.judge_quality.tables = {"table4": ["no_hard_negatives"]}
+    with pytest.raises(RecipeError, match=r"judge_aucs: no variant trains on negatives a judge filters"):
+        check_recipe(cfg)
 
 
 @pytest.mark.parametrize("variant, message", [

@@ -8,9 +8,7 @@
 rule ablation_train:
     input:
         model=lambda wildcards: EVAL_MODELS[STAGE_CONFIG.recipe.train_hn["from"]],
-        negatives=lambda wildcards: filter_outputs(
-            STAGE_CONFIG.recipe.train_hn.objectives[ablation_variant(wildcards.study, wildcards.variant).base].negatives
-        )["negatives"],
+        negatives=ablation_negatives,
         curated=lambda wildcards: curated(STAGE_CONFIG.recipe.mine.source, "queries"),
     output:
         model=directory(stage_output("ablations/{study}/{variant}/seed{seed}")),
@@ -19,7 +17,8 @@ rule ablation_train:
     benchmark:
         f"{BENCHMARKS}/ablation_{{study}}_{{variant}}_seed{{seed}}.tsv"
     params:
-        settings=lambda wildcards: rule_settings(f"recipe.ablations.{wildcards.study}.variants.{wildcards.variant}",
+        settings=lambda wildcards: rule_settings(f"recipe.ablations.{wildcards.study}.variants."
+                                                 f"{split_judged_variant(wildcards.variant)[0]}",
                                                  f"recipe.train_hn.objectives.{ablation_variant(wildcards.study, wildcards.variant).base}",
                                                  "recipe.embedding", "recipe.device"),
         model_dir=lambda wildcards, input: loadable(input.model),
@@ -94,7 +93,8 @@ rule ablation_distill:
     benchmark:
         f"{BENCHMARKS}/ablation_{{study}}_{{variant}}_seed{{seed}}.tsv"
     params:
-        settings=lambda wildcards: rule_settings(f"recipe.ablations.{wildcards.study}.variants.{wildcards.variant}",
+        settings=lambda wildcards: rule_settings(f"recipe.ablations.{wildcards.study}.variants."
+                                                 f"{split_judged_variant(wildcards.variant)[0]}",
                                                  "recipe.distill.train", "recipe.embedding", "recipe.device"),
         model_dir=lambda wildcards, input: loadable(input.model),
         curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
@@ -120,6 +120,8 @@ rule ablation_table:
     input:
         scores=lambda wildcards: ablation_scores(wildcards.study)[0],
         shared=lambda wildcards: list(ablation_scores(wildcards.study)[1].values()),
+        quality=lambda wildcards: [f"{d}/{f}" for dirs in judge_study_quality(wildcards.study).values() for d in dirs
+                                   for f in ("judge_quality.json", "filter_summary.json")],
     output:
         values=f"{RUN_DIR}/ablations/{{study}}/values.json",
         figure=report(f"{RUN_DIR}/ablations/{{study}}/figure.png", caption="../report/ablation.rst",
@@ -130,6 +132,7 @@ rule ablation_table:
         settings=lambda wildcards: rule_settings(f"recipe.ablations.{wildcards.study}"),
         scores=lambda wildcards, input: json.dumps(list(input.scores)),
         shared=lambda wildcards: json.dumps(ablation_scores(wildcards.study)[1]),
+        quality=lambda wildcards: json.dumps(judge_study_quality(wildcards.study)),
         out_dir=lambda wildcards, output: Path(output.values).parent,
     wildcard_constraints:
         study="|".join(ABLATIONS) or "none",
@@ -139,7 +142,7 @@ rule ablation_table:
         "../../envs/eval.yaml"
     shell:
         "python -m uniembed.stages.ablation_table --stage name {wildcards.study:q} --stage scores {params.scores:q}"
-        " --stage shared {params.shared:q} --stage out_dir {params.out_dir:q} > {log:q} 2>&1"
+        " --stage shared {params.shared:q} --stage quality {params.quality:q} --stage out_dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 for _study in ABLATIONS:

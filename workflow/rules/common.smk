@@ -9,10 +9,10 @@ from uniembed.config import CONFIG_DIR_ENV, OVERRIDES_ENV, compose_config, exper
 from uniembed.config_schema import validate_groups
 from uniembed.evaluate.ablation import ablation_tag
 from uniembed.instruct.settings import InstructSettings
-from uniembed.train.settings import variant_kind
+from uniembed.train.settings import split_judged_variant, study_variants, trains_on_judged_negatives, variant_kind
 from uniembed.launch import launch_command
 from uniembed.provenance import code_version
-from uniembed.workflow_checks import check_recipe, model_identity, needs_judge_scores
+from uniembed.workflow_checks import ablation_filter, check_recipe, model_identity, needs_judge_scores
 
 CONFIG_DIR = str(Path(workflow.basedir) / "config")
 RESOURCES = config["resources"]
@@ -146,11 +146,14 @@ TRAINED_MODELS = [path for tag, path in EVAL_MODELS.items() if tag != "zero_shot
 # Ablation repetitions (recipe.ablations: a separate target per study, not part of `all`), by eval tag.
 # A variant is trained per seed (a hard-negative objective, or a distillation continuing another variant) or
 # is a model of the run (the shared start of U-MARVEL Table 13: evaluated once; uniembed.train.settings.variant_kind).
+# A judge-quality study (`judge_aucs`) repeats each variant on judged negatives per simulated judge (judge_study.smk).
 ABLATIONS = dict(STAGE_CONFIG.recipe.get("ablations") or {}) if HN_OBJECTIVES else {}
-ABLATION_KINDS = {(study, v): variant_kind(OmegaConf.to_container(spec.variants[v])) for study, spec in ABLATIONS.items()
-                  for v in spec.variants}
+_RECIPE = OmegaConf.to_container(STAGE_CONFIG.recipe, resolve=True)
+STUDY_VARIANTS = {study: study_variants(_RECIPE, study) for study in ABLATIONS}
+ABLATION_KINDS = {(study, v): variant_kind(OmegaConf.to_container(ABLATIONS[study].variants[split_judged_variant(v)[0]]))
+                  for study in ABLATIONS for v in STUDY_VARIANTS[study]}
 ABLATION_MODELS = {ablation_tag(study, variant, seed): stage_output(f"ablations/{study}/{variant}/seed{seed}")
-                   for study, spec in ABLATIONS.items() for variant in spec.variants for seed in spec.seeds
+                   for study, spec in ABLATIONS.items() for variant in STUDY_VARIANTS[study] for seed in spec.seeds
                    if ABLATION_KINDS[study, variant] != "model"}
 for (_study, _variant), _kind in ABLATION_KINDS.items():
     if _kind == "model" and ABLATIONS[_study].variants[_variant].model not in EVAL_MODELS:
@@ -174,7 +177,7 @@ def ablation_model(wildcards, variant):
 def ablation_scores(study):
     """[scores of every trained repetition], and {model variant: the run's scores of that model}."""
     spec = ABLATIONS[study]
-    trained = [f"{RUN_DIR}/eval/{ablation_tag(study, v, seed)}/scores.parquet" for v in spec.variants
+    trained = [f"{RUN_DIR}/eval/{ablation_tag(study, v, seed)}/scores.parquet" for v in STUDY_VARIANTS[study]
                for seed in spec.seeds if ABLATION_KINDS[study, v] != "model"]
     shared = {v: f"{RUN_DIR}/eval/{spec.variants[v].model}/scores.parquet" for v in spec.variants
               if ABLATION_KINDS[study, v] == "model"}
@@ -186,8 +189,37 @@ PUBLISHED = sorted(str(p) for p in (Path(workflow.basedir) / "data" / "published
 
 
 def ablation_variant(study, variant):
-    """The settings of one ablation variant (recipe.ablations.<study>.variants.<variant>)."""
-    return STAGE_CONFIG.recipe.ablations[study].variants[variant]
+    """The settings of one ablation variant (recipe.ablations.<study>.variants.<variant>; a judge-quality
+    repetition "<variant>@auc<AUC>" has its variant's)."""
+    return STAGE_CONFIG.recipe.ablations[study].variants[split_judged_variant(variant)[0]]
+
+
+def ablation_negatives(wildcards):
+    """The hard negatives an ablation variant trains on: its base objective's filter over the run's judge, or, for
+    a judge-quality repetition, that filter over the simulated judge of its ROC-AUC and seed (judge_study.smk)."""
+    name = ablation_filter(_RECIPE, wildcards.study, wildcards.variant)
+    auc = split_judged_variant(wildcards.variant)[1]
+    if auc is None:
+        return filter_outputs(name)["negatives"]
+    return f"{simulated_judge_dir(wildcards.study, auc, wildcards.seed)}/{name}/hard_negatives.parquet"
+
+
+def simulated_judge_dir(study, auc, seed):
+    return f"{RUN_DIR}/ablations/{study}/judges/auc{float(auc):g}_seed{seed}"
+
+
+def judge_study_quality(study):
+    """{"<auc>" | "real": [the filter directory holding judge_quality.json and filter_summary.json, per seed]} of a
+    judge-quality study (empty for other studies): every simulated judge's, and the run's own judge's."""
+    spec = ABLATIONS[study]
+    if not spec.get("judge_aucs"):
+        return {}
+    names = {ablation_filter(_RECIPE, study, v) for v in spec.variants if trains_on_judged_negatives(_RECIPE, study, v)}
+    name = sorted(names)[0]
+    quality = {f"{auc:g}": [f"{simulated_judge_dir(study, auc, seed)}/{name}" for seed in spec.seeds]
+               for auc in spec.judge_aucs}
+    quality["real"] = [filter_dir(name)]
+    return quality
 
 
 def model_of_tag(tag):

@@ -7,7 +7,8 @@
 * :func:`training_curves_figure` — the training loss of every training stage, one panel each;
 * :func:`judge_scores_figure` — the judge's score distributions of true matches and non-matches
   (the synthetic world's truth), with the ROC-AUC;
-* :func:`ablation_figure` — an ablation study's headline metrics per variant, mean ± sd over seeds.
+* :func:`ablation_figure` — an ablation study's headline metrics per variant, mean ± sd over seeds;
+* :func:`judge_study_figure` — the judge-quality study: downstream scores against the judge's ROC-AUC.
 """
 from __future__ import annotations
 
@@ -70,25 +71,36 @@ def temperature_figure(histories: Mapping[str, Sequence[dict]], path: str | Path
     return plotted
 
 
+#: Loss parts drawn beside a stage's loss when its history logs them (UniME-V2 eq. 4's two KL directions, an
+#: added InfoNCE term): they say which half of a soft-label loss stalls.
+LOSS_PARTS = ("kl_p_q", "kl_q_p", "info_nce")
+
+
 def training_curves_figure(histories: Mapping[str, Sequence[dict]], path: str | Path) -> list[str]:
-    """The ``loss`` per step of each stage with a history, one panel per stage; returns the stages plotted."""
-    curves = {stage: [(h["step"], h["loss"]) for h in history if "loss" in h] for stage, history in histories.items()}
-    curves = {stage: points for stage, points in curves.items() if points}
-    columns = min(3, max(1, len(curves)))
-    rows = max(1, math.ceil(len(curves) / columns))
+    """The ``loss`` per step of each stage with a history (and its LOSS_PARTS, dashed), one panel per stage;
+    returns the stages plotted."""
+    histories = {stage: [h for h in history if "loss" in h] for stage, history in histories.items()}
+    histories = {stage: history for stage, history in histories.items() if history}
+    columns = min(3, max(1, len(histories)))
+    rows = max(1, math.ceil(len(histories) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
-    for ax, (stage, points) in zip(axes.flat, curves.items()):
-        steps, losses = zip(*points)
-        ax.plot(steps, losses, linewidth=1.0)
+    for ax, (stage, history) in zip(axes.flat, histories.items()):
+        ax.plot([h["step"] for h in history], [h["loss"] for h in history], linewidth=1.0, label="loss")
+        for part in LOSS_PARTS:
+            points = [(h["step"], h[part]) for h in history if part in h]
+            if points:
+                ax.plot(*zip(*points), linewidth=0.8, linestyle="--", label=part)
+        if any(part in history[0] for part in LOSS_PARTS):
+            ax.legend(fontsize=5)
         ax.set_title(stage, fontsize=8)
         ax.set_xlabel("step", fontsize=7)
         ax.set_ylabel("loss", fontsize=7)
         ax.tick_params(labelsize=6)
-    for ax in list(axes.flat)[len(curves):]:
+    for ax in list(axes.flat)[len(histories):]:
         ax.axis("off")
     fig.suptitle("Training loss per stage", fontsize=9)
     _save(fig, path)
-    return list(curves)
+    return list(histories)
 
 
 def judge_scores_figure(scores: np.ndarray, matches: np.ndarray, roc_auc: float | None, path: str | Path) -> dict:
@@ -129,6 +141,45 @@ def ablation_figure(values: Mapping[str, Mapping[str, Sequence[float]]], tables:
         ax.set_title(table, fontsize=9)
         ax.set_ylabel("score (%), mean ± sd", fontsize=8)
     axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    _save(fig, path)
+    return plotted
+
+
+def judge_study_figure(values, quality, names: Mapping[str, Mapping[str, str]], judged: Sequence[str],
+                       baseline: str | None, path: str | Path, title: str) -> dict[str, dict[str, list]]:
+    """One panel per headline metric against the judge's measured ROC-AUC: each judged row's mean over seeds across
+    the simulated judges with a ± sd band, the baseline's mean and band, the run's judge as a marked point
+    (uniembed.evaluate.judge_study); returns ``{variant: {metric: [(auc, mean, sd) per simulated level]}}``."""
+    from .judge_study import REAL, levels_in_order
+
+    levels = [lv for lv in levels_in_order(quality) if lv != REAL]
+    auc = lambda lv: mean_sd(quality[lv].get("roc_auc") or [float(lv)])[0]  # noqa: E731
+    metrics = [m for m in METRICS if any(m in v for v in values.values())]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.2), squeeze=False)
+    plotted: dict[str, dict[str, list]] = {v: {} for v in judged}
+    for ax, metric in zip(axes.flat, metrics):
+        for colour, variant in zip(("tab:blue", "tab:orange", "tab:green", "tab:purple"), judged):
+            points = [(auc(lv), *mean_sd(values[names[lv][variant]][metric])) for lv in levels
+                      if metric in values.get(names[lv][variant], {})]
+            plotted[variant][metric] = points
+            if points:
+                x, m, sd = map(np.asarray, zip(*points))
+                ax.plot(x, m, marker="o", markersize=3, color=colour, label=variant)
+                ax.fill_between(x, m - sd, m + sd, color=colour, alpha=0.2)
+            real = values.get(names.get(REAL, {}).get(variant, ""), {}).get(metric)
+            if real and REAL in quality:
+                m, sd = mean_sd(real)
+                ax.errorbar([auc(REAL)], [m], yerr=[sd], marker="*", markersize=9, color=colour, capsize=3,
+                            linestyle="none", label=f"{variant}, run's judge")
+        if baseline and metric in values.get(baseline, {}):
+            m, sd = mean_sd(values[baseline][metric])
+            ax.axhline(m, color="grey", linestyle="--", linewidth=1, label=f"{baseline} (no judge)")
+            ax.axhspan(m - sd, m + sd, color="grey", alpha=0.15)
+        ax.set_xlabel("judge ROC-AUC (measured)", fontsize=8)
+        ax.set_ylabel(f"{metric} (%), mean ± sd", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=6)
     fig.suptitle(title, fontsize=9)
     _save(fig, path)
     return plotted

@@ -7,7 +7,9 @@ Reads the evaluation of every (variant, seed) of ``recipe.ablations.<name>`` (a 
 run's own evaluated model named in ``--stage shared '{"variant": "eval/<tag>/scores.parquet"}'``, is
 one model: its numbers stand at every seed, so its sd is 0 by construction) and writes, per table
 of the study, ``<table>.md`` and ``<table>.tex``, plus ``values.json`` (every seed's numbers) and
-``figure.png`` (one panel per table: bars with ± sd error bars).
+``figure.png`` (one panel per table: bars with ± sd error bars). A judge-quality study (``judge_aucs``; its
+simulated judges' and the run's judge's filter directories in ``--stage quality '{"<auc>" | "real": [dir, ...]}'``)
+also writes ``judge_quality.{md,tex}`` and draws ``figure.png`` against the judge's ROC-AUC instead.
 """
 from __future__ import annotations
 
@@ -22,9 +24,10 @@ from omegaconf import OmegaConf
 from ..artifacts import atomic_path, read_parquet, write_json
 from ..config import stage_config
 from ..evaluate.ablation import ablation_table, ablation_tag, collect
-from ..evaluate.figures import ablation_figure
+from ..evaluate.figures import ablation_figure, judge_study_figure
+from ..evaluate.judge_study import REAL, first_wins, judge_study_table, read_quality, wins_markdown
 from ..evaluate.results import SCORES
-from ..train.settings import ablation_entry, variant_kind
+from ..train.settings import ablation_entry, judged_variant, study_variants, trains_on_judged_negatives, variant_kind
 from .common import require
 
 log = logging.getLogger("uniembed.ablation_table")
@@ -39,6 +42,24 @@ def _stage(spec: dict, kind: str) -> str:
     return f"+ hard negatives ({spec['base']})"
 
 
+def judge_study(recipe: dict, name: str, values: dict, dirs: dict, out: Path, title: str) -> dict:
+    """The judge-quality study (``judge_aucs``): ``judge_quality.{md,tex}`` and ``figure.png`` against the judge's
+    ROC-AUC (uniembed.evaluate.judge_study); returns the judges' measures and the first winning AUCs."""
+    study = recipe["ablations"][name]
+    judged = [v for v in study["variants"] if trains_on_judged_negatives(recipe, name, v)]
+    baseline = next((v for v in study["variants"] if v not in judged and variant_kind(study["variants"][v]) == "train_hn"), None)
+    quality = read_quality(dirs)
+    names = {level: {v: v if level == REAL else judged_variant(v, float(level)) for v in judged} for level in quality}
+    wins = first_wins(values, quality, names, judged, baseline)
+    caption = f"What judge quality buys ({name}): mean ± sd over seeds {study['seeds']}"
+    for fmt, suffix in (("markdown", "md"), ("latex", "tex")):
+        with atomic_path(out / f"judge_quality.{suffix}") as tmp:
+            text = judge_study_table(values, quality, names, judged, baseline, fmt, caption)
+            tmp.write_text(text + ("\n" + wins_markdown(wins, judged[-1]) if fmt == "markdown" else ""))
+    judge_study_figure(values, quality, names, judged, baseline, out / "figure.png", title)
+    return {"judge_quality": quality, "first_wins": wins}
+
+
 def run(cfg) -> dict:
     s = cfg.stage
     require(s, "name", "scores", "out_dir")
@@ -49,7 +70,7 @@ def run(cfg) -> dict:
         shared = read_parquet(path, SCORES).to_pylist()
         rows += [{**r, "tag": ablation_tag(s.name, variant, seed)} for seed in study["seeds"] for r in shared]
     values = collect(rows)
-    missing = sorted(set(study["variants"]) - set(values))
+    missing = sorted(set(study_variants(recipe, s.name)) - set(values))
     if missing:
         raise SystemExit(f"ablation {s.name!r}: no evaluation for variant(s) {missing}")
     settings = {v: ablation_entry(recipe, s.name, v) for v in study["variants"]}
@@ -61,8 +82,11 @@ def run(cfg) -> dict:
         for fmt, suffix in (("markdown", "md"), ("latex", "tex")):
             with atomic_path(out / f"{table}.{suffix}") as tmp:
                 tmp.write_text(ablation_table(variants, settings, values, fmt, caption, stages))
-    ablation_figure(values, study["tables"], out / "figure.png", f"Ablation {s.name}: mean ± sd over seeds {study['seeds']}")
-    write_json({"seeds": study["seeds"], "values": values}, out / "values.json")
+    title = f"Ablation {s.name}: mean ± sd over seeds {study['seeds']}"
+    extra = judge_study(recipe, s.name, values, json.loads(s.quality), out, title) if study.get("judge_aucs") else {}
+    if not extra:
+        ablation_figure(values, study["tables"], out / "figure.png", title)
+    write_json({"seeds": study["seeds"], "values": values, **extra}, out / "values.json")
     log.info("ablation %s: %d variants x %d seeds -> %s", s.name, len(values), len(study["seeds"]), out)
     return values
 

@@ -5,8 +5,8 @@
 
 ``recipe.filters.<name>`` names a strategy: ``unime_v2`` (alpha = s(q, c+) - beta, cyclical
 sampling, padding, random fallback; reads the judge scores) or ``umarvel`` (threshold + top k on
-the mined similarity, or on the judge score). Reads ``mined.parquet`` (and ``judge_scores.parquet``)
-from ``mining_dir``; writes ``hard_negatives.parquet`` (schema HARD_NEGATIVES, read by the
+the mined similarity, or on the judge score). Reads ``mined.parquet`` (or ``stage.mined``) and
+``judge_scores.parquet`` from ``mining_dir``; writes ``hard_negatives.parquet`` (schema HARD_NEGATIVES, read by the
 trainer) and ``filter_summary.json`` into ``out_dir``. On the synthetic world the
 ``judge_quality`` stage reports how good the judge and this filter's removals are.
 
@@ -56,7 +56,7 @@ def run(cfg) -> dict:
         raise SystemExit(f"unknown filter {s.name!r}; recipe {cfg.recipe.name!r} defines {list(filters)}")
     f, out, mining = filters[s.name], Path(s.out_dir), Path(s.mining_dir)
     judged, failures = read_judged(cfg, mining) if needs_judge_scores(f) else (None, None)
-    mined = read_parquet(mining / "mined.parquet", MINED)
+    mined = read_parquet(Path(s.mined) if s.get("mined") else mining / "mined.parquet", MINED)
     if judged is not None:
         mined = mined.filter(pc.is_in(mined["query_id"], value_set=pc.unique(judged["query_id"])))
     queries = read_parquet(Path(s.curated_dir) / cfg.recipe.mine.source / "queries.parquet", QUERIES)

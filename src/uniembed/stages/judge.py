@@ -3,7 +3,7 @@
     python -m uniembed.stages.judge [--config-dir config] stage.curated_dir=DIR stage.out_dir=DIR \\
         stage.checkpoint_dir=SHARDS
 
-Reads ``out_dir/mined.parquet``, builds the (query, candidate) pairs (candidates with missing
+Reads ``out_dir/mined.parquet`` (or ``stage.mined``), builds the (query, candidate) pairs (candidates with missing
 images fail up front), scores them with ``recipe.judge.backend`` — transformers (any machine),
 a vLLM offline engine, or a vLLM OpenAI-compatible server (a given URL, or a ``vllm serve``
 started for the job's lifetime), or, for studies on the synthetic world only, ``simulated`` (the
@@ -127,7 +127,8 @@ def run(cfg):
     out = Path(s.out_dir)
     cdir = Path(s.curated_dir) / cfg.recipe.mine.source
     limit = check_limit(OmegaConf.select(j, "max_failed_fraction", default=DEFAULT_MAX_FAILED_FRACTION))
-    mined = subset_queries(read_parquet(out / "mined.parquet", MINED), j.max_queries, j.seed)
+    mined_path = Path(s.mined) if s.get("mined") else out / "mined.parquet"
+    mined = subset_queries(read_parquet(mined_path, MINED), j.max_queries, j.seed)
     pairs = build_judge_pairs(cdir / "queries.parquet", cdir / "candidates.parquet", mined)
     model = "simulated" if j.backend == "simulated" else j.model or cfg.judge_model.path
     log.info("judging %d pairs of %d queries with %s (%s)", len(pairs), len(set(mined["query_id"].to_pylist())),

@@ -35,7 +35,7 @@ def run(cfg) -> dict:
     f = cfg.recipe.filters[s.name]
     mining, out = Path(s.mining_dir), Path(s.out_dir)
     judged = read_parquet(mining / "judge_scores.parquet", JUDGE_SCORES)
-    mined = read_parquet(mining / "mined.parquet", MINED)
+    mined = read_parquet(Path(s.mined) if s.get("mined") else mining / "mined.parquet", MINED)
     mined = mined.filter(pc.is_in(mined["query_id"], value_set=pc.unique(judged["query_id"])))
     removed = removed_false_negatives(mined, judged, f.strategy, OmegaConf.to_container(f.params))
     truth = read_truth(s.truth)

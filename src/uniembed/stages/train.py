@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 
 from ..config import stage_config
 from ..embed.embedder import EmbeddingMode
-from ..train.settings import ablation_entry
+from ..train.settings import ablation_entry, study_variants
 from ..train.objectives import objective_task
 from ..train.trainer import TrainSettings, train_contrastive, train_reranker
 from .common import require
@@ -35,7 +35,7 @@ SECTIONS = {
     "pretrain": lambda recipe: recipe["pretrain"]["stages"],
     "train_hn": lambda recipe: recipe["train_hn"]["objectives"],
     "ablations": lambda recipe: {f"{study}/{variant}": entry for study, spec in recipe["ablations"].items()
-                                 for variant in spec["variants"]
+                                 for variant in study_variants(recipe, study)
                                  if (entry := ablation_entry(recipe, study, variant)) is not None},
     "rerank": lambda recipe: recipe["rerank"]["rerankers"],
     "distill": lambda recipe: {"distill": recipe["distill"]["train"]},

@@ -83,7 +83,7 @@ def ablation_entry(recipe: dict[str, Any], study: str, variant: str) -> dict[str
     entry (``recipe["train_hn"]["objectives"][base]``) or, for a distillation variant, ``recipe["distill"]
     ["train"]``, with the variant's changes; None for a ``model`` variant (nothing is trained). An
     ``objective`` naming another objective replaces the base's objective section; otherwise it updates it."""
-    spec = dict(recipe["ablations"][study]["variants"][variant])
+    spec = dict(recipe["ablations"][study]["variants"][split_judged_variant(variant)[0]])
     kind = variant_kind(spec)
     if kind == "model":
         return None
@@ -98,3 +98,35 @@ def ablation_entry(recipe: dict[str, Any], study: str, variant: str) -> dict[str
     else:
         entry["objective"] = {**entry["objective"], **objective}
     return {**entry, **spec}
+
+
+# The judge-quality study (a study with ``judge_aucs``): each variant that trains on judged hard negatives is
+# repeated once per simulated judge's ROC-AUC, as "<variant>@auc<AUC>", on that judge's filtered table.
+JUDGED_MARK = "@auc"
+
+
+def judged_variant(variant: str, auc: float) -> str:
+    """The name of ``variant`` trained on the negatives of a simulated judge of ROC-AUC ``auc`` (e.g. soft_labels@auc0.9)."""
+    return f"{variant}{JUDGED_MARK}{auc:g}"
+
+
+def split_judged_variant(name: str) -> tuple[str, float | None]:
+    """``(variant, auc)`` of a name :func:`judged_variant` made; ``(name, None)`` for a plain variant."""
+    variant, mark, auc = name.partition(JUDGED_MARK)
+    return (variant, float(auc)) if mark else (name, None)
+
+
+def trains_on_judged_negatives(recipe: dict[str, Any], study: str, variant: str) -> bool:
+    """A hard-negative variant whose objective reads negatives (num_negatives > 0): what a judge's quality can move."""
+    entry = ablation_entry(recipe, study, variant)
+    return variant_kind(recipe["ablations"][study]["variants"][variant]) == "train_hn" and \
+        entry["objective"].get("num_negatives", 0) > 0
+
+
+def study_variants(recipe: dict[str, Any], study: str) -> list[str]:
+    """Every variant a study trains or evaluates: its own, then (with ``judge_aucs``) each one that trains on judged
+    negatives repeated per simulated judge's ROC-AUC (:func:`judged_variant`)."""
+    spec = recipe["ablations"][study]
+    plain = list(spec["variants"])
+    judged = [v for v in plain if trains_on_judged_negatives(recipe, study, v)]
+    return plain + [judged_variant(v, auc) for auc in spec.get("judge_aucs") or () for v in judged]

@@ -47,15 +47,34 @@ class SoftLabelSettings:
             raise ValueError(f"soft_label.fallback_rows must be one of {FALLBACK_ROWS}, got {self.fallback_rows!r}")
 
 
+def kl_directions(logits_p: Tensor, logits_q: Tensor) -> tuple[Tensor, Tensor]:
+    """Per row, KL(P||Q) and KL(Q||P) with P = softmax(logits_p), Q = softmax(logits_q)."""
+    log_p, log_q = F.log_softmax(logits_p, dim=-1), F.log_softmax(logits_q, dim=-1)
+    p, q = log_p.exp(), log_q.exp()
+    return (p * (log_p - log_q)).sum(-1), (q * (log_q - log_p)).sum(-1)
+
+
+def _row_mean(rows: Tensor, mask: Tensor | None) -> Tensor:
+    return rows.mean() if mask is None else (rows * mask).sum() / mask.sum().clamp(min=1)
+
+
 def symmetric_kl(logits_p: Tensor, logits_q: Tensor, mask: Tensor | None = None) -> Tensor:
     """Mean over rows of 1/2 (KL(P||Q) + KL(Q||P)), P = softmax(logits_p), Q = softmax(logits_q) by row;
     with a boolean ``mask``, the mean over the rows it keeps (0 when it keeps none)."""
-    log_p, log_q = F.log_softmax(logits_p, dim=-1), F.log_softmax(logits_q, dim=-1)
-    p, q = log_p.exp(), log_q.exp()
-    rows = 0.5 * ((p * (log_p - log_q)).sum(-1) + (q * (log_q - log_p)).sum(-1))
-    if mask is None:
-        return rows.mean()
-    return (rows * mask).sum() / mask.sum().clamp(min=1)
+    p_q, q_p = kl_directions(logits_p, logits_q)
+    return _row_mean(0.5 * (p_q + q_p), mask)
+
+
+def soft_label_diagnostics(similarity: Tensor, targets: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+    """What eq. 4's two halves do (logged, not trained on): KL(P||Q) and KL(Q||P) and the mass P and Q put on
+    the positive (column 0). Against near-one-hot soft labels (a sure judge at tau 0.02: Q's negatives ~ e^-40)
+    KL(Q||P) is the listwise cross-entropy -log P(c+), and KL(P||Q) ~ sum_i P_i (s+ - s_i) / tau, a penalty
+    linear in the mass P leaves on the negatives, weighted by the judge's score gaps over tau."""
+    with torch.no_grad():
+        p_q, q_p = kl_directions(similarity, targets)
+        return {"kl_p_q": _row_mean(p_q, mask), "kl_q_p": _row_mean(q_p, mask),
+                "p_positive": _row_mean(similarity.softmax(-1)[:, 0], mask),
+                "q_positive": _row_mean(targets.softmax(-1)[:, 0], mask)}
 
 
 class SoftLabelObjective(Objective):
@@ -78,7 +97,7 @@ class SoftLabelObjective(Objective):
         mask = None if batch.score_mask is None else torch.as_tensor(batch.score_mask, dtype=similarity.dtype,
                                                                        device=similarity.device)
         kl = symmetric_kl(similarity, scores / tau, mask)
-        parts = {"soft_label_kl": kl}
+        parts = {"soft_label_kl": kl, **soft_label_diagnostics(similarity, scores / tau, mask)}
         if not self.settings.info_nce_weight:
             return kl, parts
         contrastive = info_nce(q, c, tau, exclude=torch.as_tensor(batch.exclude, device=q.device))
