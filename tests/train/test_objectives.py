@@ -80,6 +80,21 @@ def test_soft_label_objective_uses_each_querys_positive_and_its_own_negatives():
         objective.loss(q, c, ObjectiveBatch(b, k, np.zeros((b, b + b * k), bool), None))
 
 
+def test_soft_label_label_temperature_gives_the_judges_distribution_its_own_tau():
+    b, k = 3, 4
+    q, c = _unit(b, 6, 5), _unit(b + b * k, 6, 6)
+    scores = np.random.default_rng(1).random((b, 1 + k))
+    objective = make_objective({"name": "soft_label", "num_negatives": k, "label_temperature": 0.2}).double()
+    view = ObjectiveBatch(b, k, np.zeros((b, b + b * k), bool), scores)
+    loss, parts = objective.loss(q, c, view)
+    sim = torch.stack([torch.stack([q[i] @ c[i]] + [q[i] @ c[b + i * k + j] for j in range(k)]) for i in range(b)])
+    tau = objective.temperature.value
+    assert loss.item() == pytest.approx(symmetric_kl(sim / tau, torch.as_tensor(scores) / 0.2).item(), rel=1e-10)
+    assert parts["q_positive"].item() == pytest.approx(float((torch.as_tensor(scores) / 0.2).softmax(-1)[:, 0].mean()))
+    same = make_objective({"name": "soft_label", "num_negatives": k}).double().loss(q, c, view)[0]
+    assert same.item() == pytest.approx(_explicit_symmetric_kl(sim, torch.as_tensor(scores), tau), rel=1e-10)
+
+
 def test_soft_label_with_info_nce_adds_the_weighted_contrastive_term():
     b, k = 2, 2
     q, c = _unit(b, 4, 3), _unit(b + b * k, 4, 4)

@@ -7,7 +7,10 @@ the judge's scores s(q, c) in [0, 1] (P(Yes); a fallback negative scores 1.0, as
     Q = softmax(s(q, C) / tau)            (eq. 3, the judge's soft labels)
     L = 1/2 (KL(P || Q) + KL(Q || P))     (eq. 4; the paper calls it JS, it is the symmetric KL)
 
-averaged over the queries, tau = 0.02 on both sides. As in the released code
+averaged over the queries, tau = 0.02 on both sides (``label_temperature`` gives Q its own tau; not in the paper).
+With the filter's rule (every kept negative scores below s(q, c+) - beta) Q is near one-hot by construction:
+Q(c+) >= 1 / (1 + k exp(-beta / tau)), 0.95 for beta 0.1, tau 0.02, k 8, so the soft labels act as hard ones
+with KL(P||Q) a score-gap-weighted penalty on the mass P leaves on the negatives. As in the released code
 (``Embedding/src/loss.py``) the loss uses no in-batch negatives and no InfoNCE term; the
 embeddings are gathered across ranks and it works under gradient caching. ``info_nce_weight``
 optionally adds InfoNCE over in-batch + hard negatives at the same tau (not in the paper). The
@@ -22,7 +25,7 @@ can compare the three; the training summary reports their share either way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Optional
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +44,7 @@ class SoftLabelSettings:
     num_negatives: Annotated[int, Range(ge=1)] = 8
     info_nce_weight: Annotated[float, Range(ge=0)] = 0.0
     fallback_rows: str = "keep"        # keep | drop | mask (see the module docstring)
+    label_temperature: Optional[Annotated[float, Range(gt=0)]] = None   # Q's tau; None: `temperature` (the paper)
 
     def __post_init__(self):
         if self.fallback_rows not in FALLBACK_ROWS:
@@ -96,8 +100,9 @@ class SoftLabelObjective(Objective):
         similarity, scores = per_query_logits(q, c, batch, tau, "soft_label needs judge scores")
         mask = None if batch.score_mask is None else torch.as_tensor(batch.score_mask, dtype=similarity.dtype,
                                                                        device=similarity.device)
-        kl = symmetric_kl(similarity, scores / tau, mask)
-        parts = {"soft_label_kl": kl, **soft_label_diagnostics(similarity, scores / tau, mask)}
+        targets = scores / (self.settings.label_temperature or tau)
+        kl = symmetric_kl(similarity, targets, mask)
+        parts = {"soft_label_kl": kl, **soft_label_diagnostics(similarity, targets, mask)}
         if not self.settings.info_nce_weight:
             return kl, parts
         contrastive = info_nce(q, c, tau, exclude=torch.as_tensor(batch.exclude, device=q.device))
