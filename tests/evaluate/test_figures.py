@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from uniembed.evaluate.figures import ablation_figure, judge_scores_figure, training_curves_figure
+from uniembed.evaluate.figures import ablation_figure, judge_scores_figure, seed_mean_curves_figure, training_curves_figure
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -36,3 +36,13 @@ def test_ablation_figure_draws_the_seed_mean_and_sample_sd(tmp_path):
             assert mean == pytest.approx(sum(seeds) / 3)
             assert sd == pytest.approx((sum((x - mean) ** 2 for x in seeds) / 2) ** 0.5)  # ddof = 1
     assert (tmp_path / "f.png").read_bytes()[:8] == PNG
+
+
+def test_seed_mean_curves_average_each_lines_seeds_step_by_step(tmp_path):
+    panels = {"soft_labels": {"ROC-AUC 1": [[{"step": 1, "loss": 10.0}, {"step": 2, "loss": 8.0}],
+                                            [{"step": 1, "loss": 12.0}, {"step": 2, "loss": 6.0}]],
+                              "run's judge": [[{"step": 1, "loss": 5.0}]]},
+              "no_hard_negatives": {"no_hard_negatives": [[{"step": 1, "temperature": 0.02}]]}}
+    drawn = seed_mean_curves_figure(panels, tmp_path / "c.png", "study")
+    assert drawn == {"soft_labels": {"ROC-AUC 1": [(1, 11.0), (2, 7.0)], "run's judge": [(1, 5.0)]}, "no_hard_negatives": {}}
+    assert (tmp_path / "c.png").read_bytes()[:8] == PNG

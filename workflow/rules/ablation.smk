@@ -126,6 +126,8 @@ rule ablation_table:
         values=f"{RUN_DIR}/ablations/{{study}}/values.json",
         figure=report(f"{RUN_DIR}/ablations/{{study}}/figure.png", caption="../report/ablation.rst",
                       category="Figures", subcategory="Ablations"),
+        curves=report(f"{RUN_DIR}/ablations/{{study}}/training_curves.png", caption="../report/ablation_curves.rst",
+                      category="Figures", subcategory="Ablations"),
     log:
         f"{LOGS}/ablation_table_{{study}}.log",
     params:
@@ -133,6 +135,9 @@ rule ablation_table:
         scores=lambda wildcards, input: json.dumps(list(input.scores)),
         shared=lambda wildcards: json.dumps(ablation_scores(wildcards.study)[1]),
         quality=lambda wildcards: json.dumps(judge_study_quality(wildcards.study)),
+        summaries=lambda wildcards: json.dumps([f"{ABLATION_MODELS[ablation_tag(wildcards.study, v, seed)]}/training_summary.json"
+                                                for v in STUDY_VARIANTS[wildcards.study] for seed in ABLATIONS[wildcards.study].seeds
+                                                if ABLATION_KINDS[wildcards.study, v] != "model"]),
         out_dir=lambda wildcards, output: Path(output.values).parent,
     wildcard_constraints:
         study="|".join(ABLATIONS) or "none",
@@ -142,7 +147,8 @@ rule ablation_table:
         "../../envs/eval.yaml"
     shell:
         "python -m uniembed.stages.ablation_table --stage name {wildcards.study:q} --stage scores {params.scores:q}"
-        " --stage shared {params.shared:q} --stage quality {params.quality:q} --stage out_dir {params.out_dir:q} > {log:q} 2>&1"
+        " --stage shared {params.shared:q} --stage quality {params.quality:q} --stage summaries {params.summaries:q}"
+        " --stage out_dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 for _study in ABLATIONS:

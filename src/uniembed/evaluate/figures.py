@@ -5,6 +5,7 @@
 * :func:`temperature_figure` — tau against the training step of every stage that logged it
   (U-MARVEL Finding 4, Table 12: 0.05 -> 0.0206 in stage 1c, then continued);
 * :func:`training_curves_figure` — the training loss of every training stage, one panel each;
+* :func:`seed_mean_curves_figure` — an ablation study's training loss per variant, averaged over seeds;
 * :func:`judge_scores_figure` — the judge's score distributions of true matches and non-matches
   (the synthetic world's truth), with the ROC-AUC;
 * :func:`ablation_figure` — an ablation study's headline metrics per variant, mean ± sd over seeds;
@@ -101,6 +102,39 @@ def training_curves_figure(histories: Mapping[str, Sequence[dict]], path: str | 
     fig.suptitle("Training loss per stage", fontsize=9)
     _save(fig, path)
     return list(histories)
+
+
+def seed_mean_curves_figure(panels: Mapping[str, Mapping[str, Sequence[Sequence[dict]]]], path: str | Path,
+                            title: str, key: str = "loss") -> dict[str, dict[str, list]]:
+    """One panel per entry of ``panels`` (e.g. an ablation variant), in it one line per label (e.g. a judge's ROC-AUC):
+    ``key`` per step averaged over the label's seeds (each a training history); returns the (step, mean) drawn."""
+    columns = min(3, max(1, len(panels)))
+    rows = max(1, math.ceil(len(panels) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.6 * rows), squeeze=False)
+    drawn: dict[str, dict[str, list]] = {}
+    for ax, (panel, lines) in zip(axes.flat, panels.items()):
+        drawn[panel] = {}
+        for label, histories in lines.items():
+            by_step: dict[int, list[float]] = {}
+            for history in histories:
+                for h in history:
+                    if key in h:
+                        by_step.setdefault(h["step"], []).append(h[key])
+            if by_step:
+                points = [(step, float(np.mean(by_step[step]))) for step in sorted(by_step)]
+                ax.plot(*zip(*points), linewidth=0.9, label=label)
+                drawn[panel][label] = points
+        ax.set_title(panel, fontsize=8)
+        ax.set_xlabel("step", fontsize=7)
+        ax.set_ylabel(f"{key}, mean over seeds", fontsize=7)
+        ax.tick_params(labelsize=6)
+        if len(lines) > 1:
+            ax.legend(fontsize=5)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    _save(fig, path)
+    return drawn
 
 
 def judge_scores_figure(scores: np.ndarray, matches: np.ndarray, roc_auc: float | None, path: str | Path) -> dict:

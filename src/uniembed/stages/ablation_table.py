@@ -9,7 +9,9 @@ one model: its numbers stand at every seed, so its sd is 0 by construction) and 
 of the study, ``<table>.md`` and ``<table>.tex``, plus ``values.json`` (every seed's numbers) and
 ``figure.png`` (one panel per table: bars with ± sd error bars). A judge-quality study (``judge_aucs``; its
 simulated judges' and the run's judge's filter directories in ``--stage quality '{"<auc>" | "real": [dir, ...]}'``)
-also writes ``judge_quality.{md,tex}`` and draws ``figure.png`` against the judge's ROC-AUC instead.
+also writes ``judge_quality.{md,tex}`` and draws ``figure.png`` against the judge's ROC-AUC instead. With the
+trained repetitions' ``training_summary.json`` in ``--stage summaries``, ``training_curves.png``: each variant's loss
+per step, averaged over seeds (a judge-quality study: one line per judge).
 """
 from __future__ import annotations
 
@@ -24,10 +26,11 @@ from omegaconf import OmegaConf
 from ..artifacts import atomic_path, read_parquet, write_json
 from ..config import stage_config
 from ..evaluate.ablation import ablation_table, ablation_tag, collect
-from ..evaluate.figures import ablation_figure, judge_study_figure
+from ..evaluate.figures import ablation_figure, judge_study_figure, seed_mean_curves_figure
 from ..evaluate.judge_study import REAL, first_wins, judge_study_table, read_quality, wins_markdown
 from ..evaluate.results import SCORES
-from ..train.settings import ablation_entry, judged_variant, study_variants, trains_on_judged_negatives, variant_kind
+from ..train.settings import (ablation_entry, judged_variant, split_judged_variant, study_variants,
+                              trains_on_judged_negatives, variant_kind)
 from .common import require
 
 log = logging.getLogger("uniembed.ablation_table")
@@ -86,6 +89,12 @@ def run(cfg) -> dict:
     extra = judge_study(recipe, s.name, values, json.loads(s.quality), out, title) if study.get("judge_aucs") else {}
     if not extra:
         ablation_figure(values, study["tables"], out / "figure.png", title)
+    curves: dict[str, dict[str, list]] = {}
+    for path in s.get("summaries") or []:   # <models>/ablations/<study>/<variant>/seed<seed>/training_summary.json
+        variant, auc = split_judged_variant(Path(path).parent.parent.name)
+        label = "run's judge" if study.get("judge_aucs") and auc is None else f"ROC-AUC {auc:g}" if auc else variant
+        curves.setdefault(variant, {}).setdefault(label, []).append(json.loads(Path(path).read_text())["history"])
+    seed_mean_curves_figure(curves, out / "training_curves.png", f"Ablation {s.name}: training loss, mean over seeds")
     write_json({"seeds": study["seeds"], "values": values, **extra}, out / "values.json")
     log.info("ablation %s: %d variants x %d seeds -> %s", s.name, len(values), len(study["seeds"]), out)
     return values
