@@ -17,7 +17,8 @@ from uniembed.embed.embedder import EmbedItem
 from uniembed.instruct.data import (DESCRIBE, compact_prompt, group_queries, load_instruct_data, make_example,
                                    make_group, plan_entries)
 from uniembed.instruct.settings import GroupLoss, InstructMix, InstructSettings
-from uniembed.judge.prompt import JUDGE_INSTRUCTION, NO, YES, build_judge_prompt
+from uniembed.judge.prompt import JUDGE_INSTRUCTION, build_judge_prompt
+from uniembed.model.chat import NO, YES
 
 LEAK = "LEAK from the test split"
 

@@ -8,7 +8,8 @@ from PIL import Image
 
 from uniembed.model.loading import load_for_generation
 from uniembed.model.processor import load_processor
-from uniembed.train.generative import (IGNORE, ChatExample, answer_forward, answer_loss, answer_token_ids, collate,
+from uniembed.model.chat import ChatExample
+from uniembed.train.generative import (IGNORE, answer_forward, answer_loss, answer_token_ids, collate,
                                        first_token_logits)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from uniembed.data.synthetic.world import VALUES
 from uniembed.instruct.world import WorldQuestions
-from uniembed.judge.prompt import NO, YES
+from uniembed.model.chat import NO, YES
 
 QUESTION_WORDS = {"colour": "color", "shape": "shape", "big": "size", "where": "position"}
 

@@ -61,14 +61,14 @@ def _pairs(n=2):
 
 
 def test_the_client_requests_and_reads_the_yes_no_ids(tiny_qwen2vl):
-    from uniembed.judge.transformers_backend import judge_token_ids
+    from uniembed.model.chat import yes_no_token_ids
     from uniembed.model.processor import load_processor
 
     _IdServer.payloads.clear()
     with serving(_IdServer) as url:
         client = VllmClientJudge(url, str(tiny_qwen2vl), timeout=5)  # a local directory: ids from its tokenizer
         results = client.score(_pairs())
-    yes_id, no_id = judge_token_ids(load_processor(tiny_qwen2vl).tokenizer)
+    yes_id, no_id = yes_no_token_ids(load_processor(tiny_qwen2vl).tokenizer)
     assert client.token_ids == (yes_id, no_id)
     assert all(p["logprob_token_ids"] == [yes_id, no_id] and p["return_tokens_as_token_ids"] is True
                for p in _IdServer.payloads)

@@ -5,7 +5,8 @@ import pytest
 
 from uniembed.embed.embedder import EmbedItem
 from uniembed.judge.pairs import JudgePair
-from uniembed.judge.prompt import NO, YES, build_judge_prompt
+from uniembed.judge.prompt import build_judge_prompt
+from uniembed.model.chat import NO, YES
 from uniembed.model.processor import load_processor
 from uniembed.mine.schemas import HARD_NEGATIVES
 from uniembed.rerank.examples import (RerankQuery, count_unusable, group_pairs, listwise_example, pairwise_examples,

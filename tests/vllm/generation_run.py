@@ -9,7 +9,7 @@ import json
 import sys
 
 from uniembed.judge.engine import engine_env, engine_settings, llm_kwargs
-from uniembed.judge.prompt import JudgePrompt
+from uniembed.model.chat import ChatPrompt
 
 ENGINE = {"dtype": "float32", "enforce_eager": True, "cpu_kvcache_space": 1}
 SERVER = [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
@@ -19,7 +19,7 @@ def main(model: str, prompts_path: str, out_path: str, max_new_tokens: int = 6) 
     from uniembed.judge.vllm_backend import VllmOfflineJudge
     from uniembed.judge.vllm_client import VllmClientJudge, VllmServer
 
-    prompts = [JudgePrompt(tuple(tuple(part) for part in parts)) for parts in json.loads(open(prompts_path).read())]
+    prompts = [ChatPrompt(tuple(tuple(part) for part in parts)) for parts in json.loads(open(prompts_path).read())]
     images = max(len(p.image_paths) for p in prompts)
     engine = engine_settings(ENGINE)
     offline = VllmOfflineJudge(model, max_images_per_prompt=images, engine_env=engine_env(engine), **llm_kwargs(engine))

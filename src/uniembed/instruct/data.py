@@ -43,9 +43,9 @@ import pyarrow.compute as pc
 from ..artifacts import read_parquet
 from ..data.schemas import CANDIDATES, POOLS, QUERIES
 from ..embed.embedder import EmbedItem
-from ..judge.prompt import IMAGE, NO, TEXT, YES, JudgePrompt, build_judge_prompt
+from ..judge.prompt import build_judge_prompt
+from ..model.chat import IMAGE, NO, TEXT, YES, ChatExample, ChatPrompt
 from ..model.prompts import DESCRIBE
-from ..train.generative import ChatExample
 from .settings import KINDS, GroupLoss, InstructMix
 
 DISTINCT_TRIES = 20  # random draws for a group negative not already in the group, then a repeat is kept
@@ -164,12 +164,12 @@ def _content(item: EmbedItem, instruction: str | None) -> tuple[tuple[str, str],
     return tuple(parts)
 
 
-def compact_prompt(query: EmbedItem, candidate: EmbedItem) -> JudgePrompt:
+def compact_prompt(query: EmbedItem, candidate: EmbedItem) -> ChatPrompt:
     """The judge prompt's tail without its instruction: "Query:<query>, Candidates:<candidate>."."""
     full = build_judge_prompt(query, candidate).parts
     head = full[0][1]
     start = head.index("Query:")
-    return JudgePrompt(((TEXT, head[start:]), *full[1:]))
+    return ChatPrompt(((TEXT, head[start:]), *full[1:]))
 
 
 def make_example(data: InstructData, entry: tuple[str, int, int], rng: np.random.Generator) -> ChatExample:

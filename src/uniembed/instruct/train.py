@@ -34,7 +34,7 @@ from transformers import get_scheduler
 
 from ..artifacts import atomic_path, write_json
 from ..embed.cache import file_digest, fingerprint_model_dir
-from ..judge.transformers_backend import judge_token_ids
+from ..model.chat import yes_no_token_ids
 from ..model.loading import load_for_generation, set_bidirectional
 from ..model.processor import load_processor
 from ..model.saving import write_model_files
@@ -81,7 +81,7 @@ def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_d
              len(data.queries), settings.sources, len(data.candidates), len(entries),
              dict(Counter(kind for kind, _, _ in entries)))
     sampler = BatchSampler(len(entries), settings.batch_size, settings.seed)
-    yes_id, no_id = judge_token_ids(processor.tokenizer)
+    yes_id, no_id = yes_no_token_ids(processor.tokenizer)
     grouped = group_queries(data) if settings.group is not None else []
     if settings.group is not None and len(grouped) < settings.group.queries:
         raise ValueError(f"model.instruct.group.queries={settings.group.queries}, but only {len(grouped)} train "

@@ -25,8 +25,8 @@ from ..data.synthetic.world import (ALL_OBJECTS, ATTRIBUTES, PARTIAL_SPECS, QUES
                                     attribute_text, caption, edit_instruction, genuine_match, matches,
                                     one_attribute_variants, paraphrase, partial_caption, render, save_png, wiki_text)
 from ..embed.embedder import EmbedItem
-from ..judge.prompt import NO, YES, build_judge_prompt
-from ..train.generative import ChatExample
+from ..judge.prompt import build_judge_prompt
+from ..model.chat import NO, YES, ChatExample
 
 PARTIAL_CAPTION_RATE = 0.3   # the world's share of partial captions among ShapeCaption text queries
 RANDOM_TRIES = 50

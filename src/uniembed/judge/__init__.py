@@ -7,11 +7,11 @@ backends: ``transformers_backend`` (any machine), ``vllm_backend`` (offline engi
 ``vllm_client`` (``vllm serve`` over HTTP). The vLLM modules import vllm only when an engine is built.
 """
 from .pairs import JudgePair, build_judge_pairs, check_pair_images, pairs_digest
-from .prompt import JUDGE_INSTRUCTION, PROMPT_VERSION, JudgePrompt, build_judge_prompt, prompt_hash
+from .prompt import JUDGE_INSTRUCTION, PROMPT_VERSION, build_judge_prompt, prompt_hash
 from .scoring import JudgeBackend, JudgeResult, score_pairs, shard_pairs
 
 __all__ = [
-    "JUDGE_INSTRUCTION", "PROMPT_VERSION", "JudgeBackend", "JudgePair", "JudgePrompt", "JudgeResult",
+    "JUDGE_INSTRUCTION", "PROMPT_VERSION", "JudgeBackend", "JudgePair", "JudgeResult",
     "build_judge_pairs", "build_judge_prompt", "check_pair_images", "pairs_digest", "prompt_hash",
     "score_pairs", "shard_pairs",
 ]

@@ -28,7 +28,8 @@ from ..artifacts import write_parquet
 from ..mine.schemas import JUDGE_SCORES
 from .failures import check_failures, check_limit, failure_summary
 from .pairs import JudgePair
-from .prompt import JudgePrompt, prompt_hash
+from ..model.chat import ChatPrompt
+from .prompt import prompt_hash
 from .resume import (mark_finished, open_run_dir, read_shard, remove_orphans, resume_key, shard_path, shard_plan,
                      write_shard)
 
@@ -78,7 +79,7 @@ class JudgeBackend(Protocol):
 
     def score(self, pairs: Sequence[JudgePair]) -> list[JudgeResult]: ...
 
-    def generate(self, prompts: Sequence[JudgePrompt], max_new_tokens: int) -> list[Generation]:
+    def generate(self, prompts: Sequence[ChatPrompt], max_new_tokens: int) -> list[Generation]:
         """Greedy (temperature 0) continuations of whole prompts, in order."""
 
 

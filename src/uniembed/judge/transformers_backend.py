@@ -16,9 +16,9 @@ from PIL import Image
 
 from ..model.loading import load_for_generation, set_bidirectional
 from ..model.processor import load_processor
-from ..model.tokenizer import assert_single_token
 from .pairs import JudgePair
-from .prompt import NO, YES, JudgePrompt, build_judge_prompt
+from ..model.chat import NO, YES, ChatPrompt, yes_no_token_ids
+from .prompt import build_judge_prompt
 from .resume import weights_digest
 from .scoring import Generation, JudgeResult
 
@@ -29,16 +29,6 @@ def _device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def judge_token_ids(tokenizer) -> tuple[int, int]:
-    """Token ids of "Yes" and "No"; a clear error when either is not a single token."""
-    try:
-        yes_id, no_id = assert_single_token(tokenizer, [YES, NO])
-    except ValueError as error:
-        raise ValueError(f"the judge reads the next-token logits of {YES!r} and {NO!r}, so both must be "
-                         f"single tokens of the judge's tokenizer: {error}") from error
-    return yes_id, no_id
-
-
 class TransformersJudge:
     """Judge with a local Qwen2-VL / Qwen2.5-VL checkpoint (optionally with a LoRA adapter)."""
 
@@ -47,7 +37,7 @@ class TransformersJudge:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.processor = load_processor(model_dir)
-        self.yes_id, self.no_id = judge_token_ids(self.processor.tokenizer)
+        self.yes_id, self.no_id = yes_no_token_ids(self.processor.tokenizer)
         self.processor.tokenizer.padding_side = "left"
         self.device, self.batch_size = _device(device), batch_size
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
@@ -59,7 +49,7 @@ class TransformersJudge:
                          "adapter": weights_digest(adapter_dir), "dtype": str(dtype).removeprefix("torch."),
                          "device_type": self.device.type}
 
-    def _render(self, prompt: JudgePrompt):
+    def _render(self, prompt: ChatPrompt):
         text, paths = prompt.render(self.processor)
         images = []
         for path in paths:
@@ -86,7 +76,7 @@ class TransformersJudge:
         return last[:, [self.no_id, self.yes_id]].float()
 
     @torch.no_grad()
-    def generate(self, prompts: Sequence[JudgePrompt], max_new_tokens: int = 8) -> list[Generation]:
+    def generate(self, prompts: Sequence[ChatPrompt], max_new_tokens: int = 8) -> list[Generation]:
         """Greedy continuations (``do_sample=False``), only the new tokens, special tokens dropped."""
         results, batches = self._batches(prompts, lambda prompt: prompt, Generation.failed)
         tokenizer = self.processor.tokenizer

@@ -26,7 +26,8 @@ from PIL import Image
 
 from .engine import environment
 from .pairs import JudgePair
-from .prompt import NO, YES, JudgePrompt, build_judge_prompt
+from ..model.chat import NO, YES, ChatPrompt, yes_no_token_ids
+from .prompt import build_judge_prompt
 from .resume import weights_digest
 from .scoring import Generation, JudgeResult
 
@@ -84,7 +85,6 @@ class VllmOfflineJudge:
                  chunk_size: int = 1024, model_id: str | None = None, trust_remote_code: bool = False,
                  engine_env: Mapping[str, str] | None = None, **engine_kwargs: Any):
         vllm = _import_vllm()
-        from .transformers_backend import judge_token_ids
 
         kwargs = {"max_logprobs": top_logprobs, "enable_prefix_caching": True,
                   "limit_mm_per_prompt": {"image": max_images_per_prompt}, **engine_kwargs,
@@ -94,14 +94,14 @@ class VllmOfflineJudge:
         self.tokenizer = self.llm.get_tokenizer()
         if not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(f"the tokenizer of {model} has no chat template; the judge prompt needs one")
-        self.yes_id, self.no_id = judge_token_ids(self.tokenizer)
+        self.yes_id, self.no_id = yes_no_token_ids(self.tokenizer)
         self.sampling = sampling_params(vllm, self.yes_id, self.no_id, top_logprobs)
         self.top_logprobs, self.chunk_size = top_logprobs, chunk_size
         self.model_id = model_id or str(model)
         self.settings = {"backend": "vllm_offline", "weights": weights_digest(model),
                          "engine": {k: v for k, v in kwargs.items() if k not in THROUGHPUT_ONLY}}
 
-    def _request_of(self, prompt: JudgePrompt) -> dict:
+    def _request_of(self, prompt: ChatPrompt) -> dict:
         text, paths = prompt.render(self.tokenizer)
         request: dict = {"prompt": text}
         if paths:
@@ -138,7 +138,7 @@ class VllmOfflineJudge:
                     results[i] = read(output)
         return results
 
-    def generate(self, prompts: Sequence[JudgePrompt], max_new_tokens: int = 8) -> list[Generation]:
+    def generate(self, prompts: Sequence[ChatPrompt], max_new_tokens: int = 8) -> list[Generation]:
         """Greedy continuations (temperature 0) in prompt order."""
         sampling = _import_vllm().SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
         return self._run(prompts, lambda prompt: prompt, sampling, lambda output: Generation.ok(output.outputs[0].text),

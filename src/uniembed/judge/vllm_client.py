@@ -50,7 +50,8 @@ import requests
 from ..config_schema import JudgeEngine
 from .engine import engine_env, score_settings, server_args
 from .pairs import JudgePair
-from .prompt import NO, YES, JudgePrompt, build_judge_prompt
+from ..model.chat import NO, YES, ChatPrompt, yes_no_token_ids
+from .prompt import build_judge_prompt
 from .resume import weights_digest
 from .scoring import Generation, JudgeResult
 from .vllm_backend import DEFAULT_TOP_LOGPROBS, score_from_top_logprobs
@@ -97,8 +98,7 @@ class VllmClientJudge:
         if token_ids is None and Path(model).is_dir():
             from transformers import AutoTokenizer
 
-            from .transformers_backend import judge_token_ids
-            token_ids = judge_token_ids(AutoTokenizer.from_pretrained(model))
+            token_ids = yes_no_token_ids(AutoTokenizer.from_pretrained(model))
         self.token_ids = None if token_ids is None else (int(token_ids[0]), int(token_ids[1]))
         self.url = base_url.rstrip("/") + "/v1/chat/completions"
         self.model, self.concurrency, self.timeout = model, concurrency, timeout
@@ -170,7 +170,7 @@ class VllmClientJudge:
             return JudgeResult.failed(f"ambiguous Yes/No logprobs: {exc}")
         return score_from_top_logprobs(found, YES, NO, self.top_logprobs)
 
-    def generate_one(self, prompt: JudgePrompt, max_new_tokens: int) -> Generation:
+    def generate_one(self, prompt: ChatPrompt, max_new_tokens: int) -> Generation:
         try:
             payload = {"model": self.model, "messages": prompt.messages(), "max_tokens": max_new_tokens, "temperature": 0}
         except (OSError, ValueError) as error:  # unreadable image, empty item
@@ -178,7 +178,7 @@ class VllmClientJudge:
         text, error = self._attempts(payload, lambda body: body["choices"][0]["message"]["content"] or "")
         return Generation.failed(error) if text is None else Generation.ok(text)
 
-    def generate(self, prompts: Sequence[JudgePrompt], max_new_tokens: int = 8) -> list[Generation]:
+    def generate(self, prompts: Sequence[ChatPrompt], max_new_tokens: int = 8) -> list[Generation]:
         """Greedy continuations (temperature 0) through the chat endpoint, in prompt order."""
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="judge") as pool:
             return list(pool.map(lambda p: self.generate_one(p, max_new_tokens), prompts))

@@ -32,8 +32,8 @@ import pyarrow as pa
 from ..embed.embedder import EmbedItem
 from ..judge.pairs import JudgePair
 from ..mine.schemas import MINED
-from ..judge.prompt import NO, YES, build_judge_prompt
-from ..train.generative import ChatExample
+from ..judge.prompt import build_judge_prompt
+from ..model.chat import NO, YES, ChatExample
 from .prompts import build_listwise_prompt, listwise_answer
 
 #: UniME-V2-Reranker's released training lists: 5 negatives and the positive at position 1-5 with these

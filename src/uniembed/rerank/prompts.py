@@ -15,7 +15,7 @@ import re
 from typing import Sequence
 
 from ..embed.embedder import EmbedItem
-from ..judge.prompt import IMAGE, TEXT, JudgePrompt, item_parts, prompt_of_parts
+from ..model.chat import IMAGE, TEXT, ChatPrompt, item_parts, prompt_of_parts
 
 LISTWISE_HEAD = ("I will provide you with a query and {n} candidates. Please identify the number corresponding to "
                  "the candidate that best meets the requirements of the query, and answer in the form "
@@ -42,7 +42,7 @@ def parse_listwise_answer(generation: str, num_candidates: int) -> int | None:
     return None
 
 
-def build_listwise_prompt(query: EmbedItem, candidates: Sequence[EmbedItem]) -> JudgePrompt:
+def build_listwise_prompt(query: EmbedItem, candidates: Sequence[EmbedItem]) -> ChatPrompt:
     """One user turn: the request, the query (instruction, image, text), then "(i) <candidate i>" in order."""
     if not candidates:
         raise ValueError("a listwise prompt needs at least one candidate")

@@ -14,7 +14,6 @@ the last ``max answer length + 1`` positions go through the LM head (``logits_to
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
@@ -22,29 +21,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..judge.prompt import IMAGE, TEXT, JudgePrompt
+from ..model.chat import ChatExample
 
 IGNORE = -100
 END_OF_TURN = "<|im_end|>"
-
-
-@dataclass(frozen=True)
-class ChatExample:
-    """A user turn (``("text", str)`` / ``("image", path)`` parts, in order) and the answer to train on."""
-
-    parts: tuple[tuple[str, str], ...]
-    answer: str
-    kind: str = ""  # what the example teaches (logged per kind), e.g. "judge_yes", "describe"
-
-    def __post_init__(self):
-        if not self.parts or any(kind not in (TEXT, IMAGE) for kind, _ in self.parts):
-            raise ValueError(f"an example needs parts of kind {TEXT!r} or {IMAGE!r}; got {self.parts!r}")
-        if not self.answer:
-            raise ValueError(f"an example needs a non-empty answer; prompt parts {self.parts!r}")
-
-    def render(self, processor) -> tuple[str, list[str]]:
-        """The prompt string (chat template, generation prompt added) and its image paths in order."""
-        return JudgePrompt(self.parts).render(processor)
 
 
 def answer_token_ids(tokenizer, prompt: str, answer: str) -> list[int]:

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ...ranges import Range
 from ...rerank.examples import RELEASED_POSITION_WEIGHTS, RerankQuery, listwise_example, pairwise_examples, pointwise_examples
-from ..generative import ChatExample
+from ...model.chat import ChatExample
 from .base import TrainingObjective
 
 

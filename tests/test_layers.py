@@ -1,0 +1,66 @@
+"""Imports run one way: stages -> training / judging -> embed -> model / data -> artifacts (never back up).
+
+Read from the source (every ``import`` of a ``uniembed`` module, relative or absolute, at any depth), so a new
+upward import fails here, naming the file and the module it imports."""
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "uniembed"
+BASE = {"artifacts", "ranges", "provenance"}
+#: package -> the packages it may not import
+FORBIDDEN = {
+    "model": {"data", "embed", "vision", "train", "judge", "rerank", "instruct", "mine", "negatives", "evaluate",
+              "interop", "stages"},
+    "data": {"model", "embed", "vision", "train", "judge", "rerank", "instruct", "mine", "negatives", "evaluate",
+             "interop", "stages"},
+    "embed": {"vision", "train", "judge", "rerank", "instruct", "mine", "negatives", "evaluate", "interop", "stages"},
+    "judge": {"train", "rerank", "instruct", "evaluate", "stages"},
+    "rerank": {"train", "instruct", "stages"},   # the trainer's rerank task imports rerank, never the reverse
+    "interop": {"train", "judge", "rerank", "instruct", "evaluate", "stages"},
+}
+
+
+def imported_packages(path: Path) -> set[tuple[str, str]]:
+    """(top-level uniembed package, dotted module) of every uniembed import in ``path``."""
+    parts = path.relative_to(SRC).parts
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(parts[:-1])[: len(parts) - node.level]
+                target = base + (node.module.split(".") if node.module else [])
+            elif (node.module or "").startswith("uniembed."):
+                target = node.module.split(".")[1:]
+            else:
+                continue
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".")[1:] for a in node.names if a.name.startswith("uniembed.")]
+            found |= {(n[0].removesuffix(".py"), ".".join(n)) for n in names if n}
+            continue
+        else:
+            continue
+        if target:
+            found.add((target[0].removesuffix(".py"), ".".join(target)))
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_a_lower_package_imports_nothing_above_it(package):
+    upward = [f"{path.relative_to(SRC)} imports uniembed.{module}" for path in sorted((SRC / package).rglob("*.py"))
+              for top, module in imported_packages(path) if top in FORBIDDEN[package]]
+    assert not upward, "\n".join(upward)
+
+
+def test_only_stages_import_stages():
+    offenders = [f"{path.relative_to(SRC)} imports uniembed.{module}" for path in sorted(SRC.rglob("*.py"))
+                 if path.relative_to(SRC).parts[0] != "stages"
+                 for top, module in imported_packages(path) if top == "stages"]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_import_reader_sees_relative_and_absolute_imports(tmp_path):
+    probe = SRC / "model" / "chat.py"
+    assert ("model", "model.tokenizer") in imported_packages(probe)
+    assert all(top in BASE | {"model"} for top, _ in imported_packages(probe))
