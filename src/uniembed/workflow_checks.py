@@ -108,6 +108,48 @@ def _check_judge_backend(cfg: DictConfig, where: str) -> None:
         raise RecipeError(f"{where}: judge.backend = simulated needs judge.simulated: {{auc: <0.5-1.0>, seed: <int>}}")
 
 
+def run_model_tags(cfg: DictConfig) -> list[str]:
+    """The models a run trains and evaluates, by tag, in DAG order (``zero_shot``, ``pretrain_<stage>``, ``hn_<objective>``,
+    ``distill``), each also the name of its stage output; raises :class:`RecipeError` where a recipe key names a
+    model (``mine.from``, ``train_hn.from``, ``rerank.recall``, ``distill.from``, an ablation's ``model`` variant) or a
+    reranker (``distill.reranker``) the run does not make before it is needed, or a distillation variant without
+    ``rerank`` and ``distill``."""
+    recipe = cfg.recipe
+    mining = "mine" in recipe and recipe.mine.source in set(cfg.data.sources)
+    tags = ["zero_shot", *(f"pretrain_{s}" for s in (recipe.pretrain.order if "pretrain" in recipe else []))]
+    objectives = list(((recipe.get("train_hn") or {}).get("objectives") or {})) if mining else []
+
+    def known(key: str, value, choices: list[str]) -> None:
+        if value not in choices:
+            raise RecipeError(f"recipe.{key} = {value!r} is not one of this run's {choices} (models in DAG order, "
+                              f"each made before the stage that reads it)")
+
+    if mining:
+        known("mine.from", recipe.mine["from"], tags)
+    if objectives:
+        known("train_hn.from", recipe.train_hn["from"], tags)
+    tags += [f"hn_{o}" for o in objectives]
+    rerankers = list(((recipe.get("rerank") or {}).get("rerankers") or {})) if mining else []
+    if rerankers:
+        known("rerank.recall", recipe.rerank.recall, tags)
+    distill = bool(rerankers) and bool(recipe.get("distill"))
+    if distill:
+        known("distill.from", recipe.distill["from"], tags)
+        known("distill.reranker", recipe.distill.reranker, rerankers)
+        tags.append("distill")
+    from .train.settings import variant_kind
+
+    for study, spec in ((recipe.get("ablations") or {}) if objectives else {}).items():
+        for variant, vspec in spec.variants.items():
+            kind = variant_kind(OmegaConf.to_container(vspec))
+            if kind == "model":
+                known(f"ablations.{study}.variants.{variant}.model", vspec.model, tags)
+            elif kind == "distill" and not distill:
+                raise RecipeError(f"recipe.ablations.{study}.variants.{variant}: a distillation variant needs "
+                                  f"recipe.rerank (a reranker) and recipe.distill")
+    return tags
+
+
 def _simulated_judge_world(cfg: DictConfig) -> bool:
     """The synthetic world's M-BEIR source: the only data with a truth a simulated judge can score from."""
     source = cfg.data.sources.get(cfg.recipe.mine.source) or {}

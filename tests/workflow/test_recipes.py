@@ -5,7 +5,7 @@ from omegaconf import OmegaConf
 
 from uniembed.config import compose_config
 from uniembed.train.settings import study_variants
-from uniembed.workflow_checks import RecipeError, check_recipe
+from uniembed.workflow_checks import RecipeError, check_recipe, run_model_tags
 
 from .dag import ROOT, planned_jobs, scratch_project, snakemake, write_config
 
@@ -229,3 +229,25 @@ def test_a_real_judge_model_is_loaded_as_it_is_and_the_rerankers_start_from_the_
     assert "--stage model_dir resources/models/tiny-qwen2vl-vision " in pointwise   # its vision-pretrained model
     judge = result.output.split("rule judge:", 1)[1].split("\n\n", 1)[0]    # a checkpoint: its path, as it is
     assert "resources/models/tiny-judge" in judge and "tiny-judge-instruct" not in judge
+
+
+def test_the_runs_models_are_listed_in_dag_order():
+    tags = run_model_tags(compose_config(["recipe=tiny"], ROOT / "config"))
+    assert tags == ["zero_shot", "pretrain_nli", "pretrain_captions", "pretrain_mbeir", "hn_umarvel", "hn_unime_v2",
+                    "distill"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("recipe.mine.from=hn_umarvel", r"recipe.mine.from = 'hn_umarvel' is not one of this run's \['zero_shot', "),
+    ("recipe.train_hn.from=distill", r"recipe.train_hn.from = 'distill' is not one of"),
+    ("recipe.rerank.recall=pretrain_typo", r"recipe.rerank.recall = 'pretrain_typo' is not one of"),
+    ("recipe.distill.from=distill", r"recipe.distill.from = 'distill' is not one of"),
+    ("recipe.distill.reranker=listwise_typo", r"recipe.distill.reranker = 'listwise_typo' is not one of this run's "
+                                              r"\['pointwise', 'listwise'\]"),
+    ("recipe.ablations.umarvel.variants.progressive.model=hn_nothing",
+     r"recipe.ablations.umarvel.variants.progressive.model = 'hn_nothing' is not one of"),
+    ("~recipe.distill", r"recipe.ablations.umarvel.variants.distillation: a distillation variant needs recipe.rerank"),
+])
+def test_a_recipe_key_naming_a_model_the_run_does_not_make_is_refused_naming_it(override, message):
+    with pytest.raises(RecipeError, match=message):
+        run_model_tags(compose_config(["recipe=tiny", override], ROOT / "config"))

@@ -12,7 +12,7 @@ from uniembed.instruct.settings import InstructSettings
 from uniembed.train.settings import split_judged_variant, study_variants, trains_on_judged_negatives, variant_kind
 from uniembed.launch import launch_command
 from uniembed.provenance import code_version
-from uniembed.workflow_checks import ablation_filter, check_recipe, model_identity, needs_judge_scores
+from uniembed.workflow_checks import ablation_filter, check_recipe, model_identity, needs_judge_scores, run_model_tags
 
 CONFIG_DIR = str(Path(workflow.basedir) / "config")
 RESOURCES = config["resources"]
@@ -117,30 +117,16 @@ check_recipe(STAGE_CONFIG)
 FILTERS = list(STAGE_CONFIG.recipe.get("filters") or {}) if MINING else []
 HN_OBJECTIVES = list((STAGE_CONFIG.recipe.get("train_hn") or {}).get("objectives") or {}) if MINING else []
 
-# Models the evaluate rule knows, by tag, in DAG order (the base model, then every stage output)
-# (the artifact the rule depends on; `loadable` gives the path handed to from_pretrained).
-EVAL_MODELS = {"zero_shot": MODEL_DIR}
-EVAL_MODELS.update({f"pretrain_{s}": stage_output(f"pretrain_{s}") for s in PRETRAIN_STAGES})
-for key, tag in (("recipe.mine.from", STAGE_CONFIG.recipe.mine["from"] if MINING else None),
-                 ("recipe.train_hn.from", STAGE_CONFIG.recipe.train_hn["from"] if HN_OBJECTIVES else None)):
-    if tag is not None and tag not in EVAL_MODELS:
-        raise ValueError(f"{key} = {tag!r} is not a model of this run; choose one of {list(EVAL_MODELS)}")
-EVAL_MODELS.update({f"hn_{o}": stage_output(f"hn_{o}") for o in HN_OBJECTIVES})
+# Models the evaluate rule knows, by tag, in DAG order (the base model, then every stage output; every recipe key
+# that names one is checked by uniembed.workflow_checks.run_model_tags) (the artifact the rule depends on;
+# `loadable` gives the path handed to from_pretrained).
+EVAL_MODELS = {tag: MODEL_DIR if tag == "zero_shot" else stage_output(tag) for tag in run_model_tags(STAGE_CONFIG)}
 # Generative rerankers (recipe.rerank.rerankers), trained on the mined retrieval of the training queries.
 RERANKERS = list((STAGE_CONFIG.recipe.get("rerank") or {}).get("rerankers") or {}) if MINING else []
 # Recall-then-rerank evaluations (U-MARVEL+): eval tag "<recall>+<reranker>" -> reranker name.
 RERANK_TAGS = {f"{STAGE_CONFIG.recipe.rerank.recall}+{r}": r for r in RERANKERS} if EVAL_SOURCES else {}
-if RERANKERS and STAGE_CONFIG.recipe.rerank.recall not in EVAL_MODELS:
-    raise ValueError(f"recipe.rerank.recall = {STAGE_CONFIG.recipe.rerank.recall!r} is not a model of this run; "
-                     f"choose one of {list(EVAL_MODELS)}")
 # U-MARVEL's distillation (recipe.distill): continues `from` on the teacher table of its reranker.
-DISTILL = bool(RERANKERS) and bool(STAGE_CONFIG.recipe.get("distill"))
-if DISTILL:
-    for key, value, known in (("from", STAGE_CONFIG.recipe.distill["from"], EVAL_MODELS),
-                              ("reranker", STAGE_CONFIG.recipe.distill.reranker, RERANKERS)):
-        if value not in known:
-            raise ValueError(f"recipe.distill.{key} = {value!r} is not one of this run's {list(known)}")
-    EVAL_MODELS["distill"] = stage_output("distill")
+DISTILL = "distill" in EVAL_MODELS
 # The trained embedders in DAG order (their training summaries feed the report's temperature figure).
 TRAINED_MODELS = [path for tag, path in EVAL_MODELS.items() if tag != "zero_shot"]
 # Ablation repetitions (recipe.ablations: a separate target per study, not part of `all`), by eval tag.
@@ -155,13 +141,6 @@ ABLATION_KINDS = {(study, v): variant_kind(OmegaConf.to_container(ABLATIONS[stud
 ABLATION_MODELS = {ablation_tag(study, variant, seed): stage_output(f"ablations/{study}/{variant}/seed{seed}")
                    for study, spec in ABLATIONS.items() for variant in STUDY_VARIANTS[study] for seed in spec.seeds
                    if ABLATION_KINDS[study, variant] != "model"}
-for (_study, _variant), _kind in ABLATION_KINDS.items():
-    if _kind == "model" and ABLATIONS[_study].variants[_variant].model not in EVAL_MODELS:
-        raise ValueError(f"recipe.ablations.{_study}.variants.{_variant}.model = "
-                         f"{ABLATIONS[_study].variants[_variant].model!r} is not a model of this run; "
-                         f"choose one of {list(EVAL_MODELS)}")
-    if _kind == "distill" and not DISTILL:
-        raise ValueError(f"recipe.ablations.{_study}.variants.{_variant}: distillation needs recipe.rerank and recipe.distill")
 
 
 def ablation_variants(kind):
