@@ -19,6 +19,7 @@ FORBIDDEN = {
     "judge": {"train", "rerank", "instruct", "evaluate", "stages"},
     "rerank": {"train", "instruct", "stages"},   # the trainer's rerank task imports rerank, never the reverse
     "interop": {"train", "judge", "rerank", "instruct", "evaluate", "stages"},
+    "evaluate": {"train", "rerank", "instruct", "stages"},   # recall + rerank fusion lives in rerank, which reads evaluate
 }
 
 

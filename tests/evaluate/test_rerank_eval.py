@@ -7,7 +7,8 @@ from uniembed.artifacts import read_parquet
 from uniembed.data.schemas import DATASETS, POOLS, QUERIES
 from uniembed.evaluate.mbeir import evaluate_mbeir
 from uniembed.evaluate.mmeb import evaluate_mmeb
-from uniembed.evaluate.rerank import recall_lists, rerank_pairs, rerank_rows
+from uniembed.evaluate.rerank import recall_lists, rerank_pairs
+from uniembed.rerank.fusion import rerank_rows
 
 
 def _vectors(ids, seed):

@@ -7,8 +7,8 @@ the fused score S = alpha * cos + (1 - alpha) * P(Yes) (:mod:`uniembed.rerank.fu
 top ``depth``, and the candidates beyond it keep their recall order below them. The metrics are
 the recall model's (M-BEIR Recall@k, MMEB P@1), computed on the new order.
 
-:func:`recall_lists` gives the retrieval, :func:`rerank_pairs` the pairs to score, and
-:func:`rerank_rows` the score rows of one fusion weight.
+:func:`recall_lists` gives the retrieval, :func:`rerank_pairs` the pairs to score, and :func:`order_rows` the
+score rows of new candidate orders (:func:`uniembed.rerank.fusion.rerank_rows`: those of one fusion weight).
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import pyarrow as pa
 from ..embed.embedder import EmbedItem
 from ..embed.search import search
 from ..judge.pairs import JudgePair
-from ..rerank.fusion import rerank_order
 from .mbeir import global_pool_name, pool_members
 from .metrics import mbeir_k, mbeir_recall_at_k, mean_by, rank_by_score
 
@@ -95,18 +94,6 @@ def rerank_pairs(lists: list[RecallList], items: dict[str, EmbedItem], queries: 
                 seen.add((lst.query_id, cid))
                 pairs.append(JudgePair(lst.query_id, cid, cid in lst.positive_ids, rank, queries[lst.query_id], items[cid]))
     return pairs
-
-
-def reranked(lst: RecallList, rerank_scores: dict[tuple[str, str], float], depth: int, alpha: float) -> list[str]:
-    """The list's top ``depth`` by fused score, then the rest in recall order."""
-    top = list(lst.candidate_ids[:depth])
-    fused = rerank_order(top, np.array(lst.scores[:depth]), np.array([rerank_scores[(lst.query_id, c)] for c in top]), alpha)
-    return fused + list(lst.candidate_ids[depth:])
-
-
-def rerank_rows(lists: list[RecallList], rerank_scores: dict[tuple[str, str], float], depth: int, alpha: float) -> list[dict]:
-    """Score rows (evaluate/results.py SCORES, without the tag) of the lists reranked by fused score."""
-    return order_rows(lists, [reranked(lst, rerank_scores, depth, alpha) for lst in lists])
 
 
 def order_rows(lists: list[RecallList], orders: list[list[str]]) -> list[dict]:

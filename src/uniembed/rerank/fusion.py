@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..evaluate.metrics import mbeir_recall_at_k
+from ..evaluate.rerank import RecallList, order_rows
 
 
 def fuse(recall: np.ndarray, rerank: np.ndarray, alpha: float) -> np.ndarray:
@@ -43,3 +44,15 @@ def choose_alpha(queries: Mapping[str, tuple[Sequence[str], np.ndarray, np.ndarr
         scores[float(alpha)] = float(mbeir_recall_at_k(runs, [positives for *_, positives in queries.values()], k).mean())
     best = max(scores.items(), key=lambda item: (item[1], item[0]))[0]
     return best, scores
+
+
+def reranked(lst: RecallList, rerank_scores: dict[tuple[str, str], float], depth: int, alpha: float) -> list[str]:
+    """The list's top ``depth`` by fused score, then the rest in recall order."""
+    top = list(lst.candidate_ids[:depth])
+    fused = rerank_order(top, np.array(lst.scores[:depth]), np.array([rerank_scores[(lst.query_id, c)] for c in top]), alpha)
+    return fused + list(lst.candidate_ids[depth:])
+
+
+def rerank_rows(lists: list[RecallList], rerank_scores: dict[tuple[str, str], float], depth: int, alpha: float) -> list[dict]:
+    """Score rows (evaluate/results.py SCORES, without the tag) of the lists reranked by fused score."""
+    return order_rows(lists, [reranked(lst, rerank_scores, depth, alpha) for lst in lists])

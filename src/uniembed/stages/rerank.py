@@ -37,10 +37,10 @@ from ..config import stage_config
 from ..config_schema import LISTWISE_TOP_K, ChooseAlpha
 from ..data.schemas import CANDIDATES, QUERIES
 from ..embed.embedder import EmbedItem
-from ..evaluate.rerank import order_rows, recall_lists, rerank_pairs, rerank_rows
+from ..evaluate.rerank import order_rows, recall_lists, rerank_pairs
 from ..judge.failures import DEFAULT_MAX_FAILED_FRACTION, JudgeFailureError, check_failures, check_limit
 from ..judge.scoring import score_pairs
-from ..rerank.fusion import choose_alpha
+from ..rerank.fusion import choose_alpha, rerank_rows
 from ..rerank.listwise import FAILED, LISTWISE, OK, UNPARSED, listwise_rerank
 from .common import cached_embedder, require
 from .evaluate import embedded_sources, write_outputs
