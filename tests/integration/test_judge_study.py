@@ -23,7 +23,7 @@ def test_the_judge_quality_study_trains_on_a_simulated_judges_negatives_and_draw
     run = finished_run / "results" / "default"
     study = run / "ablations" / "judge_quality"
     judged = pq.read_table(study / "judges" / "auc1_seed0" / "judge_scores.parquet").to_pylist()
-    assert {r["judge_model"] for r in judged} == {"simulated"}
+    assert {r["judge_model"] for r in judged} == {"simulated(auc=1, seed=0)"}   # the judge and its settings
     real = pq.read_table(run / "mining" / "judge_scores.parquet", columns=["query_id", "candidate_id"]).to_pylist()
     assert sorted((r["query_id"], r["candidate_id"]) for r in judged) == sorted((r["query_id"], r["candidate_id"]) for r in real)
     values = json.loads((study / "values.json").read_text())
