@@ -16,7 +16,7 @@ FORBIDDEN = {
     "data": {"model", "embed", "vision", "train", "judge", "rerank", "instruct", "mine", "negatives", "evaluate",
              "interop", "stages"},
     "embed": {"vision", "train", "judge", "rerank", "instruct", "mine", "negatives", "evaluate", "interop", "stages"},
-    "judge": {"train", "rerank", "instruct", "evaluate", "stages"},
+    "judge": {"train", "rerank", "instruct", "evaluate", "stages", "config_schema", "config", "workflow_checks"},
     "rerank": {"train", "instruct", "stages"},   # the trainer's rerank task imports rerank, never the reverse
     "interop": {"train", "judge", "rerank", "instruct", "evaluate", "stages"},
     "evaluate": {"train", "rerank", "instruct", "stages"},   # recall + rerank fusion lives in rerank, which reads evaluate
@@ -65,3 +65,22 @@ def test_the_import_reader_sees_relative_and_absolute_imports(tmp_path):
     probe = SRC / "model" / "chat.py"
     assert ("model", "model.tokenizer") in imported_packages(probe)
     assert all(top in BASE | {"model"} for top, _ in imported_packages(probe))
+
+
+def test_no_two_packages_import_each_other_even_through_others():
+    edges: dict[str, set[str]] = {}
+    for path in SRC.rglob("*.py"):
+        own = path.relative_to(SRC).parts[0].removesuffix(".py")
+        edges.setdefault(own, set()).update(top for top, _ in imported_packages(path) if top != own)
+
+    def reachable(start: str) -> set[str]:
+        seen, stack = set(), [start]
+        while stack:
+            for nxt in edges.get(stack.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return seen
+
+    loops = sorted((a, b) for a in edges for b in reachable(a) if a < b and a in reachable(b))
+    assert not loops, f"import loops between packages: {loops}"

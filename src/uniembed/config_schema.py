@@ -18,6 +18,7 @@ from typing import Annotated, Any, Optional, Union
 from omegaconf import DictConfig, OmegaConf
 
 from .instruct.settings import InstructSettings
+from .judge.engine import JudgeEngine
 from .negatives.params import STRATEGY_PARAMS
 from .vision.settings import VisionPretrainSettings
 from .config_check import ConfigRangeError, ConfigTypeError, check  # noqa: F401 (the schema's errors, re-exported)
@@ -112,18 +113,6 @@ class JudgeServer:
     timeout: Annotated[float, Range(gt=0)] = 120  # seconds
     retries: Annotated[int, Range(ge=0)] = 3
     extra_args: list[str] = field(default_factory=list)
-
-
-@dataclass
-class JudgeEngine:
-    """vLLM engine settings of the judge (``uniembed.judge.engine``); null = vLLM's own default."""
-
-    dtype: Optional[str] = None
-    max_model_len: Optional[Count] = None
-    tensor_parallel_size: Optional[Count] = None
-    gpu_memory_utilization: Optional[Annotated[float, Range(gt=0, le=1)]] = None  # on CPU: the share of RAM it reserves
-    enforce_eager: bool = False
-    cpu_kvcache_space: Optional[Count] = None  # GiB of KV cache on CPU (VLLM_CPU_KVCACHE_SPACE)
 
 
 @dataclass

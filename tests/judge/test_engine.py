@@ -10,7 +10,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from uniembed.config import compose_config
-from uniembed.config_schema import ConfigTypeError, JudgeEngine, validate_groups
+from uniembed.config_schema import ConfigTypeError, validate_groups
+from uniembed.judge.engine import JudgeEngine
 from uniembed.judge.engine import engine_env, engine_settings, llm_kwargs, score_settings, server_args
 from uniembed.judge.vllm_client import VllmServer
 from uniembed.stages import judge as judge_stage

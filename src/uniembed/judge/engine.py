@@ -22,9 +22,24 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from typing import Any, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Iterator, Mapping, Optional
 
-from ..config_schema import JudgeEngine, check
+from ..config_check import check
+from ..ranges import Range
+
+
+@dataclass
+class JudgeEngine:
+    """vLLM engine settings of the judge (``uniembed.judge.engine``); null = vLLM's own default."""
+
+    dtype: Optional[str] = None
+    max_model_len: Optional[Annotated[int, Range(ge=1)]] = None
+    tensor_parallel_size: Optional[Annotated[int, Range(ge=1)]] = None
+    gpu_memory_utilization: Optional[Annotated[float, Range(gt=0, le=1)]] = None  # on CPU: the share of RAM it reserves
+    enforce_eager: bool = False
+    cpu_kvcache_space: Optional[Annotated[int, Range(ge=1)]] = None  # GiB of KV cache on CPU (VLLM_CPU_KVCACHE_SPACE)
+
 
 CONFIG_KEY = "recipe.judge.engine"
 #: settings that change throughput or memory, never a score (left out of the resume key)

@@ -47,7 +47,7 @@ from typing import Mapping, Sequence
 
 import requests
 
-from ..config_schema import JudgeEngine
+from .engine import JudgeEngine
 from .engine import engine_env, score_settings, server_args
 from .pairs import JudgePair
 from ..model.chat import NO, YES, ChatPrompt, yes_no_token_ids
