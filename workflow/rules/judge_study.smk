@@ -4,6 +4,9 @@
 # ablation.smk trains each judged variant on that table ("<variant>@auc<AUC>") and ablation_table draws the curve.
 
 
+JUDGE_STUDIES = "|".join(s for s in ABLATIONS if ABLATIONS[s].get("judge_aucs")) or "none"   # wildcard constraint
+
+
 rule ablation_judge:
     """A simulated judge of ROC-AUC {auc}, noise seed {seed}, over the queries the run's judge judges."""
     input:
@@ -22,7 +25,7 @@ rule ablation_judge:
         out_dir=lambda wildcards, output: Path(output.scores).parent,
         shard_dir=lambda wildcards: f"{RUN_DIR}/checkpoints/ablations/{wildcards.study}/judges/auc{wildcards.auc}_seed{wildcards.seed}",
     wildcard_constraints:
-        study="|".join(s for s in ABLATIONS if ABLATIONS[s].get("judge_aucs")) or "none",
+        study=JUDGE_STUDIES,
         auc=r"[01](\.\d+)?",
         seed=r"\d+",
     resources:
@@ -55,7 +58,7 @@ rule ablation_filter:
         out_dir=lambda wildcards, output: Path(output.negatives).parent,
         truth=lambda wildcards, input: f"{input.truth}/truth/mbeir_truth.parquet",
     wildcard_constraints:
-        study="|".join(s for s in ABLATIONS if ABLATIONS[s].get("judge_aucs")) or "none",
+        study=JUDGE_STUDIES,
         filter="|".join(FILTERS) or "none",
         auc=r"[01](\.\d+)?",
         seed=r"\d+",
