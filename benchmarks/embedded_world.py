@@ -15,7 +15,7 @@ def build_embedded_world(directory: Path, split: str) -> tuple[Path, Path]:
 
     Returns ``(model_dir, curated_dir)``; everything lives under ``directory``.
     """
-    model = build_tiny_model(directory / "model", corpus(0))
+    model = build_tiny_model(directory / "model", corpus(0), family_name="qwen2_vl")
     generate_synthetic(directory / "data", seed=0)
     finalize(read_mbeir("mbeir", directory / "data" / "mbeir", splits=[split]), progress=False).write(directory / "curated")
     return model, directory / "curated"

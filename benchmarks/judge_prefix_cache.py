@@ -56,7 +56,7 @@ METRIC = re.compile(r"^vllm:prefix_cache_(queries|hits)_total(?:\{[^}]*\})? ([0-
 def build_world(directory: Path, n_queries: int, per_query: int, image_side: int):
     """The tiny judge (head size 32, as vLLM's CPU attention needs) and the pairs to score."""
     pixels = image_side * image_side
-    model = build_tiny_model(directory / "model", corpus(0), hidden_size=64, num_heads=2, num_kv_heads=1,
+    model = build_tiny_model(directory / "model", corpus(0), family_name="qwen2_vl", hidden_size=64, num_heads=2, num_kv_heads=1,
                              image_min_pixels=pixels, image_max_pixels=pixels)
     video = model / "video_preprocessor_config.json"
     if not video.is_file():  # vLLM's Qwen2-VL processor needs it; newer model builders write it

@@ -89,7 +89,26 @@ def tiny_qwen2vl(tmp_path_factory):
     from uniembed.data.synthetic.world import corpus
     from uniembed.model.tiny import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen2vl", corpus(0))
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen2vl", corpus(0), family_name="qwen2_vl")
+
+
+def _family_names() -> list[str]:
+    from uniembed.model.families import families
+
+    return sorted(families())
+
+
+@pytest.fixture(scope="session", params=_family_names())
+def tiny_family_model(request, tmp_path_factory):
+    """The family matrix: each registered family's tiny model, built like :func:`tiny_qwen2vl` (Qwen2-VL is
+    that one). A test taking it runs once per family."""
+    if request.param == "qwen2_vl":
+        return request.getfixturevalue("tiny_qwen2vl")
+    from uniembed.data.synthetic.world import corpus
+    from uniembed.model.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / f"tiny-{request.param}", corpus(0),
+                            family_name=request.param)
 
 
 @pytest.fixture(scope="session")

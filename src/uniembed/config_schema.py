@@ -31,7 +31,6 @@ Fraction = Annotated[float, Range(ge=0, le=1)]
 
 @dataclass
 class TinyBuild:
-    variant: str
     hidden_size: Count
     num_layers: Count
     num_heads: Count
@@ -50,10 +49,15 @@ class TinyBuild:
 @dataclass
 class ModelGroup:
     name: str
+    family: str      # the model family (config.json model_type: qwen2_vl, qwen2_5_vl, qwen3_vl, ...)
     path: str
     build: Optional[TinyBuild] = None
     instruct: Optional[InstructSettings] = None  # the embedded default's instruct stage; null for a real checkpoint
     vision_pretrain: Optional[VisionPretrainSettings] = None  # the tiny tower's CLIP-style pretraining; null: as built
+    # a real checkpoint's published sizes (config.json keys: tie_word_embeddings, text_config, vision_config), checked
+    # against the checkpoint's config.json at parse time (workflow_checks.model_families), and its model card's count
+    architecture: Optional[dict[str, Any]] = None
+    published_parameters: Optional[Annotated[float, Range(gt=0)]] = None
 
 
 @dataclass

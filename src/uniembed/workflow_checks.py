@@ -1,5 +1,6 @@
-"""Checks the workflow runs when it is parsed, before any job: the recipe is complete for the DAG
-it implies, and the base model has an identity the rules can depend on.
+"""Checks the workflow runs when it is parsed, before any job: the models are of registered families (and a
+checkpoint on disk is of the family and sizes its section says), the recipe is complete for the DAG it
+implies, and the base model has an identity the rules can depend on.
 
 A recipe's sections decide the DAG (``workflow/rules/*.smk``): ``pretrain`` chains the progressive
 transition, ``mine`` adds candidate mining and then needs named ``filters``; ``judge`` adds the
@@ -28,6 +29,7 @@ def needs_judge_scores(filter_cfg) -> bool:
 
 def check_recipe(cfg: DictConfig) -> None:
     """Raise :class:`RecipeError` naming the first missing or inconsistent section of ``cfg.recipe``."""
+    check_model_families(cfg)
     recipe, name = cfg.recipe, cfg.recipe.get("name", "?")
     sources = set(cfg.data.sources)
     where = f"recipe {name!r} (config/recipe/{name}.yaml)"
@@ -229,3 +231,72 @@ def model_identity(model_cfg: DictConfig) -> dict:
         identity["files"] = {p.name: [p.stat().st_size, p.stat().st_mtime_ns]
                              for p in sorted(path.iterdir()) if p.is_file()}
     return identity
+
+
+MODEL_ROLES = ("model", "judge_model")
+
+
+def check_model_families(cfg: DictConfig) -> None:
+    """Each model section's ``family`` is registered (:mod:`uniembed.model.families`), a tiny build's vocabulary
+    fits the family's special tokens, and a checkpoint already on disk is of that family and, where the section
+    writes its published ``architecture``, of those sizes; RecipeError naming the section, the file and both values."""
+    from .model.families import families
+    from .model.tokenizer import minimum_vocab_size
+
+    for role in MODEL_ROLES:
+        section = cfg.get(role)
+        if section is None:
+            continue
+        where = f"{role}: {section.get('name')!r}"
+        known = families()
+        if section.family not in known:
+            raise RecipeError(f"{where}: unknown model family {section.family!r}; registered families: "
+                              f"{', '.join(sorted(known))}")
+        chosen = known[section.family]
+        build = section.get("build")
+        if build is not None and build.vocab_size < minimum_vocab_size(chosen):
+            raise RecipeError(f"{where}: build.vocab_size = {build.vocab_size} is too small for {chosen.title}'s "
+                              f"special tokens: at least {minimum_vocab_size(chosen)}")
+        config_file = Path(section.path) / "config.json"
+        if build is None and config_file.is_file():
+            _check_checkpoint(where, section, chosen, config_file)
+        instruct_sources(cfg, role)
+    base = (cfg.recipe.get("rerank") or {}).get("base", "judge_model")
+    if base not in MODEL_ROLES:
+        raise RecipeError(f"recipe.rerank.base = {base!r}: expected one of {list(MODEL_ROLES)}")
+
+
+def instruct_sources(cfg: DictConfig, role: str) -> list[str]:
+    """The data sources ``<role>.instruct`` curates (its default if unset; [] without an instruct section);
+    RecipeError if one is not a source of the run's data."""
+    section = cfg[role].get("instruct")
+    if section is None:
+        return []
+    from .instruct.settings import InstructSettings
+
+    sources = InstructSettings(**OmegaConf.to_container(section, resolve=True)).sources
+    unknown = [s for s in sources if s not in cfg.data.sources]
+    if unknown:
+        raise RecipeError(f"{role}.instruct.sources names {unknown}, which are not sources of data "
+                          f"{cfg.data.name!r}: expected some of {list(cfg.data.sources)}")
+    return sources
+
+
+def _check_checkpoint(where: str, section, chosen, config_file: Path) -> None:
+    import json
+
+    saved = json.loads(config_file.read_text())
+    if saved.get("model_type") != chosen.model_type:
+        raise RecipeError(f"{where} says family {chosen.model_type!r} ({chosen.title}), but the checkpoint's "
+                          f"{config_file} has model_type {saved.get('model_type')!r} "
+                          f"(architectures {saved.get('architectures')})")
+    expected = OmegaConf.to_container(section.architecture, resolve=True) if section.get("architecture") else {}
+    for key, value in expected.items():
+        found = saved.get(key)
+        pairs = ([(f"{key}.{k}", v, (found or {}).get(k)) for k, v in value.items()] if isinstance(value, dict)
+                 else [(key, value, found)])
+        wrong = [(k, v, f) for k, v, f in pairs if f is not None and f != v]
+        if wrong:
+            k, v, f = wrong[0]
+            raise RecipeError(f"{where}: architecture.{k} = {v!r}, but the checkpoint's {config_file} has {f!r} "
+                              f"(a different checkpoint at {section.path}?)")

@@ -5,6 +5,7 @@ import torch
 from PIL import Image
 
 from uniembed.embed.embedder import EmbedItem, Embedder, EmbeddingMode
+from uniembed.model.processor import load_processor
 from uniembed.model.prompts import PromptStyle, build_prompt, content_mask
 
 MODES = [EmbeddingMode(), EmbeddingMode(pooling="last", attention="causal"),
@@ -30,8 +31,8 @@ def embedder(tiny_qwen2vl, mode):
 
 
 @pytest.mark.parametrize("mode", MODES, ids=["mean-bidir", "last-causal", "last-compress"])
-def test_padding_side_and_batch_composition_do_not_change_embeddings(tiny_qwen2vl, items, mode):
-    emb = embedder(tiny_qwen2vl, mode)
+def test_padding_side_and_batch_composition_do_not_change_embeddings(tiny_family_model, items, mode):
+    emb = embedder(tiny_family_model, mode)
     together = emb.encode(items, batch_size=8)
     alone = np.stack([emb.encode([it])[0] for it in items])
     emb.processor.tokenizer.padding_side = "left"
@@ -43,8 +44,8 @@ def test_padding_side_and_batch_composition_do_not_change_embeddings(tiny_qwen2v
     assert np.abs(together[0] - together[3]).max() > 1e-3  # different items differ
 
 
-def test_mean_pooling_masks_the_instruction_and_matches_a_direct_computation(tiny_qwen2vl, items):
-    emb = embedder(tiny_qwen2vl, EmbeddingMode(normalize=False))
+def test_mean_pooling_masks_the_instruction_and_matches_a_direct_computation(tiny_family_model, items):
+    emb = embedder(tiny_family_model, EmbeddingMode(normalize=False))
     item = items[2]
     prompts, batch = emb.tokenize([item])
     with torch.no_grad():
@@ -54,18 +55,18 @@ def test_mean_pooling_masks_the_instruction_and_matches_a_direct_computation(tin
     n_prefix = len(tok(prompts[0].prefix, add_special_tokens=False)["input_ids"])
     n_suffix = len(tok(prompts[0].suffix, add_special_tokens=False)["input_ids"])
     expected = hidden[n_prefix: len(ids) - n_suffix].mean(dim=0)
-    assert tok.convert_tokens_to_ids("<|image_pad|>") in ids[n_prefix: len(ids) - n_suffix]
+    assert tok.convert_tokens_to_ids(emb.processor.image_token) in ids[n_prefix: len(ids) - n_suffix]
     np.testing.assert_allclose(emb.encode([item])[0], expected.numpy(), atol=1e-5)
     # the instruction does influence the content tokens through attention, but is not averaged
     other = emb.encode([EmbedItem(item.text, item.image_path, "A different instruction.")])[0]
     assert np.abs(other - expected.numpy()).max() > 1e-4
 
 
-def test_bidirectional_mode_lets_late_tokens_change_early_content(tiny_qwen2vl):
+def test_bidirectional_mode_lets_late_tokens_change_early_content(tiny_family_model):
     a, b = EmbedItem("red circle left large"), EmbedItem("red circle left small")
     for mode, should_differ in [(EmbeddingMode(pooling="mean", attention="bidirectional", normalize=False), True),
                                 (EmbeddingMode(pooling="mean", attention="causal", normalize=False), False)]:
-        emb = embedder(tiny_qwen2vl, mode)
+        emb = embedder(tiny_family_model, mode)
         (pa, ba), (_, bb) = emb.tokenize([a]), emb.tokenize([b])
         with torch.no_grad():
             ha, hb = emb.model(**ba).last_hidden_state[0], emb.model(**bb).last_hidden_state[0]
@@ -74,12 +75,32 @@ def test_bidirectional_mode_lets_late_tokens_change_early_content(tiny_qwen2vl):
         assert (moved > 1e-6) == should_differ
 
 
-def test_prompt_boundaries_are_checked():
-    style = PromptStyle()
-    p = build_prompt(style, "text", False, "Instr.")
-    assert p.prefix.endswith("Instr.\n") and p.suffix.startswith("<|im_end|>")
+def test_the_prompt_is_the_chat_templates_rendering_split_at_the_content(tiny_qwen2vl):
+    processor = load_processor(tiny_qwen2vl)
+    style = PromptStyle(compression="In one word:")
+    p = build_prompt(processor, style, "text", True, "Instr.")
+    rendered = processor.apply_chat_template(
+        [{"role": "system", "content": style.system},
+         {"role": "user", "content": [{"type": "text", "text": "Instr.\n"}, {"type": "image"},
+                                      {"type": "text", "text": "text"}, {"type": "text", "text": "\nIn one word:"}]}],
+        tokenize=False, add_generation_prompt=True)
+    assert p.text == rendered
+    assert p.prefix.endswith("Instr.\n") and p.content == "<|vision_start|><|image_pad|><|vision_end|>text"
+    assert p.suffix.startswith("\nIn one word:<|im_end|>")
     with pytest.raises(ValueError, match="needs text or an image"):
-        build_prompt(style, None, False)
+        build_prompt(processor, style, None, False)
+
+
+def test_a_template_that_reorders_the_parts_is_refused(tiny_qwen2vl):
+    """A template rendering images before every text part (LLaVA-style) leaves no single content span."""
+    processor = load_processor(tiny_qwen2vl)
+    processor.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['content'] is string %}{{ m['content'] }}"
+        "{% else %}{% for c in m['content'] if c['type'] == 'image' %}<|image_pad|>{% endfor %}"
+        "{% for c in m['content'] if c['type'] == 'text' %}{{ c['text'] }}{% endfor %}{% endif %}<|im_end|>\n"
+        "{% endfor %}<|im_start|>assistant\n")
+    with pytest.raises(ValueError, match="does not render an item's image and text in order"):
+        build_prompt(processor, PromptStyle(), "text", True, "Instr.")
 
 
 def test_content_mask_rejects_merged_boundaries(tiny_qwen2vl):

@@ -19,6 +19,9 @@ from uniembed.instruct.data import (DESCRIBE, compact_prompt, group_queries, loa
 from uniembed.instruct.settings import GroupLoss, InstructMix, InstructSettings
 from uniembed.judge.prompt import JUDGE_INSTRUCTION, build_judge_prompt
 from uniembed.model.chat import NO, YES
+from uniembed.model.families import family
+
+END_OF_TURN = family("qwen2_vl").end_of_turn   # the tiny models here are Qwen2-VL
 
 LEAK = "LEAK from the test split"
 
@@ -162,7 +165,7 @@ def test_no_test_record_and_no_truth_file_reaches_an_example(curated, small_worl
         assert LEAK not in example.answer and all(LEAK not in value for _, value in example.parts)
     processor = load_processor(tiny_qwen2vl)
     for start in range(0, len(examples), 64):
-        generative.collate(processor, examples[start: start + 64])
+        generative.collate(processor, examples[start: start + 64], END_OF_TURN)
     assert opened and not [p for p in opened if "truth" in p or "leak" in p or "mined" in p or "judge" in p]
     tables = {p for p in opened if p.endswith(".parquet")}
     assert tables <= {str(poisoned[name] / f"{t}.parquet") for name in poisoned

@@ -6,11 +6,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from uniembed.model.chat import ChatExample
+from uniembed.model.families import family
 from uniembed.model.loading import load_for_generation
 from uniembed.model.processor import load_processor
-from uniembed.model.chat import ChatExample
 from uniembed.train.generative import (IGNORE, answer_forward, answer_loss, answer_token_ids, collate,
                                        first_token_logits)
+
+END_OF_TURN = family("qwen2_vl").end_of_turn   # the tiny models here are Qwen2-VL
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,7 @@ def test_answer_ids_of_a_multi_token_answer_end_with_the_end_of_turn(model_and_p
     _, processor = model_and_processor
     tokenizer = processor.tokenizer
     prompt, _ = ChatExample((("text", "Describe the picture."),), "x").render(processor)
-    ids = answer_token_ids(tokenizer, prompt, "a large red circle on the left")
+    ids = answer_token_ids(tokenizer, prompt, "a large red circle on the left", END_OF_TURN)
     assert len(ids) > 3 and ids[-1] == tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert tokenizer.decode(ids[:-1]) == "a large red circle on the left"
 
@@ -46,13 +49,13 @@ def test_answer_ids_of_a_multi_token_answer_end_with_the_end_of_turn(model_and_p
 def test_an_answer_that_merges_with_the_prompt_is_refused(model_and_processor):
     _, processor = model_and_processor
     with pytest.raises(ValueError, match="changes the prompt's tokens"):
-        answer_token_ids(processor.tokenizer, "the answer is Ye", "s")
+        answer_token_ids(processor.tokenizer, "the answer is Ye", "s", END_OF_TURN)
 
 
 def test_collate_labels_only_the_answers_of_a_left_padded_batch(model_and_processor, images):
     _, processor = model_and_processor
     examples = _examples(images)
-    batch = collate(processor, examples)
+    batch = collate(processor, examples, END_OF_TURN)
     assert batch["image_grid_thw"].shape[0] == 2 and "mm_token_type_ids" in batch
     tokenizer = processor.tokenizer
     for row, example in enumerate(examples):
@@ -68,7 +71,7 @@ def test_collate_labels_only_the_answers_of_a_left_padded_batch(model_and_proces
 def test_answer_loss_equals_full_logits_cross_entropy(model_and_processor, images):
     """Computed from the last K positions; here from every position's logits, in float64."""
     model, processor = model_and_processor
-    batch = collate(processor, _examples(images))
+    batch = collate(processor, _examples(images), END_OF_TURN)
     loss, per_row = answer_loss(model, batch)
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     with torch.no_grad():
@@ -85,7 +88,7 @@ def test_answer_loss_equals_full_logits_cross_entropy(model_and_processor, image
 
 def test_first_token_logits_are_the_judge_position(model_and_processor, images):
     model, processor = model_and_processor
-    batch = collate(processor, _examples(images))
+    batch = collate(processor, _examples(images), END_OF_TURN)
     first = first_token_logits(model, batch)
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     with torch.no_grad():
@@ -104,7 +107,7 @@ def test_examples_need_parts_and_an_answer(images):
 
 def test_the_trained_first_answer_logits_are_the_ones_the_judge_reads(model_and_processor, images):
     model, processor = model_and_processor
-    batch = collate(processor, _examples(images))
+    batch = collate(processor, _examples(images), END_OF_TURN)
     _, _, first = answer_forward(model, batch)
     assert first.requires_grad
     assert torch.allclose(first.detach(), first_token_logits(model, batch), atol=1e-5)

@@ -75,7 +75,8 @@ def test_a_rerank_setting_reruns_only_its_own_rerankers_job(finished_run, tmp_pa
 def test_a_different_base_model_reruns_everything_made_from_it(finished_run, tmp_path):
     other = tmp_path / "other-model"
     shutil.copytree(finished_run / "resources" / "models" / "tiny-qwen2vl", other)
-    plan = _plan(finished_run, tmp_path, ["model=qwen2vl_7b", f"model.path={other}"])
+    plan = _plan(finished_run, tmp_path, ["model=qwen2vl_7b", f"model.path={other}",
+                                         "model.architecture=null"])
     assert plan["pretrain"] == 3 and plan["evaluate"] == 7 and {"mine", "judge", "filter", "tables", "train_hn",
                                                                 "train_reranker", "distill"} <= set(plan)
     assert "curate" not in plan and "generate_data" not in plan

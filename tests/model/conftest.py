@@ -5,9 +5,10 @@ import itertools
 
 import pytest
 
+from uniembed.model.families import families
 from uniembed.model.tiny import build_tiny_model
 
-VARIANTS = ("qwen2_vl", "qwen2_5_vl")
+VARIANTS = tuple(families())   # every registered family: the matrix each test of tests/model runs over
 
 
 def caption_corpus() -> list[str]:
@@ -29,9 +30,9 @@ def corpus() -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory, corpus) -> dict:
-    """Both variants, built with seed 0 under one session directory: ``{variant: path}``."""
+    """Every family, built with seed 0 under one session directory: ``{variant: path}``."""
     root = tmp_path_factory.mktemp("tiny_models")
-    return {variant: build_tiny_model(root / variant, corpus, variant=variant) for variant in VARIANTS}
+    return {variant: build_tiny_model(root / variant, corpus, family_name=variant) for variant in VARIANTS}
 
 
 @pytest.fixture(scope="session", params=VARIANTS)

@@ -1,4 +1,4 @@
-"""A saved tiny model directory holds every file a downloaded Qwen2-VL checkpoint has, and stays loadable."""
+"""A saved tiny model directory holds every file a downloaded checkpoint of its family has, and stays loadable."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,10 @@ import torch
 from tokenizers import Tokenizer, models
 
 from uniembed.model.processor import load_processor
-from uniembed.model.saving import CHECKPOINT_FILES, missing_checkpoint_files, video_preprocessor_config
-from uniembed.model.tiny import VLLM_HEAD_SIZES, build_tiny_model, tiny_config
+from uniembed.model.families import family, family_of_dir
+from uniembed.model.families.base import VLLM_HEAD_SIZES
+from uniembed.model.saving import CHECKPOINT_FILES, missing_checkpoint_files
+from uniembed.model.tiny import build_tiny_model, tiny_config
 from uniembed.model.tokenizer import train_tokenizer
 
 
@@ -20,11 +22,11 @@ def test_saved_directory_has_every_checkpoint_file(tiny_model_dir):
 
 
 def test_video_preprocessor_config_matches_the_image_processor(tiny_model_dir):
-    variant = json.loads((tiny_model_dir / "config.json").read_text())["model_type"]
+    chosen = family_of_dir(tiny_model_dir)
     video = json.loads((tiny_model_dir / "video_preprocessor_config.json").read_text())
     image = load_processor(tiny_model_dir).image_processor
-    assert video["video_processor_type"] == "Qwen2VLVideoProcessor"
-    assert video["processor_class"] == {"qwen2_vl": "Qwen2VLProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor"}[variant]
+    assert video["video_processor_type"] == chosen.video_processor_name
+    assert video["processor_class"] == chosen.processor_name
     for key in ("patch_size", "merge_size", "temporal_patch_size", "image_mean", "image_std", "rescale_factor",
                 "do_normalize", "do_rescale", "do_resize", "do_convert_rgb", "resample"):
         expected = getattr(image, key)
@@ -32,12 +34,12 @@ def test_video_preprocessor_config_matches_the_image_processor(tiny_model_dir):
     assert video["size"] == {"shortest_edge": image.size.shortest_edge, "longest_edge": image.size.longest_edge}
     assert (video["min_pixels"], video["max_pixels"]) == (image.size.shortest_edge, image.size.longest_edge)
     flat = json.loads((tiny_model_dir / "preprocessor_config.json").read_text())
-    assert (flat["min_pixels"], flat["max_pixels"], flat["patch_size"]) == (56 * 56, 112 * 112, 14)
+    assert (flat["min_pixels"], flat["max_pixels"], flat["patch_size"]) == (56 * 56, 112 * 112, chosen.patch_size)
 
 
 def test_video_config_needs_the_image_settings():
     with pytest.raises(ValueError, match="lacks"):
-        video_preprocessor_config({"size": {"shortest_edge": 1, "longest_edge": 2}}, "qwen2_vl")
+        family("qwen2_vl").processor_files({"size": {"shortest_edge": 1, "longest_edge": 2}}, 1, 2)
 
 
 def test_vocab_and_merges_rebuild_the_same_bpe(tiny_models):
@@ -64,9 +66,9 @@ def test_processor_of_the_saved_directory_processes_as_before(tiny_model_dir):
 
 @pytest.mark.parametrize("hidden, heads", [(64, 4), (64, 8), (96, 2)])
 def test_head_sizes_vllm_cannot_serve_are_refused(corpus, hidden, heads):
-    tokenizer = train_tokenizer(corpus)
+    tokenizer = train_tokenizer(corpus, family("qwen2_vl"))
     with pytest.raises(ValueError, match=f"{hidden} / {heads} = {hidden // heads} is not one vLLM"):
-        tiny_config(tokenizer, hidden_size=hidden, num_heads=heads, num_kv_heads=1)
+        tiny_config(tokenizer, family_name="qwen2_vl", hidden_size=hidden, num_heads=heads, num_kv_heads=1)
 
 
 def test_default_sizes_have_a_servable_head_size(tiny_model_dir):
@@ -78,6 +80,6 @@ def test_judge_prompt_words_are_whole_tokens(corpus, tmp_path):
     """The tokenizer also learns the fixed prompt texts: the judge instruction is ~60 tokens, not ~170 bytes."""
     from uniembed.judge.prompt import JUDGE_INSTRUCTION
 
-    tokenizer = load_processor(build_tiny_model(tmp_path / "m", corpus)).tokenizer
+    tokenizer = load_processor(build_tiny_model(tmp_path / "m", corpus, family_name="qwen2_vl")).tokenizer
     assert len(tokenizer(JUDGE_INSTRUCTION)["input_ids"]) < 70
     assert "Ġcandidate" in tokenizer.convert_ids_to_tokens(tokenizer(" candidate")["input_ids"])

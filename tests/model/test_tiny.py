@@ -1,4 +1,4 @@
-"""The tiny Qwen2-VL / Qwen2.5-VL: build, save, reload offline, run mixed batches, load for each stage."""
+"""The tiny model of every family: build, save, reload offline, run mixed batches, load for each stage."""
 from __future__ import annotations
 
 import json
@@ -13,8 +13,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText
 
 from uniembed.model.loading import load_for_embedding, load_for_generation, set_bidirectional
-from uniembed.model.processor import PROCESSOR_CLASSES, ImageOnlyQwen2VLProcessor, load_processor
-from uniembed.model.tiny import build_tiny_model, init_tiny_model, mrope_section, tiny_config
+from uniembed.model.families import family, family_of_dir
+from uniembed.model.families.qwen import mrope_section
+from uniembed.model.processor import load_processor
+from uniembed.model.tiny import build_tiny_model, init_tiny_model, tiny_config
 from uniembed.model.tokenizer import JUDGE_WORDS, assert_single_token, train_tokenizer
 
 
@@ -49,9 +51,9 @@ def test_mrope_section_sums_to_half_head_dim():
 
 def test_reload_gives_identical_logits(tiny_model_dir, offline):
     processor = load_processor(tiny_model_dir)
-    variant = json.loads((tiny_model_dir / "config.json").read_text())["model_type"]
-    assert type(processor) is PROCESSOR_CLASSES[variant]
-    before = init_tiny_model(tiny_config(processor.tokenizer, variant=variant), seed=0)
+    chosen = family_of_dir(tiny_model_dir)
+    assert type(processor) is chosen.processor_class
+    before = init_tiny_model(tiny_config(processor.tokenizer, family_name=chosen.model_type), seed=0)
     after = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, local_files_only=True).eval()
     assert type(after) is type(before)
     batch = _mixed_batch(processor)
@@ -92,7 +94,7 @@ def test_processor_loads_a_downloaded_style_directory(tiny_models, tmp_path):
     (target / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
 
     processor = load_processor(target)
-    assert isinstance(processor, ImageOnlyQwen2VLProcessor)
+    assert isinstance(processor, family("qwen2_vl").processor_class)
     assert processor.chat_template and processor.image_processor.size.longest_edge == 28 * 28 * 1280
     assert _mixed_batch(processor)["image_grid_thw"].tolist() == [[1, 4, 4], [1, 4, 4]]
 
@@ -101,8 +103,10 @@ def test_chat_template_and_judge_words(tiny_model_dir):
     tokenizer = load_processor(tiny_model_dir).tokenizer
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Is it red?"}]}]
     rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    assert rendered == (
-        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+    default_system = ("" if family_of_dir(tiny_model_dir).model_type == "qwen3_vl"   # Qwen3-VL adds no system turn
+                      else "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n")
+    assert rendered == default_system + (
+        "<|im_start|>user\n"
         "<|vision_start|><|image_pad|><|vision_end|>Is it red?<|im_end|>\n<|im_start|>assistant\n"
     )
     assert (tokenizer.pad_token, tokenizer.eos_token) == ("<|endoftext|>", "<|im_end|>")
@@ -112,23 +116,23 @@ def test_chat_template_and_judge_words(tiny_model_dir):
 
 
 def test_tokenizer_training_is_deterministic(corpus):
-    first, second = train_tokenizer(corpus), train_tokenizer(corpus)
+    first, second = train_tokenizer(corpus, family("qwen2_vl")), train_tokenizer(corpus, family("qwen2_vl"))
     assert first.backend_tokenizer.to_str() == second.backend_tokenizer.to_str()
 
 
 def test_same_seed_same_weights_other_seed_different(tiny_models, corpus, tmp_path):
     reference = load_file(tiny_models["qwen2_vl"] / "model.safetensors")
-    same = load_file(build_tiny_model(tmp_path / "same", corpus, seed=0) / "model.safetensors")
-    other = load_file(build_tiny_model(tmp_path / "other", corpus, seed=1) / "model.safetensors")
+    same = load_file(build_tiny_model(tmp_path / "same", corpus, family_name="qwen2_vl", seed=0) / "model.safetensors")
+    other = load_file(build_tiny_model(tmp_path / "other", corpus, family_name="qwen2_vl", seed=1) / "model.safetensors")
     assert reference.keys() == same.keys() == other.keys()
     assert all(torch.equal(reference[name], same[name]) for name in reference)
     assert not all(torch.equal(reference[name], other[name]) for name in reference)
 
 
 def test_build_replaces_output_atomically(corpus, tmp_path):
-    target = build_tiny_model(tmp_path / "model", corpus)
+    target = build_tiny_model(tmp_path / "model", corpus, family_name="qwen2_vl")
     (target / "stale.txt").write_text("left over")
-    build_tiny_model(target, corpus)
+    build_tiny_model(target, corpus, family_name="qwen2_vl")
     assert not (target / "stale.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
 

@@ -7,12 +7,15 @@ from uniembed.embed.embedder import EmbedItem
 from uniembed.judge.pairs import JudgePair
 from uniembed.judge.prompt import build_judge_prompt
 from uniembed.model.chat import NO, YES
+from uniembed.model.families import family
 from uniembed.model.processor import load_processor
 from uniembed.mine.schemas import HARD_NEGATIVES
 from uniembed.rerank.examples import (RerankQuery, count_unusable, group_pairs, listwise_example, pairwise_examples,
                                       pointwise_examples, ranked_negatives)
 from uniembed.rerank.prompts import build_listwise_prompt, listwise_answer, parse_listwise_answer
 from uniembed.train.generative import answer_token_ids, collate
+
+END_OF_TURN = family("qwen2_vl").end_of_turn   # the tiny models here are Qwen2-VL
 
 QUERY = EmbedItem("a red circle", None, "Find the picture.")
 
@@ -92,9 +95,9 @@ def test_multi_token_listwise_answers_keep_the_prompts_tokens(tiny_qwen2vl):
     example = listwise_example(item, np.random.default_rng(0), list_size=3)
     example = type(example)(tuple(p for p in example.parts if p[0] == "text"), example.answer, example.kind)  # no image files here
     prompt, _ = example.render(processor)
-    ids = answer_token_ids(processor.tokenizer, prompt, example.answer)
+    ids = answer_token_ids(processor.tokenizer, prompt, example.answer, END_OF_TURN)
     assert len(ids) > 2 and processor.tokenizer.decode(ids).startswith(example.answer)
-    batch = collate(processor, [example])
+    batch = collate(processor, [example], END_OF_TURN)
     assert (batch["labels"] != -100).sum() == len(ids)
 
 

@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 
 from uniembed.model.loading import load_for_generation
 from uniembed.model.saving import missing_checkpoint_files
-from uniembed.train.settings import LORA_TARGET, LoraSettings, OptimizerSettings, TrainSettings
+from uniembed.model.families.base import DECODER_LORA_TARGET as LORA_TARGET
+from uniembed.train.settings import LoraSettings, OptimizerSettings, TrainSettings
 from uniembed.train.trainer import train_contrastive, train_reranker
 
 from tests.judge import mined_table

@@ -30,11 +30,11 @@ def weights(out):
     return load_file(str(out / "model" / "model.safetensors"))
 
 
-def test_killed_run_resumes_to_the_same_final_weights(tmp_path, small_world, tiny_qwen2vl):
-    straight = run(tmp_path, "straight", small_world, tiny_qwen2vl)
-    first = run(tmp_path, "resumed", small_world, tiny_qwen2vl, stop_after=3)   # "killed" after step 3
+def test_killed_run_resumes_to_the_same_final_weights(tmp_path, small_world, tiny_family_model):
+    straight = run(tmp_path, "straight", small_world, tiny_family_model)
+    first = run(tmp_path, "resumed", small_world, tiny_family_model, stop_after=3)   # "killed" after step 3
     assert first == {"finished": False, "step": 3} and not (tmp_path / "resumed" / "out").exists()
-    resumed = run(tmp_path, "resumed", small_world, tiny_qwen2vl)
+    resumed = run(tmp_path, "resumed", small_world, tiny_family_model)
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in straight["history"]]
     a, b = weights(tmp_path / "straight" / "out"), weights(tmp_path / "resumed" / "out")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -52,16 +52,16 @@ def test_gradient_caching_and_checkpointing_match_direct_training(tmp_path, smal
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
 
 
-def test_artifacts_load_back_and_only_lora_on_the_llm_trained(tmp_path, small_world, tiny_qwen2vl):
+def test_artifacts_load_back_and_only_lora_on_the_llm_trained(tmp_path, small_world, tiny_family_model):
     settings = dataclasses.replace(SETTINGS, max_steps=2, objective={**INFO_NCE, "bidirectional": True})
-    summary = run(tmp_path, "caps", small_world, tiny_qwen2vl, settings, source="mbeir")
+    summary = run(tmp_path, "caps", small_world, tiny_family_model, settings, source="mbeir")
     out = tmp_path / "caps" / "out"
     assert json.loads((out / "training_summary.json").read_text())["step"] == 2
     merged = load_for_embedding(out / "model")
-    base = load_for_embedding(tiny_qwen2vl)
+    base = load_for_embedding(tiny_family_model)
     changed = [n for n, p in merged.state_dict().items() if not torch.equal(p, base.state_dict()[n])]
     assert changed and all("language_model.layers" in n for n in changed)
-    adapted = Embedder.from_pretrained(tiny_qwen2vl, out / "adapter", EmbeddingMode(), device="cpu")
+    adapted = Embedder.from_pretrained(tiny_family_model, out / "adapter", EmbeddingMode(), device="cpu")
     merged_embedder = Embedder.from_pretrained(out / "model", mode=EmbeddingMode(), device="cpu")
     items = [EmbedItem("a large red circle on the left"), EmbedItem("a small blue square", None, "Find it.")]
     assert torch.allclose(torch.tensor(adapted.encode(items)), torch.tensor(merged_embedder.encode(items)), atol=1e-5)

@@ -11,6 +11,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from uniembed.config import compose_config
+from uniembed.model.families import family_of
 from uniembed.model.loading import load_for_generation
 from uniembed.model.processor import load_processor
 from uniembed.vision.pretrain import CaptionEncoder, clip_loss, pretrain_tower
@@ -77,11 +78,12 @@ def test_no_fresh_rendering_is_a_stored_data_set_image(small_world):
 def test_a_short_pretraining_teaches_the_tower_shapes_a_random_one_cannot_read(tiny_qwen2vl):
     model = load_for_generation(tiny_qwen2vl)
     images = load_processor(tiny_qwen2vl).image_processor
-    visual = model.model.visual
-    before = probe_accuracies(visual, images, n_train=400, n_test=200, steps=200)
-    trained = pretrain_tower(visual, images, VisionPretrainSettings(steps=400, batch_size=32, lr=3e-3, warmup_steps=10),
+    encoder = family_of(model).image_encoder(model, images)
+    assert encoder.module is model.model.visual
+    before = probe_accuracies(encoder, n_train=400, n_test=200, steps=200)
+    trained = pretrain_tower(encoder, VisionPretrainSettings(steps=400, batch_size=32, lr=3e-3, warmup_steps=10),
                              progress=False)
-    after = probe_accuracies(visual, images, n_train=400, n_test=200, steps=200)
+    after = probe_accuracies(encoder, n_train=400, n_test=200, steps=200)
     assert trained["history"][-1]["loss"] < 0.5 * trained["history"][0]["loss"]
     mean = lambda accuracies: sum(accuracies.values()) / len(accuracies)  # noqa: E731
     # the built tower cannot read shapes; 400 steps already move every attribute (the DAG's 3,000 reach >= 0.95:

@@ -23,7 +23,7 @@ def generating_model(tmp_path_factory):
     from uniembed.data.synthetic.world import corpus
     from uniembed.model.tiny import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("vllm-generating-model") / "tiny", corpus(0))
+    return build_tiny_model(tmp_path_factory.mktemp("vllm-generating-model") / "tiny", corpus(0), family_name="qwen2_vl")
 
 
 def test_transformers_vllm_offline_and_vllm_server_generate_the_same_greedy_text(judge_world, generating_model,

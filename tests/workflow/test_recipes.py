@@ -23,7 +23,7 @@ PAPER_STAGES = {
 def _real_paths(world, model):
     """Hydra overrides pointing the real-data config at the synthetic world and the tiny model."""
     root = world["root"]
-    return [f"model.path={model}", f"data.root={root}",
+    return [f"model.path={model}", "model.architecture=null", f"data.root={root}",   # tiny, not the 7B's sizes
             f"data.sources.mbeir.root={root}/mbeir", f"data.sources.mmeb.root={root}/mmeb",
             f"data.sources.mmeb.image_root={root}/mmeb", f"data.sources.nli.path={root}/nli/nli_for_simcse.csv",
             f"data.sources.captions.path={root}/captions/captions.tsv", f"data.sources.captions.image_root={root}/captions"]
@@ -44,6 +44,37 @@ def test_every_shipped_experiment_dry_runs_with_its_recipe(tmp_path, experiment,
     assert jobs == PAPER_STAGES[recipe], jobs
     composed = compose_config([f"{g}={o}" for g, o in cfg["experiment"].items()], ROOT / "config")
     check_recipe(composed)
+
+
+def test_a_model_section_of_an_unknown_family_or_the_wrong_checkpoint_is_refused(tiny_qwen2vl):
+    """At parse time: an unregistered family, a checkpoint of another family, or one of other sizes than the
+    section's published architecture, each named with both values."""
+    real = ["model=qwen2vl_7b", f"model.path={tiny_qwen2vl}"]
+    cases = [(["model.family=qwen9_vl"], r"unknown model family 'qwen9_vl'; registered families: .*qwen2_vl"),
+             (["model.family=qwen3_vl", "model.architecture=null"],
+              r"says family 'qwen3_vl' \(Qwen3-VL\), but the checkpoint's .*config.json has model_type 'qwen2_vl'"),
+             ([], r"architecture.text_config.hidden_size = 3584, but the checkpoint's .*config.json has 64"),
+             (["model=tiny", "model.build.vocab_size=280", "model.family=qwen2_vl"], None)]
+    for overrides, message in cases:
+        cfg = compose_config([*real, *overrides] if overrides[:1] != ["model=tiny"] else overrides, ROOT / "config")
+        if message is None:
+            check_recipe(cfg)       # 8 special tokens + 256 bytes + 16 reserved: the least Qwen2-VL takes
+            continue
+        with pytest.raises(RecipeError, match=message):
+            check_recipe(cfg)
+    cfg = compose_config(["model.build.vocab_size=279"], ROOT / "config")
+    OmegaConf.set_struct(cfg, False)
+    with pytest.raises(RecipeError, match="build.vocab_size = 279 is too small for Qwen2-VL"):
+        check_recipe(cfg)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("judge_model.instruct.sources=[mbeir,flickr]", r"judge_model.instruct.sources names \['flickr'\], which are not "
+                                                    r"sources of data 'synthetic'"),
+    ("recipe.rerank.base=teacher", r"recipe.rerank.base = 'teacher': expected one of \['model', 'judge_model'\]")])
+def test_cross_section_model_settings_are_checked_at_parse_time(override, message):
+    with pytest.raises(RecipeError, match=message):
+        check_recipe(compose_config([override], ROOT / "config"))
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

@@ -21,8 +21,9 @@ for _role, _prefix in MODEL_ROLES.items():
             benchmark:
                 f"{BENCHMARKS}/build_{_prefix}model.tsv"
             params:
-                settings=rule_settings(f"{_role}.name", f"{_role}.path", f"{_role}.build"),
-                code=code_version("model.tiny", "model.tokenizer", "model.prompts", "model.processor", "model.saving",
+                settings=rule_settings(f"{_role}.name", f"{_role}.family", f"{_role}.path", f"{_role}.build"),
+                code=code_version("model.tiny", "model.families", "model.tokenizer", "model.prompts",
+                                  "model.processor", "model.saving",
                                   "data.synthetic.world", "stages.build_model"),
                 role=_role,
             resources:
@@ -49,7 +50,7 @@ for _role, _prefix in MODEL_ROLES.items():
                 f"{BENCHMARKS}/pretrain_{_prefix}vision.tsv"
             params:
                 settings=rule_settings(f"{_role}.vision_pretrain"),
-                code=code_version("vision", "data.synthetic.world", "stages.pretrain_vision"),
+                code=code_version("vision", "model.families", "data.synthetic.world", "stages.pretrain_vision"),
                 role=_role,
             resources:
                 **rule_resources(f"pretrain_{_prefix}vision"),

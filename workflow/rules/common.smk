@@ -12,7 +12,8 @@ from uniembed.instruct.settings import InstructSettings
 from uniembed.train.settings import split_judged_variant, study_variants, trains_on_judged_negatives, variant_kind
 from uniembed.launch import launch_command
 from uniembed.provenance import code_version
-from uniembed.workflow_checks import ablation_filter, check_recipe, model_identity, needs_judge_scores, run_model_tags
+from uniembed.workflow_checks import (ablation_filter, check_recipe, instruct_sources, model_identity, needs_judge_scores,
+                                      run_model_tags)
 
 CONFIG_DIR = str(Path(workflow.basedir) / "config")
 RESOURCES = config["resources"]
@@ -42,6 +43,7 @@ def loadable(path):
 # pretrained next (<path>-vision), with `instruct` it is then made an instruct model (<path>-instruct, whose
 # model/ is loaded). All are resources beside the world: they read no run's data, every run reuses them.
 # MODEL_DIRS[role] is the last of them (the artifact rules depend on), LOADABLE[role] the directory loaded.
+check_recipe(STAGE_CONFIG)   # model families, instruct sources, rerank base, the recipe's sections (uniembed.workflow_checks)
 MODEL_ROLES = {"model": "", "judge_model": "judge_"}   # role -> prefix of its rules' names
 MODEL_STEPS = {}   # role -> [(step, output directory)] in order: build, vision, instruct
 INSTRUCT_SOURCES = {}   # role -> the data sources its instruct step curates (InstructSettings holds the default)
@@ -52,21 +54,14 @@ for _role in MODEL_ROLES:
         _steps.append(("vision", f"{_section.path}-vision"))
     if _section.get("instruct") is not None:
         _steps.append(("instruct", f"{_section.path}-instruct"))
-        INSTRUCT_SOURCES[_role] = InstructSettings(**OmegaConf.to_container(_section.instruct, resolve=True)).sources
-        _unknown = [s for s in INSTRUCT_SOURCES[_role] if s not in STAGE_CONFIG.data.sources]
-        if _unknown:
-            raise ValueError(f"{_role}.instruct.sources (config/{_role}/{config['experiment'].get(_role, 'tiny')}.yaml) "
-                             f"names {_unknown}, which are not sources of data {STAGE_CONFIG.data.name!r}: expected some "
-                             f"of {list(STAGE_CONFIG.data.sources)}")
+        INSTRUCT_SOURCES[_role] = instruct_sources(STAGE_CONFIG, _role)   # checked by check_recipe
     MODEL_STEPS[_role] = _steps
 MODEL_DIRS = {role: steps[-1][1] if steps else STAGE_CONFIG[role].path for role, steps in MODEL_STEPS.items()}
 LOADABLE = {role: f"{MODEL_DIRS[role]}/model" if steps and steps[-1][0] == "instruct" else MODEL_DIRS[role]
             for role, steps in MODEL_STEPS.items()}
 MODEL_DIR = MODEL_DIRS["model"]   # the embedder's start: zero-shot evaluation, the first pretrain stage
 # the rerankers' start (U-MARVEL App. C: the reranker is trained from the instruct backbone, not the embedder)
-RERANK_BASE = (STAGE_CONFIG.recipe.get("rerank") or {}).get("base", "judge_model")
-if RERANK_BASE not in MODEL_ROLES:
-    raise ValueError(f"recipe.rerank.base = {RERANK_BASE!r}: expected one of {list(MODEL_ROLES)}")
+RERANK_BASE = (STAGE_CONFIG.recipe.get("rerank") or {}).get("base", "judge_model")   # checked by check_recipe
 
 
 def model_step_input(role, step):
@@ -111,7 +106,6 @@ def pretrain_start(stage):
 
 MINING = "mine" in STAGE_CONFIG.recipe and STAGE_CONFIG.recipe.mine.source in SOURCES
 JUDGING = MINING and "judge" in STAGE_CONFIG.recipe
-check_recipe(STAGE_CONFIG)
 
 
 FILTERS = list(STAGE_CONFIG.recipe.get("filters") or {}) if MINING else []

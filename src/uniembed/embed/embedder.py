@@ -76,7 +76,7 @@ class Embedder:
         return cls(model, load_processor(path), mode, device=str(dev))
 
     def tokenize(self, items: Sequence[EmbedItem]):
-        prompts = [build_prompt(self.style, it.text, bool(it.image_path), it.instruction) for it in items]
+        prompts = [build_prompt(self.processor, self.style, it.text, bool(it.image_path), it.instruction) for it in items]
         images = [_load_image(it.image_path) for it in items if it.image_path]
         batch = self.processor(text=[p.text for p in prompts], images=images or None, padding=True, return_tensors="pt")
         return prompts, batch.to(self.device)

@@ -35,6 +35,7 @@ from transformers import get_scheduler
 from ..artifacts import atomic_path, write_json
 from ..embed.cache import file_digest, fingerprint_model_dir
 from ..model.chat import yes_no_token_ids
+from ..model.families import family_of
 from ..model.loading import load_for_generation, set_bidirectional
 from ..model.processor import load_processor
 from ..model.saving import write_model_files
@@ -73,8 +74,12 @@ def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_d
     torch.manual_seed(settings.seed)
     processor = load_processor(base_model)
     model = set_bidirectional(load_for_generation(base_model), False).to(dev).train()
+    family = family_of(model)
     if settings.freeze_vision:
-        model.model.visual.requires_grad_(False)
+        frozen = set(family.frozen_parameters(model))
+        for name, parameter in model.named_parameters():
+            if name in frozen:
+                parameter.requires_grad_(False)
     data = load_instruct_data({source: curated_dir / source for source in settings.sources})
     entries = plan_entries(data, settings.mix)
     log.info("instruct data: %d train queries of %s, %d candidates; %d examples per epoch %s",
@@ -126,7 +131,7 @@ def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_d
                     for example in world.group(rng, settings.world.negatives, f"{step}-{g}")]
             listwise_terms.append(("world", settings.world, rows))
         examples += [example for _, _, rows in listwise_terms for example in rows]
-        batch = {k: v.to(dev) for k, v in collate(processor, examples).items()}
+        batch = {k: v.to(dev) for k, v in collate(processor, examples, family.end_of_turn).items()}
         row_sums, lengths, first = answer_forward(model, batch)
         loss = row_sums.sum() / lengths.sum()
         parts = {"loss_answers": float(loss.detach())} if listwise_terms else {}

@@ -1,7 +1,6 @@
-"""Load a saved Qwen2-VL / Qwen2.5-VL (tiny or real) from a local directory, optionally with a LoRA adapter.
+"""Load a saved model of a registered family (tiny or real) from a local directory, optionally with a LoRA adapter.
 
-``load_for_embedding`` gives the base model without the LM head (``AutoModel``: ``Qwen2VLModel`` or
-``Qwen2_5_VLModel``), ``load_for_generation`` the full model with the LM head
+``load_for_embedding`` gives the base model without the LM head (``AutoModel``: e.g. ``Qwen2VLModel``), ``load_for_generation`` the full model with the LM head
 (``AutoModelForImageTextToText``). Only local files are read.
 
 Adapter trap: PEFT only warns about adapter keys that fit no module and then runs the base model.
@@ -27,6 +26,7 @@ from transformers import AutoModel, AutoModelForImageTextToText
 
 from ..artifacts import MANIFEST_NAME, WEIGHT_SUFFIXES, ArtifactError, verify_artifact
 from .adapters import ADAPTER_WEIGHT_FILES, load_checked_adapter
+from .families import family_of
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -147,13 +147,6 @@ def load_for_generation(
 
 
 def set_bidirectional(model_or_config, enabled: bool):
-    """Switch the language model between causal and bidirectional attention; returns its argument.
-
-    Sets ``is_causal`` on the *text* sub-config (the top-level config's flag is ignored). The text
-    model reads it on every forward, for every attention implementation, and it is saved with the
-    config. Accepts a model, a PEFT-wrapped model or a config.
-    """
-    config = getattr(model_or_config, "config", model_or_config)
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    text_config.is_causal = not enabled
-    return model_or_config
+    """Switch the decoder between causal and bidirectional attention (the family's switch,
+    :meth:`uniembed.model.families.base.Family.set_bidirectional`); returns its argument."""
+    return family_of(model_or_config).set_bidirectional(model_or_config, enabled)

@@ -1,17 +1,23 @@
-"""Embedding prompts for Qwen2-VL: prefix (system + instruction) | content | suffix.
+"""Embedding prompts: prefix (system + instruction) | content | suffix, rendered by the model's chat template.
 
 The content span is what U-MARVEL's instruction-masked mean pooling averages over (§3.1.1,
 Finding 2: "we mask out the instruction tokens during the mean pooling process"); the
 last-token mode may append a compression prompt (VLM2Vec / UniME-V2 style, "Summarize above
-image and sentence in one word:", U-MARVEL Table 1). Layout, in the Qwen2-VL chat format::
+image and sentence in one word:", U-MARVEL Table 1). The prompt is one chat turn rendered with the
+model's own template (``apply_chat_template``, the renderer the judge and rerankers use too): a system
+turn, then a user turn of parts ``[instruction + "\n"] [image] text ["\n" + compression]`` and the
+generation prompt. In the Qwen-VL format::
 
-    <|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n{instruction}\\n   <- prefix
+    <|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{instruction}\n   <- prefix
     <|vision_start|><|image_pad|><|vision_end|>{text}                          <- content
-    \\n{compression}<|im_end|>\\n<|im_start|>assistant\\n                          <- suffix
+    \n{compression}<|im_end|>\n<|im_start|>assistant\n                          <- suffix
 
-The prefix ends with a newline and the suffix starts with a newline or a special token, so
-the prefix and suffix tokenised alone have the same token counts as inside the whole prompt
-(Qwen2's pre-tokenizer splits newlines off); :func:`content_mask` checks it on every item.
+The split is found by rendering stand-in characters in place of the image and text (once per
+template, style, instruction and modality); a template that does not render the parts in order
+(so content is not one span) is an error. The prefix ends with a newline and the suffix starts with a
+newline or a special token, so the prefix and suffix tokenised alone have the same token counts as
+inside the whole prompt (Qwen2's pre-tokenizer splits newlines off); :func:`content_mask` checks it
+on every item.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-IMAGE_SLOT = "<|vision_start|><|image_pad|><|vision_end|>"
+_BEFORE_IMAGE, _TEXT = "\ue000", "\ue001"   # private-use stand-ins, never in data
 #: The judge's instruction (UniME-V2 "MLLM-as-a-Judge"; the same text as U-MARVEL's reranker prompt):
 #: judge/prompt.py builds its prompts with it, the tiny tokenizer is trained on it (model/tiny.py).
 JUDGE_INSTRUCTION = (
@@ -48,16 +54,40 @@ class Prompt:
         return self.prefix + self.content + self.suffix
 
 
-def build_prompt(style: PromptStyle, text: str | None, has_image: bool, instruction: str | None = None) -> Prompt:
-    """The prompt of one query or candidate; an image goes before the text."""
-    prefix = f"<|im_start|>system\n{style.system}<|im_end|>\n<|im_start|>user\n"
-    if instruction:
-        prefix += f"{instruction}\n"
-    content = (IMAGE_SLOT if has_image else "") + (text or "")
-    suffix = (f"\n{style.compression}" if style.compression else "") + "<|im_end|>\n<|im_start|>assistant\n"
-    if not content:
+def build_prompt(chat_template_owner, style: PromptStyle, text: str | None, has_image: bool,
+                 instruction: str | None = None) -> Prompt:
+    """The prompt of one query or candidate; an image goes before the text. ``chat_template_owner`` is the
+    model's processor (or tokenizer): its ``apply_chat_template`` renders the turn."""
+    if not text and not has_image:
         raise ValueError("an item needs text or an image")
-    return Prompt(prefix, content, suffix)
+    prefix, slot, suffix = _frame(chat_template_owner, style, has_image, instruction or None)
+    return Prompt(prefix, slot + (text or ""), suffix)
+
+
+_FRAMES: dict[tuple, tuple[str, str, str]] = {}
+
+
+def _frame(owner, style: PromptStyle, has_image: bool, instruction: str | None) -> tuple[str, str, str]:
+    """(prefix, image slot or "", suffix) of the template's rendering, cached per template and settings."""
+    key = (owner.chat_template, style, has_image, instruction)
+    if key not in _FRAMES:
+        parts = [{"type": "text", "text": f"{instruction}\n"}] if instruction else []
+        if has_image:
+            parts += [{"type": "text", "text": _BEFORE_IMAGE}, {"type": "image"}]
+        parts.append({"type": "text", "text": _TEXT})
+        if style.compression:
+            parts.append({"type": "text", "text": f"\n{style.compression}"})
+        rendered = owner.apply_chat_template([{"role": "system", "content": style.system},
+                                              {"role": "user", "content": parts}],
+                                             tokenize=False, add_generation_prompt=True)
+        head, _, suffix = rendered.partition(_TEXT)
+        prefix, _, slot = head.partition(_BEFORE_IMAGE) if has_image else (head, "", "")
+        image_token = getattr(owner, "image_token", None)
+        if rendered.count(_TEXT) != 1 or _BEFORE_IMAGE in suffix or (has_image and image_token not in slot):
+            raise ValueError(f"the chat template does not render an item's image and text in order as one span "
+                             f"(content cannot be masked from the instruction): {rendered!r}")
+        _FRAMES[key] = (prefix, slot, suffix)
+    return _FRAMES[key]
 
 
 def content_mask(prompts: list[Prompt], input_ids: torch.Tensor, attention_mask: torch.Tensor, tokenizer) -> torch.Tensor:

@@ -1,9 +1,10 @@
-"""A Qwen2-style byte-level BPE tokenizer trained offline on a text corpus.
+"""A Qwen2-style byte-level BPE tokenizer trained offline on a text corpus, for one model family.
 
-The tokenizer reproduces the parts of the real Qwen2-VL tokenizer that downstream code relies on:
-Qwen2's pre-tokenizer split regex followed by ByteLevel, NFC normalisation, the Qwen special tokens,
-``pad_token = "<|endoftext|>"``, ``eos_token = "<|im_end|>"`` and the Qwen2-VL-Instruct chat template.
-The judge words ``Yes`` / ``No`` (with and without a leading space) are guaranteed single tokens.
+The tokenizer reproduces the parts of the real Qwen2 tokenizer (the decoder of every family here) that
+downstream code relies on: Qwen2's pre-tokenizer split regex followed by ByteLevel and NFC normalisation;
+the family (:mod:`uniembed.model.families`) gives the special tokens, their names (``image_token``, ...),
+``eos_token`` / ``pad_token`` and the chat template. The judge words ``Yes`` / ``No`` (with and without a
+leading space) are guaranteed single tokens.
 """
 from __future__ import annotations
 
@@ -19,46 +20,7 @@ QWEN2_SPLIT_REGEX = (
     r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
 
-SPECIAL_TOKENS = (
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|vision_pad|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-)
-
-# Named multimodal tokens, exposed as ``tokenizer.image_token`` / ``tokenizer.image_token_id`` etc.
-EXTRA_SPECIAL_TOKENS = {
-    "image_token": "<|image_pad|>",
-    "video_token": "<|video_pad|>",
-    "vision_start_token": "<|vision_start|>",
-    "vision_end_token": "<|vision_end|>",
-}
-
 JUDGE_WORDS = ("Yes", "No", " Yes", " No")
-
-# The chat template shipped with Qwen2-VL-7B-Instruct (chat_template.json).
-QWEN2_VL_CHAT_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
-    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}"
-    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
-    "<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}"
-    "{% set video_count.value = video_count.value + 1 %}"
-    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
-    "<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
-    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
 # Vocabulary slots kept free during training for the merges that make the judge words single tokens.
 _RESERVED_SLOTS = 4 * len(JUDGE_WORDS)
@@ -111,19 +73,25 @@ def assert_single_token(tokenizer, words: Iterable[str]) -> list[int]:
     return ids
 
 
-def train_tokenizer(corpus: Iterable[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
-    """Train a Qwen2-style byte-level BPE on ``corpus``; the result has at most ``vocab_size`` tokens.
+def minimum_vocab_size(family) -> int:
+    """The least ``vocab_size`` a byte-level BPE with ``family``'s special tokens takes."""
+    return len(family.special_tokens) + 256 + _RESERVED_SLOTS
 
-    Special tokens take ids 0-7 (in :data:`SPECIAL_TOKENS` order); the 256 byte symbols follow, so any
-    text is encodable however small the corpus.
+
+def train_tokenizer(corpus: Iterable[str], family, vocab_size: int = 2048) -> PreTrainedTokenizerFast:
+    """Train a Qwen2-style byte-level BPE on ``corpus`` with ``family``'s special tokens and chat template;
+    the result has at most ``vocab_size`` tokens.
+
+    Special tokens take the first ids (in the family's order); the 256 byte symbols follow, so any text is
+    encodable however small the corpus.
     """
-    minimum = len(SPECIAL_TOKENS) + 256 + _RESERVED_SLOTS
+    minimum = minimum_vocab_size(family)
     if vocab_size < minimum:
         raise ValueError(f"vocab_size={vocab_size} is too small: a byte-level BPE needs at least {minimum}")
     backend = _empty_qwen2_bpe()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size - _RESERVED_SLOTS,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=list(family.special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -132,15 +100,15 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 2048) -> PreTrained
 
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        extra_special_tokens=dict(EXTRA_SPECIAL_TOKENS),
-        chat_template=QWEN2_VL_CHAT_TEMPLATE,
+        eos_token=family.eos_token,
+        pad_token=family.pad_token,
+        extra_special_tokens=dict(family.named_tokens),
+        chat_template=family.chat_template,
         model_max_length=32768,
         clean_up_tokenization_spaces=False,
     )
-    # List every Qwen special token in the config; the named ones alone leave out e.g. <|im_start|>.
-    unnamed = [token for token in SPECIAL_TOKENS if token not in (tokenizer.eos_token, tokenizer.pad_token)]
+    # List every special token in the config; the named ones alone leave out e.g. <|im_start|>.
+    unnamed = [token for token in family.special_tokens if token not in (tokenizer.eos_token, tokenizer.pad_token)]
     tokenizer.add_special_tokens({"extra_special_tokens": unnamed})
     if len(tokenizer) > vocab_size:
         raise ValueError(f"trained tokenizer has {len(tokenizer)} tokens, more than vocab_size={vocab_size}")

@@ -1,4 +1,4 @@
-"""Stage ``build_model``: build a tiny Qwen2-VL of the embedded default, offline.
+"""Stage ``build_model``: build the embedded default's tiny model of ``<role>.family``, offline.
 
     python -m uniembed.stages.build_model [--config-dir config] [--stage role judge_model]
 
@@ -26,8 +26,8 @@ def run(cfg):
     if model.build is None:
         raise SystemExit(f"{cfg.stage.role} {model.name!r} is a checkpoint at {model.path}: nothing to build")
     params = OmegaConf.to_container(model.build)
-    path = build_tiny_model(model.path, corpus(params["seed"]), **params)
-    log.info("built %s (%s) at %s", model.name, params["variant"], path)
+    path = build_tiny_model(model.path, corpus(params["seed"]), family_name=model.family, **params)
+    log.info("built %s (%s) at %s", model.name, model.family, path)
     return path
 
 

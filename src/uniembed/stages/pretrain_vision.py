@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from ..artifacts import atomic_path, write_json
 from ..config import stage_config
 from ..model.loading import load_for_generation
+from ..model.families import family_of
 from ..model.processor import load_processor
 from ..model.saving import write_model_files
 from ..vision.pretrain import pretrain_tower
@@ -42,12 +43,12 @@ def run(cfg) -> dict:
     settings = VisionPretrainSettings(**OmegaConf.to_container(section.vision_pretrain, resolve=True))
     torch.manual_seed(settings.seed)
     model, processor = load_for_generation(s.model_dir), load_processor(s.model_dir)
-    visual, images = model.model.visual, processor.image_processor
+    encoder = family_of(model).image_encoder(model, processor.image_processor)
     probes = dict(n_train=settings.probe_train, n_test=settings.probe_test, seed=settings.seed)
-    before = probe_accuracies(visual, images, **probes)
+    before = probe_accuracies(encoder, **probes)
     log.info("linear probes of the built tower: %s", before)
-    trained = pretrain_tower(visual, images, settings, progress=s.progress)
-    after = probe_accuracies(visual, images, **probes)
+    trained = pretrain_tower(encoder, settings, progress=s.progress)
+    after = probe_accuracies(encoder, **probes)
     log.info("linear probes after %d steps (%.0f s): %s", settings.steps, trained["seconds"], after)
     summary = {"settings": OmegaConf.to_container(section.vision_pretrain, resolve=True), "probe_before": before,
                "probe_after": after, **trained, "built_model": str(s.model_dir)}

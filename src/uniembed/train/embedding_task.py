@@ -18,7 +18,7 @@ from ..embed.embedder import Embedder, EmbeddingMode
 from .data import BatchSampler, assemble_batch, load_training_set
 from .distributed import world_info
 from .gradcache import gradcache_step
-from .lora import apply_lora
+from .lora import apply_lora, enable_activation_checkpointing
 from .objectives import Objective, ObjectiveBatch
 from .settings import TrainSettings
 from .temperature import write_final_temperature
@@ -39,11 +39,7 @@ class EmbeddingTask:
         self.embedder = Embedder.from_pretrained(base_model, mode=mode, device=device)
         self.model = apply_lora(self.embedder.model, settings.lora)
         if settings.activation_checkpointing:
-            self.model.enable_input_require_grads()
-            inner = self.model.base_model.model
-            inner.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-            if not inner.is_activation_checkpointing:
-                raise RuntimeError("activation checkpointing was requested but the model did not enable it")
+            enable_activation_checkpointing(self.model)
         self.embedder.model = self.model
         objective.to(self.embedder.device)
         s = objective.settings

@@ -2,7 +2,7 @@
 
 An example is one user turn (ordered text and image parts, rendered with the model's chat
 template, generation prompt added) and the assistant's answer. The loss is the next-token
-cross-entropy of the answer tokens and the closing ``<|im_end|>``; system and user turns and
+cross-entropy of the answer tokens and the family's end-of-turn token (``<|im_end|>`` in ChatML); system and user turns and
 padding are masked (label -100), as in UniME-V2's reranker and U-MARVEL's pointwise reranker
 (next-token CE on "Yes"/"No"). An answer may be several tokens ("a large red circle").
 
@@ -24,17 +24,16 @@ from PIL import Image
 from ..model.chat import ChatExample
 
 IGNORE = -100
-END_OF_TURN = "<|im_end|>"
 
 
-def answer_token_ids(tokenizer, prompt: str, answer: str) -> list[int]:
-    """Token ids of ``answer`` + ``<|im_end|>`` as they follow ``prompt``; ValueError if the prompt's tokens change.
+def answer_token_ids(tokenizer, prompt: str, answer: str, end_of_turn: str) -> list[int]:
+    """Token ids of ``answer`` + ``end_of_turn`` as they follow ``prompt``; ValueError if the prompt's tokens change.
 
-    Both ``prompt`` and ``prompt + answer + <|im_end|>`` are tokenised; the first must be a prefix of the
+    Both ``prompt`` and ``prompt + answer + end_of_turn`` are tokenised; the first must be a prefix of the
     second (tokenisation does not merge across the boundary), and the rest is the answer's labels.
     """
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    full_ids = tokenizer(prompt + answer + END_OF_TURN, add_special_tokens=False)["input_ids"]
+    full_ids = tokenizer(prompt + answer + end_of_turn, add_special_tokens=False)["input_ids"]
     if full_ids[: len(prompt_ids)] != prompt_ids:
         raise ValueError(f"the answer {answer!r} changes the prompt's tokens (they merge across the boundary): "
                          f"prompt ends {tokenizer.convert_ids_to_tokens(prompt_ids[-3:])}, with the answer "
@@ -51,18 +50,19 @@ def _image(path: str) -> Image.Image:
         return image.convert("RGB")
 
 
-def collate(processor, examples: Sequence[ChatExample]) -> dict[str, torch.Tensor]:
+def collate(processor, examples: Sequence[ChatExample], end_of_turn: str) -> dict[str, torch.Tensor]:
     """A left-padded batch: the processor's inputs plus ``labels`` ([batch, seq], -100 outside answers).
 
-    The processor expands each image into its ``<|image_pad|>`` tokens inside the prompt; the answer
-    follows the last image, so its ids are checked to be the last tokens of each row unchanged.
+    The processor expands each image into its image tokens inside the prompt; the answer follows the
+    last image, so its ids are checked to be the last tokens of each row unchanged. ``end_of_turn`` is the
+    model family's (:attr:`uniembed.model.families.base.Family.end_of_turn`).
     """
     tokenizer = processor.tokenizer
     texts, images, answers = [], [], []
     for example in examples:
         prompt, paths = example.render(processor)
-        answers.append(answer_token_ids(tokenizer, prompt, example.answer))
-        texts.append(prompt + example.answer + END_OF_TURN)
+        answers.append(answer_token_ids(tokenizer, prompt, example.answer, end_of_turn))
+        texts.append(prompt + example.answer + end_of_turn)
         images += [_image(path) for path in paths]
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     try:

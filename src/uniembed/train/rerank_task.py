@@ -33,7 +33,8 @@ from ..rerank.examples import count_unusable, group_pairs, ranked_negatives
 from .data import BatchSampler
 from .distributed import world_info
 from .generative import answer_token_losses, collate
-from .lora import apply_lora
+from ..model.families import family_of
+from .lora import apply_lora, enable_activation_checkpointing
 from .objectives.rerank import RerankObjective
 from .settings import TrainSettings
 
@@ -55,10 +56,10 @@ class RerankTask:
         self.processor = load_processor(base_model)
         model = set_bidirectional(load_for_generation(base_model), False).to(device)
         self.model = apply_lora(model, settings.lora)
+        self.end_of_turn = family_of(model).end_of_turn
         self.encoder, self.device = self.model, torch.device(device)
         if settings.activation_checkpointing:
-            self.model.enable_input_require_grads()
-            self.model.base_model.model.gradient_checkpointing_enable({"use_reentrant": False})
+            enable_activation_checkpointing(self.model)
         self.objective = objective
         queries = read_parquet(self.curated_dir / "queries.parquet", QUERIES)
         train = queries.filter(pc.equal(queries["split"], "train"))       # never a test query, whatever the table holds
@@ -88,7 +89,7 @@ class RerankTask:
         return examples[rank * self.local_size * per_query:(rank + 1) * self.local_size * per_query]
 
     def step(self, examples, objective: RerankObjective, backend, settings: TrainSettings) -> tuple[torch.Tensor, int]:
-        batch = {k: v.to(self.device) for k, v in collate(self.processor, examples).items()}
+        batch = {k: v.to(self.device) for k, v in collate(self.processor, examples, self.end_of_turn).items()}
         row_sums, lengths = answer_token_losses(self.encoder, batch)
         loss = objective.combine([e.kind for e in examples], row_sums, lengths)
         backend.backward(loss)

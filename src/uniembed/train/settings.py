@@ -19,9 +19,6 @@ from typing import Annotated, Any
 
 from ..ranges import Range
 
-LORA_TARGET = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
-
-
 @dataclass
 class OptimizerSettings:
     """AdamW with a warmup + decay schedule (any transformers scheduler name) and gradient clipping."""
@@ -34,11 +31,12 @@ class OptimizerSettings:
 
 @dataclass
 class LoraSettings:
-    """LoRA on the language model only (the regex never matches the vision tower)."""
+    """LoRA on the decoder only; ``target`` None is the model family's pattern (its attention and MLP
+    projections, :attr:`uniembed.model.families.base.Family.lora_target`), a regex replaces it."""
     r: Annotated[int, Range(ge=1)] = 8
     alpha: Annotated[int, Range(gt=0)] = 16
     dropout: Annotated[float, Range(ge=0, lt=1)] = 0.0
-    target: str = LORA_TARGET
+    target: str | None = None
 
 
 @dataclass

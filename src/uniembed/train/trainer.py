@@ -16,9 +16,9 @@ from .embedding_task import EmbeddingTask
 from .objectives import make_objective, objective_task
 from .rerank_task import RerankTask
 from .objectives.base import global_order as _global_order
-from .settings import LORA_TARGET, LoraSettings, OptimizerSettings, TrainSettings
+from .settings import LoraSettings, OptimizerSettings, TrainSettings
 
-__all__ = ["LORA_TARGET", "LoraSettings", "OptimizerSettings", "TrainSettings", "build_optimizer",
+__all__ = ["LoraSettings", "OptimizerSettings", "TrainSettings", "build_optimizer",
            "train_contrastive", "train_reranker", "_global_order"]
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,7 +29,9 @@ from tqdm import tqdm
 from ..data.synthetic.world import ALL_OBJECTS, caption, partial_caption
 from .renderings import draw_renderings, rendering_stream
 from .settings import VisionPretrainSettings
-from .tower import tower_tokens
+
+if TYPE_CHECKING:
+    from ..model.families import ImageEncoder
 
 
 class CaptionEncoder(nn.Module):
@@ -60,14 +63,15 @@ def clip_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-def pretrain_tower(visual, image_processor, settings: VisionPretrainSettings, progress: bool = True) -> dict:
-    """Train ``visual`` (in place) with :func:`clip_loss`; the loss history and the wall time."""
+def pretrain_tower(encoder: ImageEncoder, settings: VisionPretrainSettings, progress: bool = True) -> dict:
+    """Train ``encoder.module`` (the model's tower, in place) with :func:`clip_loss`; the loss history and the
+    wall time. ``encoder`` is the model family's image path (:meth:`uniembed.model.families.base.Family.image_encoder`)."""
     torch.manual_seed(settings.seed)
     rng = rendering_stream(settings.seed, "pretrain")
-    hidden = visual.merger.mlp[-1].out_features
+    visual = encoder.module
     with torch.no_grad():
-        tokens = tower_tokens(visual, image_processor, [r.image for r in draw_renderings(rng, 1)]).shape[1]
-    project = nn.Linear(tokens * hidden, settings.projection_dim)
+        width = encoder([r.image for r in draw_renderings(rng, 1)]).flatten(1).shape[1]
+    project = nn.Linear(width, settings.projection_dim)
     text = CaptionEncoder(settings.projection_dim)
     logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / settings.temperature)))
     params = [*visual.parameters(), *project.parameters(), *text.parameters(), logit_scale]
@@ -79,7 +83,7 @@ def pretrain_tower(visual, image_processor, settings: VisionPretrainSettings, pr
     bar = tqdm(range(settings.steps), desc="vision pretraining", disable=not progress)
     for step in bar:
         batch = draw_renderings(rng, settings.batch_size, settings.crop_share)
-        image = project(tower_tokens(visual, image_processor, [r.image for r in batch]).flatten(1))
+        image = project(encoder([r.image for r in batch]).flatten(1))
         captions = [r.caption for r in batch]
         loss = clip_loss(image, text(captions), logit_scale, captions)
         optimizer.zero_grad()

