@@ -73,7 +73,13 @@ def test_head_sizes_vllm_cannot_serve_are_refused(corpus, hidden, heads):
 
 def test_default_sizes_have_a_servable_head_size(tiny_model_dir):
     text = json.loads((tiny_model_dir / "config.json").read_text())["text_config"]
-    assert text["hidden_size"] // text["num_attention_heads"] in VLLM_HEAD_SIZES
+    head = text["hidden_size"] // text["num_attention_heads"]
+    assert head in VLLM_HEAD_SIZES
+    # a family with an explicit head_dim (Qwen3-VL) must save it: its default (128) would not match the
+    # M-RoPE sections, which vLLM asserts at engine start
+    from transformers import AutoConfig
+
+    assert getattr(AutoConfig.from_pretrained(tiny_model_dir).get_text_config(), "head_dim", head) == head
 
 
 def test_judge_prompt_words_are_whole_tokens(corpus, tmp_path):

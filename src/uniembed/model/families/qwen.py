@@ -86,7 +86,7 @@ class QwenVLFamily(Family):
                     rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0,
                                      "mrope_section": mrope_section(head), **extra.pop("rope", {})},
                     initializer_range=init_std, bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
-                    pad_token_id=tokenizer.pad_token_id, **extra)
+                    pad_token_id=tokenizer.pad_token_id, **({"head_dim": head} if head_dim else {}), **extra)
 
     def vision_config(self, *, vision_depth=2, vision_embed_dim=32, vision_init_std=0.02) -> dict:
         if vision_embed_dim % self.vision_head_dim:
