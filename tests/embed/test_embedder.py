@@ -91,16 +91,26 @@ def test_the_prompt_is_the_chat_templates_rendering_split_at_the_content(tiny_qw
         build_prompt(processor, style, None, False)
 
 
-def test_a_template_that_reorders_the_parts_is_refused(tiny_qwen2vl):
-    """A template rendering images before every text part (LLaVA-style) leaves no single content span."""
+def test_a_template_that_renders_images_first_gives_two_content_pieces(tiny_qwen2vl):
+    """A template rendering the image before every text part (LLaVA-OneVision's) puts the instruction between
+    the image and the text: the content is two pieces, and the mask leaves the instruction out."""
     processor = load_processor(tiny_qwen2vl)
     processor.chat_template = (
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['content'] is string %}{{ m['content'] }}"
         "{% else %}{% for c in m['content'] if c['type'] == 'image' %}<|image_pad|>{% endfor %}"
-        "{% for c in m['content'] if c['type'] == 'text' %}{{ c['text'] }}{% endfor %}{% endif %}<|im_end|>\n"
+        "{% for c in m['content'] if c['type'] == 'text' %}{{ '\\n' + c['text'] }}{% endfor %}{% endif %}<|im_end|>\n"
         "{% endfor %}<|im_start|>assistant\n")
-    with pytest.raises(ValueError, match="does not render an item's image and text in order"):
-        build_prompt(processor, PromptStyle(), "text", True, "Instr.")
+    prompt = build_prompt(processor, PromptStyle(), "a red circle", True, "Find it.", separator="")
+    assert [piece for piece, is_content in prompt.pieces if is_content] == ["<|image_pad|>", "a red circle"]
+    assert "\nFind it.\n" in [piece for piece, is_content in prompt.pieces if not is_content][1]
+    image = Image.new("RGB", (56, 56), "red")
+    batch = processor(text=[prompt.text], images=[image], return_tensors="pt")
+    mask = content_mask([prompt], batch["input_ids"], batch["attention_mask"], processor.tokenizer, "<|image_pad|>")
+    tokens = processor.tokenizer.convert_ids_to_tokens(batch["input_ids"][0][mask[0]].tolist())
+    assert tokens.count("<|image_pad|>") == 4 and "".join(tokens[4:]).replace("Ġ", " ") == "a red circle"
+    processor.chat_template = processor.chat_template.replace("{% endfor %}{% endif %}", "{{ m['content'][-1]['text'] }}{% endfor %}{% endif %}")
+    with pytest.raises(ValueError, match="renders the item's text 3 times"):
+        build_prompt(processor, PromptStyle(), "text", True, "Other.")
 
 
 def test_content_mask_rejects_merged_boundaries(tiny_qwen2vl):
@@ -109,7 +119,7 @@ def test_content_mask_rejects_merged_boundaries(tiny_qwen2vl):
     broken = batch["input_ids"].clone()
     broken[0, 0] = broken[0, 1]
     with pytest.raises(ValueError, match="boundary"):
-        content_mask(prompts, broken, batch["attention_mask"], emb.processor.tokenizer)
+        content_mask(prompts, broken, batch["attention_mask"], emb.processor.tokenizer, emb.processor.image_token)
 
 
 def test_bad_mode_and_empty_input(tiny_qwen2vl):

@@ -60,7 +60,7 @@ def test_pooling_reads_the_final_norm_hidden_state(tiny_family_model, items, mod
     prompts, batch = embedder.tokenize(items)
     if mode.pooling == "mean":
         expected = mean_pool(by_hand, content_mask(prompts, batch["input_ids"], batch["attention_mask"],
-                                                   embedder.processor.tokenizer))
+                                                   embedder.processor.tokenizer, embedder.processor.image_token))
     else:
         expected = last_token_pool(by_hand, batch["attention_mask"])
     assert torch.allclose(pooled, expected, atol=1e-5)

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from ..model.families import family_of
 from ..model.loading import load_for_embedding, set_bidirectional
 from ..model.pooling import last_token_pool, mean_pool
 from ..model.processor import load_processor
@@ -65,6 +66,7 @@ class Embedder:
         self.mode, self.processor, self.device = mode, processor, _device(device)
         self.style = PromptStyle(system=mode.system, compression=mode.compression)
         set_bidirectional(model, mode.attention == "bidirectional")
+        self.separator = family_of(model).instruction_separator
         self.model = model.to(self.device)
 
     @classmethod
@@ -76,7 +78,8 @@ class Embedder:
         return cls(model, load_processor(path), mode, device=str(dev))
 
     def tokenize(self, items: Sequence[EmbedItem]):
-        prompts = [build_prompt(self.processor, self.style, it.text, bool(it.image_path), it.instruction) for it in items]
+        prompts = [build_prompt(self.processor, self.style, it.text, bool(it.image_path), it.instruction,
+                                self.separator) for it in items]
         images = [_load_image(it.image_path) for it in items if it.image_path]
         batch = self.processor(text=[p.text for p in prompts], images=images or None, padding=True, return_tensors="pt")
         return prompts, batch.to(self.device)
@@ -86,7 +89,8 @@ class Embedder:
         prompts, batch = self.tokenize(items)
         hidden = self.model(**batch, use_cache=False).last_hidden_state
         if self.mode.pooling == "mean":
-            mask = content_mask(prompts, batch["input_ids"], batch["attention_mask"], self.processor.tokenizer)
+            mask = content_mask(prompts, batch["input_ids"], batch["attention_mask"], self.processor.tokenizer,
+                                self.processor.image_token)
             emb = mean_pool(hidden, mask)
         else:
             emb = last_token_pool(hidden, batch["attention_mask"])

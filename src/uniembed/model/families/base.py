@@ -68,6 +68,7 @@ class Family:
     eos_token: ClassVar[str]
     pad_token: ClassVar[str]
     end_of_turn: ClassVar[str]              # what closes an assistant answer (generative training labels it)
+    instruction_separator: ClassVar[str] = "\n"   # after an embedding prompt's instruction (uniembed.model.prompts)
     chat_template: ClassVar[str]
     image_token: ClassVar[str]              # the placeholder the processor expands per image
     vision_modules: ClassVar[tuple[str, ...]]   # submodule names kept frozen (tower, merger / projector)
