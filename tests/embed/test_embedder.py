@@ -52,10 +52,18 @@ def test_mean_pooling_masks_the_instruction_and_matches_a_direct_computation(tin
         hidden = emb.model(**batch).last_hidden_state[0]
     ids = batch["input_ids"][0].tolist()
     tok = emb.processor.tokenizer
+    image_id = tok.convert_tokens_to_ids(emb.processor.image_token)
     n_prefix = len(tok(prompts[0].prefix, add_special_tokens=False)["input_ids"])
     n_suffix = len(tok(prompts[0].suffix, add_special_tokens=False)["input_ids"])
-    expected = hidden[n_prefix: len(ids) - n_suffix].mean(dim=0)
-    assert tok.convert_tokens_to_ids(emb.processor.image_token) in ids[n_prefix: len(ids) - n_suffix]
+    if len(prompts[0].spans) == 1:      # Qwen-VL: one span between the frame's prefix and suffix
+        positions = list(range(n_prefix, len(ids) - n_suffix))
+    else:                               # images first (LLaVA-OneVision): the image tokens and the text's own tokens
+        n_text = len(tok(item.text, add_special_tokens=False)["input_ids"])
+        positions = [i for i, t in enumerate(ids) if t == image_id] + list(range(len(ids) - n_suffix - n_text,
+                                                                                 len(ids) - n_suffix))
+        assert tok.decode([ids[i] for i in positions[-n_text:]]) == item.text
+    expected = hidden[positions].mean(dim=0)
+    assert image_id in [ids[i] for i in positions]
     np.testing.assert_allclose(emb.encode([item])[0], expected.numpy(), atol=1e-5)
     # the instruction does influence the content tokens through attention, but is not averaged
     other = emb.encode([EmbedItem(item.text, item.image_path, "A different instruction.")])[0]

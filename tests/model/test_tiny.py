@@ -53,7 +53,7 @@ def test_reload_gives_identical_logits(tiny_model_dir, offline):
     processor = load_processor(tiny_model_dir)
     chosen = family_of_dir(tiny_model_dir)
     assert type(processor) is chosen.processor_class
-    before = init_tiny_model(tiny_config(processor.tokenizer, family_name=chosen.model_type), seed=0)
+    before = init_tiny_model(tiny_config(processor, family_name=chosen.model_type), seed=0)
     after = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, local_files_only=True).eval()
     assert type(after) is type(before)
     batch = _mixed_batch(processor)
@@ -61,14 +61,20 @@ def test_reload_gives_identical_logits(tiny_model_dir, offline):
         assert torch.equal(before(**batch).logits, after(**batch).logits)
 
 
-def test_mixed_batch_runs_and_56px_image_is_four_tokens(tiny_model_dir):
+#: decoder tokens of a 56x56 image: Qwen-VL merges 2x2 patches (4); LLaVA-OneVision's anyres gives the base
+#: tile's 16, the best grid's 16 and a newline per row (36)
+TOKENS_56PX = {"qwen2_vl": 4, "qwen2_5_vl": 4, "qwen3_vl": 4, "llava_onevision": 36}
+
+
+def test_mixed_batch_runs_and_56px_image_is_the_familys_token_count(tiny_model_dir):
     processor = load_processor(tiny_model_dir)
     batch = _mixed_batch(processor)
-    assert {"mm_token_type_ids", "image_grid_thw", "pixel_values"} <= set(batch)
-    assert batch["image_grid_thw"].tolist() == [[1, 4, 4], [1, 4, 4]]
-    assert batch["pixel_values"].shape[0] == 2 * 16
-    pads = (batch["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")).sum(dim=1)
-    assert pads.tolist() == [0, 4, 4]
+    chosen = family_of_dir(tiny_model_dir)
+    if "image_grid_thw" in batch:     # the Qwen-VL families
+        assert batch["image_grid_thw"].tolist() == [[1, 4, 4], [1, 4, 4]]
+        assert batch["pixel_values"].shape[0] == 2 * 16
+    pads = (batch["input_ids"] == processor.tokenizer.convert_tokens_to_ids(chosen.image_token)).sum(dim=1)
+    assert pads.tolist() == [0, TOKENS_56PX[chosen.model_type], TOKENS_56PX[chosen.model_type]]
     model = load_for_generation(tiny_model_dir)
     with torch.no_grad():
         logits = model(**batch).logits
@@ -103,12 +109,11 @@ def test_chat_template_and_judge_words(tiny_model_dir):
     tokenizer = load_processor(tiny_model_dir).tokenizer
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Is it red?"}]}]
     rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    default_system = ("" if family_of_dir(tiny_model_dir).model_type == "qwen3_vl"   # Qwen3-VL adds no system turn
-                      else "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n")
-    assert rendered == default_system + (
-        "<|im_start|>user\n"
-        "<|vision_start|><|image_pad|><|vision_end|>Is it red?<|im_end|>\n<|im_start|>assistant\n"
-    )
+    default_system = ("" if family_of_dir(tiny_model_dir).model_type in ("qwen3_vl", "llava_onevision")
+                      else "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n")   # only Qwen2(.5)-VL add one
+    turn = ("<image>\nIs it red?" if family_of_dir(tiny_model_dir).model_type == "llava_onevision"   # images first
+            else "<|vision_start|><|image_pad|><|vision_end|>Is it red?")
+    assert rendered == default_system + f"<|im_start|>user\n{turn}<|im_end|>\n<|im_start|>assistant\n"
     assert (tokenizer.pad_token, tokenizer.eos_token) == ("<|endoftext|>", "<|im_end|>")
     assert len(set(assert_single_token(tokenizer, JUDGE_WORDS))) == 4
     with pytest.raises(ValueError, match="'hippopotamus' is not a single token"):

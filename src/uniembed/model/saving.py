@@ -27,22 +27,34 @@ CHECKPOINT_FILES = (
 )
 
 
-def _pixel_bounds(image_config: dict) -> tuple[int, int]:
-    size = image_config.get("size") or {}
-    return (int(size.get("shortest_edge", image_config.get("min_pixels"))),
-            int(size.get("longest_edge", image_config.get("max_pixels"))))
-
-
 def write_companion_files(directory: str | os.PathLike, processor) -> None:
     """Add the files a downloaded checkpoint has beyond what ``save_pretrained`` writes (see module doc)."""
     directory = Path(directory)
     image_config = processor.image_processor.to_dict()
     image_config.pop("processor_class", None)
-    files = {**family_of_dir(directory).processor_files(image_config, *_pixel_bounds(image_config)),
+    files = {**family_of_dir(directory).processor_files(image_config),
              "chat_template.json": {"chat_template": processor.chat_template}}
     for name, content in files.items():
         (directory / name).write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
     processor.tokenizer.backend_tokenizer.model.save(str(directory))  # vocab.json + merges.txt
+
+
+def _released_key_names(directory: Path, prefixes) -> None:
+    if not prefixes:
+        return
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = directory / "model.safetensors"
+    with safe_open(str(path), framework="pt") as handle:
+        metadata, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+    renamed = {}
+    for key, tensor in tensors.items():
+        for old, new in prefixes:
+            if key.startswith(old) and not key.startswith(new):
+                key = new + key[len(old):]
+        renamed[key] = tensor
+    save_file(renamed, str(path), metadata=metadata)
 
 
 def missing_checkpoint_files(directory: str | os.PathLike) -> list[str]:
@@ -59,8 +71,10 @@ def save_model_dir(model, processor, output_dir: str | os.PathLike) -> Path:
 
 
 def write_model_files(model, processor, directory: str | os.PathLike) -> None:
-    """Write a complete model directory into ``directory`` (not atomic; :func:`save_model_dir` is)."""
+    """Write a complete model directory into ``directory`` (not atomic; :func:`save_model_dir` is), its weight
+    names spelled as the family's released checkpoints spell them."""
     model.save_pretrained(directory)
+    _released_key_names(Path(directory), family_of_dir(directory).released_key_prefixes)
     processor.save_pretrained(directory)
     write_companion_files(directory, processor)
     missing = missing_checkpoint_files(directory)

@@ -28,12 +28,12 @@ def prompt_corpus() -> list[str]:
     return ["system", "user", "assistant", PromptStyle.system, JUDGE_INSTRUCTION, DESCRIBE]
 
 
-def tiny_config(tokenizer, *, family_name: str, **sizes):
+def tiny_config(processor, *, family_name: str, **sizes):
     """The family's config at toy sizes (``sizes``: hidden_size, num_layers, num_heads, num_kv_heads,
     intermediate_size, vision_depth, vision_embed_dim, vocab_size, init_std, vision_init_std), special-token
-    ids from ``tokenizer``. The text head size ``hidden_size / num_heads`` must be one vLLM serves; input and
+    ids from ``processor.tokenizer``. The text head size ``hidden_size / num_heads`` must be one vLLM serves; input and
     output embeddings are not tied (as in the 7B checkpoints)."""
-    return family(family_name).tiny_config(tokenizer, **sizes)
+    return family(family_name).tiny_config(processor, **sizes)
 
 
 def init_tiny_model(config, seed: int = 0):
@@ -64,7 +64,7 @@ def build_tiny_model(
     chosen: Family = family(family_name)
     tokenizer = train_tokenizer([*corpus, *prompt_corpus()], chosen, vocab_size=vocab_size)
     processor = chosen.build_processor(tokenizer, min_pixels=image_min_pixels, max_pixels=image_max_pixels)
-    config = chosen.tiny_config(tokenizer, vocab_size=vocab_size, **sizes)
+    config = chosen.tiny_config(processor, vocab_size=vocab_size, **sizes)
     model = init_tiny_model(config, seed)
     model.generation_config = GenerationConfig(
         bos_token_id=config.text_config.bos_token_id,

