@@ -84,3 +84,21 @@ def test_no_two_packages_import_each_other_even_through_others():
 
     loops = sorted((a, b) for a in edges for b in reachable(a) if a < b and a in reachable(b))
     assert not loops, f"import loops between packages: {loops}"
+
+
+def test_no_module_outside_the_families_names_a_family():
+    """Family knowledge lives in uniembed/model/families/: no other module imports a family's module or holds a
+    family's model_type as a string (adding a family is one module)."""
+    from uniembed.model.families import families
+
+    names = set(families())
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.is_relative_to(SRC / "model" / "families"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+                offenders.append(f"{path.relative_to(SRC)}:{node.lineno} {node.value!r}")
+            if isinstance(node, ast.ImportFrom) and any(f"families.{n}" in (node.module or "") for n in names | {"qwen"}):
+                offenders.append(f"{path.relative_to(SRC)}:{node.lineno} imports {node.module}")
+    assert not offenders, offenders
