@@ -39,7 +39,8 @@ def test_trains_every_weight_and_saves_a_complete_model(tmp_path, small_world, t
     assert load_for_generation(out / "model").config.model_type == "qwen2_vl"
     assert list((tmp_path / "full" / "tb").glob("events.out.tfevents.*"))
     assert list((tmp_path / "full" / "ckpt").glob(f"*/{FINISHED}"))
-    assert {"loss", "lr", "examples_per_s"} <= set(summary["history"][0])
+    assert {"loss", "lr", "items_per_s"} <= set(summary["history"][0])
+    assert any(key.startswith("loss_") for key in summary["history"][0])   # each example kind's loss, logged
 
 
 def test_freeze_vision_keeps_the_tower_and_trains_the_language_model(tmp_path, small_world, tiny_qwen2vl):

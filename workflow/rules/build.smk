@@ -82,7 +82,7 @@ for _role, _prefix in MODEL_ROLES.items():
                 # the world (the generator's settings, through the input too) and the sources it curates
                 settings=rule_settings(f"{_role}.instruct", "data.generator", "data.validate_images", "recipe.device",
                                        *(f"data.sources.{source}" for source in INSTRUCT_SOURCES[_role])),
-                code=code_version("instruct", "train.generative", "model", "data", "stages.curate", "stages.instruct"),
+                code=code_version("instruct", "train", "model", "data", "stages.curate", "stages.instruct"),
                 role=_role,
                 checkpoint_dir=f"{RESOURCES}/checkpoints/{Path(_steps['instruct']).name}",
                 log_dir=f"{RESOURCES}/tensorboard/{Path(_steps['instruct']).name}",

@@ -9,28 +9,23 @@ its non-matches, all asked the judge's question) and the listwise term :func:`gr
 their Yes/No margins; the groups' answer tokens join the answer-token loss. With ``world`` settings it
 adds ``world.groups`` groups of fresh questions from the world's rules (:mod:`.world`) the same way.
 
-Resumable exactly as the contrastive trainer (:mod:`uniembed.train.checkpoint`): checkpoints of
-the weights, optimizer, scheduler, every RNG and the sampler position under
-``checkpoint_dir/<run fingerprint>/`` (settings, base model weights, data, code version); a
-rerun of a killed job resumes bit-exact, a finished run (marked) trains again from the start.
-The result is ``out_dir/model`` (model + processor + the files a downloaded checkpoint has,
-:mod:`uniembed.model.saving`) and ``out_dir/training_summary.json``, written atomically together.
+A task of the one trainer core (:func:`uniembed.train.core.run_training`), like the embedding and reranker
+tasks: the core owns the optimiser and schedule, the run fingerprint and its checkpoints (weights, optimizer,
+scheduler, every RNG and the sampler position under ``checkpoint_dir/<fingerprint>/``: a rerun of a killed job
+resumes bit-exact, a finished run trains again), TensorBoard, the progress bar and the final save. The result
+is ``out_dir/model`` (model + processor + the files a downloaded checkpoint has, :mod:`uniembed.model.saving`)
+and ``out_dir/training_summary.json``, written atomically together.
 """
 from __future__ import annotations
 
-import hashlib
-import json
+import dataclasses
 import logging
 import tempfile
-import time
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
-from transformers import get_scheduler
 
 from ..artifacts import atomic_path, write_json
 from ..embed.cache import file_digest, fingerprint_model_dir
@@ -40,10 +35,11 @@ from ..model.loading import load_for_generation, set_bidirectional
 from ..model.processor import load_processor
 from ..model.saving import write_model_files
 from ..provenance import code_version
-from ..train.checkpoint import (discard_if_finished, load_latest, mark_finished, restore, save_checkpoint,
-                                trainable_state)
+from ..train.core import run_training
 from ..train.data import BatchSampler
 from ..train.generative import answer_forward, collate
+from ..train.objectives.base import TrainingObjective
+from ..train.settings import OptimizerSettings, TrainSettings
 from .data import group_queries, load_instruct_data, make_example, make_group, plan_entries
 from .settings import InstructSettings
 from .world import WorldQuestions
@@ -64,119 +60,132 @@ def data_fingerprint(curated_dir: Path, sources) -> dict:
                      if (curated_dir / source / name).is_file()} for source in sources}
 
 
+def train_settings(settings: InstructSettings) -> TrainSettings:
+    """The core's settings of an instruct run (no LoRA: every weight not frozen trains)."""
+    return TrainSettings(max_steps=settings.max_steps, batch_size=settings.batch_size,
+                         optimizer=OptimizerSettings(lr=settings.lr, weight_decay=settings.weight_decay,
+                                                     warmup_steps=settings.warmup_steps, schedule=settings.schedule,
+                                                     max_grad_norm=settings.max_grad_norm),
+                         objective={"name": InstructObjective.name}, seed=settings.seed,
+                         save_every=settings.save_every, log_every=settings.log_every)
+
+
 def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_dir, checkpoint_dir, log_dir,
                    device: str = "auto", progress: bool = True, stop_after: int | None = None) -> dict:
     """Train ``base_model`` into an instruct model on ``curated_dir/<source>`` train records; save to ``out_dir``.
 
     ``stop_after`` ends this process's loop after that many steps (to test resume).
     """
-    curated_dir, dev = Path(curated_dir), _device(device)
-    torch.manual_seed(settings.seed)
-    processor = load_processor(base_model)
-    model = set_bidirectional(load_for_generation(base_model), False).to(dev).train()
-    family = family_of(model)
-    if settings.freeze_vision:
-        frozen = set(family.frozen_parameters(model))
-        for name, parameter in model.named_parameters():
-            if name in frozen:
-                parameter.requires_grad_(False)
-    data = load_instruct_data({source: curated_dir / source for source in settings.sources})
-    entries = plan_entries(data, settings.mix)
-    log.info("instruct data: %d train queries of %s, %d candidates; %d examples per epoch %s",
-             len(data.queries), settings.sources, len(data.candidates), len(entries),
-             dict(Counter(kind for kind, _, _ in entries)))
-    sampler = BatchSampler(len(entries), settings.batch_size, settings.seed)
-    yes_id, no_id = yes_no_token_ids(processor.tokenizer)
-    grouped = group_queries(data) if settings.group is not None else []
-    if settings.group is not None and len(grouped) < settings.group.queries:
-        raise ValueError(f"model.instruct.group.queries={settings.group.queries}, but only {len(grouped)} train "
-                         "queries have a non-matching candidate to build a group from")
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = get_scheduler(settings.schedule, optimizer, settings.warmup_steps, settings.max_steps)
-    fingerprint = {"settings": asdict(settings),
-                   "code": code_version("instruct", "train.generative", "model", "data.synthetic"),
-                   "base_model": fingerprint_model_dir(base_model, full=True),
-                   "data": data_fingerprint(curated_dir, settings.sources), "device_type": dev.type}
-    key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
-    checkpoint_dir = Path(checkpoint_dir) / key
-    if discard_if_finished(checkpoint_dir):
-        log.info("%s holds a finished run: training again from the start", checkpoint_dir)
-    step, history = 0, []
-    state = load_latest(checkpoint_dir, fingerprint)
-    if state is not None:
-        restore(state, model, optimizer, scheduler, {})
-        sampler.load_state(state["sampler"])
-        step, history = state["step"], state["history"]
-        log.info("resumed from %s at step %d", checkpoint_dir, step)
-    from torch.utils.tensorboard import SummaryWriter
+    task = InstructTask(settings, base_model=base_model, curated_dir=curated_dir, device=device)
+    objective = InstructObjective(settings, *yes_no_token_ids(task.processor.tokenizer))
+    try:
+        return run_training(task, objective, train_settings(settings), out_dir=out_dir, checkpoint_dir=checkpoint_dir,
+                            log_dir=log_dir, progress=progress, stop_after=stop_after)
+    finally:
+        task.close()
 
-    writer = SummaryWriter(str(log_dir))
-    bar = tqdm(total=settings.max_steps, initial=step, desc="instruct", unit="step", disable=not progress,
-               mininterval=1.0)
-    steps_this_run = 0
-    scratch = tempfile.TemporaryDirectory(prefix="instruct-world-") if settings.world is not None else None
-    world = WorldQuestions(scratch.name) if scratch is not None else None
-    while step < settings.max_steps and (stop_after is None or steps_this_run < stop_after):
-        start = time.perf_counter()
-        indices, rng = sampler.next()
-        examples = [make_example(data, entries[i], rng) for i in indices]
-        listwise_terms = []   # (name, settings, rows): each group kind's rows follow the previous kind's
-        if settings.group is not None:
-            rows = [example for index in rng.choice(grouped, settings.group.queries, replace=False)
-                    for example in make_group(data, int(index), rng, settings.group)]
-            listwise_terms.append(("group", settings.group, rows))
-        if world is not None:
-            rows = [example for g in range(settings.world.groups)
-                    for example in world.group(rng, settings.world.negatives, f"{step}-{g}")]
-            listwise_terms.append(("world", settings.world, rows))
-        examples += [example for _, _, rows in listwise_terms for example in rows]
-        batch = {k: v.to(dev) for k, v in collate(processor, examples, family.end_of_turn).items()}
-        row_sums, lengths, first = answer_forward(model, batch)
+
+class InstructObjective(TrainingObjective):
+    """Answer-token cross-entropy over every example, plus each listwise term (``group``, ``world``) with its
+    weight over its rows' Yes/No margins (:func:`group_loss`); logs each part and each example kind's loss."""
+
+    name = "instruct"
+    task = "instruct"
+
+    def __init__(self, settings: InstructSettings, yes_id: int, no_id: int):
+        super().__init__(settings)
+        self.yes_id, self.no_id = yes_id, no_id
+
+    def combine(self, examples, row_sums, lengths, first, listwise_terms) -> torch.Tensor:
         loss = row_sums.sum() / lengths.sum()
         parts = {"loss_answers": float(loss.detach())} if listwise_terms else {}
-        offset = len(indices)
+        offset = len(examples) - sum(len(rows) for _, _, rows in listwise_terms)
         for name, term, rows in listwise_terms:
-            listwise = group_loss(first[offset:offset + len(rows)], yes_id, no_id, term.negatives + 1)
+            listwise = group_loss(first[offset:offset + len(rows)], self.yes_id, self.no_id, term.negatives + 1)
             parts[f"loss_{name}"] = float(listwise.detach())
             loss = loss + term.weight * listwise
             offset += len(rows)
-        per_row = row_sums.detach() / lengths
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step, steps_this_run = step + 1, steps_this_run + 1
-        record = {"step": step, "loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0],
-                  "examples_per_s": len(examples) / (time.perf_counter() - start),
-                  **parts, **_loss_by_kind(examples, per_row)}
-        history.append(record)
-        bar.update(1)
-        bar.set_postfix(loss=f"{record['loss']:.3f}")
-        if step % settings.log_every == 0 or step == settings.max_steps:
-            for name, value in record.items():
-                if name != "step":
-                    writer.add_scalar(f"instruct/{name}", value, step)
-        if step % settings.save_every == 0 or step == settings.max_steps:
-            save_checkpoint(checkpoint_dir, step, {
-                "fingerprint": fingerprint, "sampler": sampler.state(), "history": history,
-                "trainable": trainable_state(model), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict()})
-    bar.close()
-    writer.close()
-    if scratch is not None:
-        scratch.cleanup()
-    if step < settings.max_steps:
-        return {"finished": False, "step": step}
-    summary = {"finished": True, "step": step, "history": history, "sources": list(settings.sources),
-               "train_queries": len(data.queries), "examples_per_epoch": len(entries),
-               "epochs": step * settings.batch_size / len(entries)}
-    with atomic_path(out_dir, directory=True, manifest=True) as tmp:
-        write_model_files(model.eval(), processor, tmp / "model")
-        write_json(summary, tmp / "training_summary.json")
-    mark_finished(checkpoint_dir)
-    return summary
+        self.parts = {**parts, **_loss_by_kind(examples, row_sums.detach() / lengths)}
+        return loss
+
+
+class InstructTask:
+    """The generative model (every weight trains but a frozen tower), its processor and the instruct data."""
+
+    def __init__(self, settings: InstructSettings, *, base_model, curated_dir, device: str = "auto"):
+        self.settings, self.base_model, self.curated_dir = settings, Path(base_model), Path(curated_dir)
+        self.device = _device(device)
+        torch.manual_seed(settings.seed)
+        self.processor = load_processor(base_model)
+        self.model = set_bidirectional(load_for_generation(base_model), False).to(self.device).train()
+        family = family_of(self.model)
+        self.end_of_turn = family.end_of_turn
+        if settings.freeze_vision:
+            frozen = set(family.frozen_parameters(self.model))
+            for name, parameter in self.model.named_parameters():
+                if name in frozen:
+                    parameter.requires_grad_(False)
+        self.encoder = self.model
+        self.data = load_instruct_data({source: self.curated_dir / source for source in settings.sources})
+        self.entries = plan_entries(self.data, settings.mix)
+        log.info("instruct data: %d train queries of %s, %d candidates; %d examples per epoch %s",
+                 len(self.data.queries), settings.sources, len(self.data.candidates), len(self.entries),
+                 dict(Counter(kind for kind, _, _ in self.entries)))
+        self.sampler = BatchSampler(len(self.entries), settings.batch_size, settings.seed)
+        self.grouped = group_queries(self.data) if settings.group is not None else []
+        if settings.group is not None and len(self.grouped) < settings.group.queries:
+            raise ValueError(f"model.instruct.group.queries={settings.group.queries}, but only {len(self.grouped)} "
+                             "train queries have a non-matching candidate to build a group from")
+        self.scratch = tempfile.TemporaryDirectory(prefix="instruct-world-") if settings.world is not None else None
+        self.world = WorldQuestions(self.scratch.name) if self.scratch is not None else None
+
+    def fingerprint(self) -> dict:
+        return {"task": "instruct", "code_instruct": code_version("instruct", "data.synthetic"),
+                "base_model": fingerprint_model_dir(self.base_model, full=True),
+                "data": data_fingerprint(self.curated_dir, self.settings.sources), "device_type": self.device.type}
+
+    def attach(self, encoder) -> None:
+        self.encoder = encoder
+
+    def next_batch(self):
+        """(examples, listwise terms): the sampled entries, then each listwise term's rows (the batch's RNG)."""
+        s = self.settings
+        step = self.sampler.epoch * self.sampler.batches_per_epoch + self.sampler.batch   # steps done (resumable)
+        indices, rng = self.sampler.next()
+        examples = [make_example(self.data, self.entries[i], rng) for i in indices]
+        terms = []   # (name, settings, rows): each group kind's rows follow the previous kind's
+        if s.group is not None:
+            rows = [example for index in rng.choice(self.grouped, s.group.queries, replace=False)
+                    for example in make_group(self.data, int(index), rng, s.group)]
+            terms.append(("group", s.group, rows))
+        if self.world is not None:
+            rows = [example for g in range(s.world.groups)
+                    for example in self.world.group(rng, s.world.negatives, f"{step}-{g}")]
+            terms.append(("world", s.world, rows))
+        return examples + [example for _, _, rows in terms for example in rows], terms
+
+    def step(self, batch, objective: InstructObjective, backend, settings: TrainSettings) -> tuple[torch.Tensor, int]:
+        examples, terms = batch
+        inputs = {k: v.to(self.device) for k, v in collate(self.processor, examples, self.end_of_turn).items()}
+        row_sums, lengths, first = answer_forward(self.encoder, inputs)
+        loss = objective.combine(examples, row_sums, lengths, first, terms)
+        backend.backward(loss)
+        return loss.detach(), len(examples)
+
+    def summary(self) -> dict:
+        return {"sources": list(self.settings.sources), "train_queries": len(self.data.queries),
+                "examples_per_epoch": len(self.entries),
+                "epochs": self.settings.max_steps * self.settings.batch_size / len(self.entries),
+                "settings": dataclasses.asdict(self.settings)}
+
+    def save(self, out_dir: Path, summary: dict, objective) -> None:
+        with atomic_path(out_dir, directory=True, manifest=True) as tmp:
+            write_model_files(self.model.eval(), self.processor, tmp / "model")
+            write_json(summary, tmp / "training_summary.json")
+
+    def close(self) -> None:
+        if self.scratch is not None:
+            self.scratch.cleanup()
 
 
 def group_loss(first_logits: torch.Tensor, yes_id: int, no_id: int, size: int) -> torch.Tensor:

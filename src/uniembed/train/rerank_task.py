@@ -26,6 +26,7 @@ from ..data.schemas import QUERIES
 from ..embed.cache import file_digest, fingerprint_model_dir
 from ..judge.pairs import build_judge_pairs
 from ..mine.schemas import HARD_NEGATIVES, MINED
+from ..model.families import family_of
 from ..model.loading import load_for_generation, set_bidirectional
 from ..model.processor import load_processor
 from ..model.saving import write_model_files
@@ -33,7 +34,6 @@ from ..rerank.examples import count_unusable, group_pairs, ranked_negatives
 from .data import BatchSampler
 from .distributed import world_info
 from .generative import answer_token_losses, collate
-from ..model.families import family_of
 from .lora import apply_lora, enable_activation_checkpointing
 from .objectives.rerank import RerankObjective
 from .settings import TrainSettings
