@@ -34,6 +34,9 @@ chosen = family(section["family"])
 config = chosen.config_class(**section["architecture"])
 processor = chosen.build_processor(train_tokenizer([*corpus(0), *prompt_corpus()], chosen), min_pixels=side * side,
                                    max_pixels=side * side)
+for name, token in chosen.named_tokens.items():   # the tiny tokenizer's ids of the special tokens (vocab is real-size)
+    if hasattr(config, f"{name}_id"):
+        setattr(config, f"{name}_id", processor.tokenizer.convert_tokens_to_ids(token))
 image = Image.new("RGB", (side, side), (200, 30, 30))
 rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 start = time.perf_counter()
