@@ -49,7 +49,7 @@ class TinyBuild:
 @dataclass
 class ModelGroup:
     name: str
-    family: str      # the model family (config.json model_type: qwen2_vl, qwen2_5_vl, qwen3_vl, ...)
+    family: str      # the model family: a config.json model_type registered in uniembed.model.families
     path: str
     build: Optional[TinyBuild] = None
     instruct: Optional[InstructSettings] = None  # the embedded default's instruct stage; null for a real checkpoint
