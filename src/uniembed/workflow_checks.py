@@ -11,6 +11,7 @@ the stage that reads it.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -283,8 +284,6 @@ def instruct_sources(cfg: DictConfig, role: str) -> list[str]:
 
 
 def _check_checkpoint(where: str, section, chosen, config_file: Path) -> None:
-    import json
-
     saved = json.loads(config_file.read_text())
     if saved.get("model_type") != chosen.model_type:
         raise RecipeError(f"{where} says family {chosen.model_type!r} ({chosen.title}), but the checkpoint's "

@@ -123,10 +123,10 @@ def _frame(owner, style: PromptStyle, has_image: bool, instruction: str | None, 
             position = end
         pieces.append((rendered[position:], False))
         merged = []
-        for piece, is_content in pieces:   # adjacent content pieces (the Qwen-VL image slot + text) are one
-            if merged and piece == "" and is_content is False:
+        for piece, is_content in pieces:
+            if not piece:                                   # an empty frame piece between touching content
                 continue
-            if merged and merged[-1][1] and is_content:
+            if is_content and merged and merged[-1][1]:    # touching content pieces (Qwen-VL's slot + text) are one
                 merged[-1] = (merged[-1][0] + piece, True)
             else:
                 merged.append((piece, is_content))

