@@ -104,7 +104,9 @@ class MineSettings:
     top_k: Count
     index: str
     delta: Optional[Annotated[float, Range(ge=-1, le=1)]] = None  # a cosine threshold
-    from_: str = field(default="pretrain_mbeir", metadata={"key": "from"})
+    from_: Optional[str] = field(default="pretrain_mbeir", metadata={"key": "from"})  # a model tag of this run
+    # or a local embedder checkpoint instead of `from` (UniME-V2 §4.1 mines with VLM2Vec, Qwen2-VL-7B)
+    checkpoint: Optional[str] = None
 
 
 @dataclass

@@ -103,7 +103,7 @@ def _check_judge_backend(cfg: DictConfig, where: str) -> None:
         raise RecipeError(f"{where}: judge.backend = {judge.backend!r}: expected one of {list(JUDGE_BACKENDS)}")
     if judge.backend != "simulated":
         return
-    if not _simulated_judge_world(cfg):
+    if not mined_source_has_truth(cfg):
         raise RecipeError(f"{where}: judge.backend = simulated scores pairs from the synthetic world's truth, a "
                           f"study-only judge; data {cfg.data.name!r} (mine.source {cfg.recipe.mine.source!r}) is not "
                           f"the generated world's M-BEIR source: use transformers, vllm_offline or vllm_server")
@@ -127,7 +127,11 @@ def run_model_tags(cfg: DictConfig) -> list[str]:
             raise RecipeError(f"recipe.{key} = {value!r} is not one of this run's {choices} (models in DAG order, "
                               f"each made before the stage that reads it)")
 
-    if mining:
+    if mining and recipe.mine.get("checkpoint") is not None:
+        if recipe.mine.get("from") is not None:
+            raise RecipeError(f"recipe.mine sets both from = {recipe.mine['from']!r} and checkpoint = "
+                              f"{recipe.mine.checkpoint!r}: one embedder mines; set the other to null")
+    elif mining:
         known("mine.from", recipe.mine["from"], tags)
     if objectives:
         known("train_hn.from", recipe.train_hn["from"], tags)
@@ -153,8 +157,9 @@ def run_model_tags(cfg: DictConfig) -> list[str]:
     return tags
 
 
-def _simulated_judge_world(cfg: DictConfig) -> bool:
-    """The synthetic world's M-BEIR source: the only data with a truth a simulated judge can score from."""
+def mined_source_has_truth(cfg: DictConfig) -> bool:
+    """Whether the mined source is the synthetic world's M-BEIR source: the only data with a truth (every genuine
+    match) to measure a judge against (judge quality) or to simulate one from."""
     source = cfg.data.sources.get(cfg.recipe.mine.source) or {}
     return cfg.data.get("generator") is not None and source.get("format") == "mbeir"
 
@@ -169,7 +174,7 @@ def _check_judge_studies(cfg: DictConfig, where: str) -> None:
         if not spec.get("judge_aucs"):
             continue
         key = f"{where}: ablations.{study}.judge_aucs"
-        if not _simulated_judge_world(cfg):
+        if not mined_source_has_truth(cfg):
             raise RecipeError(f"{key} simulates judges from the synthetic world's truth (a study-only judge); data "
                               f"{cfg.data.name!r} (mine.source {cfg.recipe.mine.source!r}) is not the generated world's "
                               f"M-BEIR source: remove judge_aucs")
@@ -262,6 +267,12 @@ def check_model_families(cfg: DictConfig) -> None:
         if build is None and config_file.is_file():
             _check_checkpoint(where, section, chosen, config_file)
         instruct_sources(cfg, role)
+    miner = (cfg.recipe.get("mine") or {}).get("checkpoint")
+    if miner is not None and (Path(miner) / "config.json").is_file():
+        model_type = json.loads((Path(miner) / "config.json").read_text()).get("model_type")
+        if model_type not in families():
+            raise RecipeError(f"recipe.mine.checkpoint {miner!r}: config.json has model_type {model_type!r}, not a "
+                              f"registered family ({', '.join(sorted(families()))})")
     base = (cfg.recipe.get("rerank") or {}).get("base", "judge_model")
     if base not in MODEL_ROLES:
         raise RecipeError(f"recipe.rerank.base = {base!r}: expected one of {list(MODEL_ROLES)}")

@@ -53,6 +53,24 @@ def test_mmeb_rows_become_canonical_queries_with_own_candidates(tmp_path):
     assert out.summary["rows_in"] == 3 == out.summary["kept"]
 
 
+def test_a_train_query_mines_from_every_target_of_its_datasets_train_rows(tmp_path):
+    """UniME-V2 §3.2 mines each training query's top 50 among all candidates: the pool ``<Dataset>:train`` is every
+    positive and given negative of that dataset's train rows (a target repeated across rows is one member); eval
+    targets stay per-query lists in no pool."""
+    rows = [train_row("What colour is it?", "", "red", neg="blue"), train_row("Which colour?", "", "green"),
+            train_row("A colour", "", "red", neg="yellow")]
+    root = mmeb_tree(tmp_path, rows, [eval_row("Name it", "", ["green", "red"], ["", ""])])
+    out = finalize(read_mmeb("mmeb", root), progress=False)
+    cands = {r["candidate_id"]: r["text"] for r in out.tables["candidates"].to_pylist()}
+    pools = {}
+    for row in out.tables["pools"].to_pylist():
+        pools.setdefault(row["pool"], set()).add(cands[row["candidate_id"]])
+    assert pools == {"ToyTrain:train": {"red", "blue", "green", "yellow"}}
+    queries = out.tables["queries"].to_pylist()
+    assert {q["pool"] for q in queries if q["split"] == "train"} == {"ToyTrain:train"}
+    assert [q["pool"] for q in queries if q["split"] == "eval"] == [None]
+
+
 def test_mmeb_placeholder_mismatch_missing_image_and_duplicate_targets(tmp_path):
     root = mmeb_tree(tmp_path, [train_row("no placeholder", "Toy/0.png", "red"),
                                 train_row(f"{IMG} x", "Toy/9.png", "red")],

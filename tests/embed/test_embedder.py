@@ -70,6 +70,20 @@ def test_mean_pooling_masks_the_instruction_and_matches_a_direct_computation(tin
     assert np.abs(other - expected.numpy()).max() > 1e-4
 
 
+def test_image_size_resizes_every_image_to_a_square_before_the_processor(tiny_family_model, tmp_path):
+    """UniME-V2 §4.1 / VLM2Vec ``process_image``: with ``image_size`` an image embeds as its resized copy does
+    without it, and a 112-px image resized to 56 px gives the processor fewer pixels (another embedding)."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (112, 112, 3), dtype=np.uint8)).save(tmp_path / "big.png")
+    with Image.open(tmp_path / "big.png") as image:
+        image.resize((56, 56), Image.Resampling.BICUBIC).save(tmp_path / "small.png")
+    big, small = EmbedItem("what is it", str(tmp_path / "big.png")), EmbedItem("what is it", str(tmp_path / "small.png"))
+    sized, plain = embedder(tiny_family_model, EmbeddingMode(image_size=56)), embedder(tiny_family_model, EmbeddingMode())
+    np.testing.assert_allclose(sized.encode([big]), plain.encode([small]), atol=1e-5)
+    assert np.abs(plain.encode([big]) - plain.encode([small])).max() > 1e-3
+    assert EmbeddingMode(image_size=56).as_dict() != EmbeddingMode().as_dict()   # a cache key of its own
+
+
 def test_bidirectional_mode_lets_late_tokens_change_early_content(tiny_family_model):
     a, b = EmbedItem("red circle left large"), EmbedItem("red circle left small")
     for mode, should_differ in [(EmbeddingMode(pooling="mean", attention="bidirectional", normalize=False), True),

@@ -16,12 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import SMALL_WORLD
-from tests.workflow.dag import scratch_project
+from tests.workflow.dag import SIZES, scratch_project, short_training  # noqa: F401 (SIZES: the slurm tests')
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = ROOT / "scripts" / "slurm_cluster.sh"
-SIZES = "data.generator.sizes={" + ", ".join(f"{k}: {v}" for k, v in SMALL_WORLD.items()) + "}"
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
 
 
@@ -51,24 +49,6 @@ def slurm_cluster():
     yield Cluster(conf, jobcomp)
     if not was_running:
         subprocess.run(["bash", CLUSTER_SCRIPT, "stop"], capture_output=True, timeout=120)
-
-
-def short_training() -> list[str]:
-    """Hydra overrides that cut every training stage of the tiny recipe (pretrain stages, hard-negative
-    objectives, rerankers, distillation) and the judge's instruct training (which reruns on the small world)
-    to 2 steps of 4 examples."""
-    recipe = yaml.safe_load((ROOT / "config" / "recipe" / "tiny.yaml").read_text())
-    entries = [(f"recipe.pretrain.stages.{name}", stage) for name, stage in recipe["pretrain"]["stages"].items()]
-    entries += [(f"recipe.train_hn.objectives.{name}", stage)
-                for name, stage in (recipe.get("train_hn") or {}).get("objectives", {}).items()]
-    entries += [(f"recipe.rerank.rerankers.{name}", stage)
-                for name, stage in (recipe.get("rerank") or {}).get("rerankers", {}).items()]
-    entries += [("recipe.distill.train", recipe["distill"]["train"])] if recipe.get("distill") else []
-    entries += [("judge_model.instruct", yaml.safe_load((ROOT / "config" / "judge_model" / "tiny.yaml").read_text())["instruct"])]
-    return [f"{prefix}.{key}={value}" for prefix, stage in entries
-            for key, value in (("max_steps", 2), ("batch_size", 4), ("save_every", 1), ("optimizer.warmup_steps", 1),
-                               ("warmup_steps", 1))
-            if key.split(".")[0] in stage]
 
 
 def slurm_project(path: Path, resources_per_rule=None, overrides=None) -> Path:

@@ -19,11 +19,15 @@ from pathlib import Path
 import yaml
 from filelock import FileLock
 
+from tests.conftest import SMALL_WORLD
+
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2"]
 PROJECT_FILES = ("Snakefile", "workflow", "config", "profiles", "src", "envs", "data")
 #: the rules whose outputs every DAG run starts from: the world, the embedder's model chain, the judge's model chain
 RESOURCE_RULES = ("generate_data", "pretrain_vision", "instruct_judge_model")
+#: The Hydra override of the small synthetic world (tests.conftest.SMALL_WORLD).
+SIZES = "data.generator.sizes={" + ", ".join(f"{k}: {v}" for k, v in SMALL_WORLD.items()) + "}"
 
 
 def scratch_project(tmp_path: Path, hydra_overrides=(), built: bool = False, **config) -> Path:
@@ -100,3 +104,21 @@ def planned_jobs(output: str) -> dict[str, int]:
     """The job counts of a dry run's "Job stats" table (rule -> count)."""
     table = output.split("Job stats:", 1)[1].split("total", 1)[0]
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.MULTILINE)}
+
+
+def short_training() -> list[str]:
+    """Hydra overrides that cut every training stage of the tiny recipe (pretrain stages, hard-negative
+    objectives, rerankers, distillation) and the judge's instruct training (which reruns on the small world)
+    to 2 steps of 4 examples."""
+    recipe = yaml.safe_load((ROOT / "config" / "recipe" / "tiny.yaml").read_text())
+    entries = [(f"recipe.pretrain.stages.{name}", stage) for name, stage in recipe["pretrain"]["stages"].items()]
+    entries += [(f"recipe.train_hn.objectives.{name}", stage)
+                for name, stage in (recipe.get("train_hn") or {}).get("objectives", {}).items()]
+    entries += [(f"recipe.rerank.rerankers.{name}", stage)
+                for name, stage in (recipe.get("rerank") or {}).get("rerankers", {}).items()]
+    entries += [("recipe.distill.train", recipe["distill"]["train"])] if recipe.get("distill") else []
+    entries += [("judge_model.instruct", yaml.safe_load((ROOT / "config" / "judge_model" / "tiny.yaml").read_text())["instruct"])]
+    return [f"{prefix}.{key}={value}" for prefix, stage in entries
+            for key, value in (("max_steps", 2), ("batch_size", 4), ("save_every", 1), ("optimizer.warmup_steps", 1),
+                               ("warmup_steps", 1))
+            if key.split(".")[0] in stage]

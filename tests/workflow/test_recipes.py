@@ -20,29 +20,59 @@ PAPER_STAGES = {
 }
 
 
-def _real_paths(world, model):
-    """Hydra overrides pointing the real-data config at the synthetic world and the tiny model."""
-    root = world["root"]
-    return [f"model.path={model}", "model.architecture=null", f"data.root={root}",   # tiny, not the 7B's sizes
-            f"data.sources.mbeir.root={root}/mbeir", f"data.sources.mmeb.root={root}/mmeb",
-            f"data.sources.mmeb.image_root={root}/mmeb", f"data.sources.nli.path={root}/nli/nli_for_simcse.csv",
-            f"data.sources.captions.path={root}/captions/captions.tsv", f"data.sources.captions.image_root={root}/captions"]
+UNIME_V2 = {"curate", "evaluate", "tables", "mine", "judge", "filter", "train_hn", "train_reranker", "rerank"}
+PAPER_STAGES.update(dict.fromkeys(("unime_v2_qwen2vl_2b", "unime_v2_qwen2vl_7b", "unime_v2_llavaov_7b"), UNIME_V2))
+#: How the data sources of the real config are pointed at the synthetic world.
+WORLD_PATHS = {"mbeir": ["root={root}/mbeir"], "mmeb": ["root={root}/mmeb", "image_root={root}/mmeb"],
+               "nli": ["path={root}/nli/nli_for_simcse.csv"],
+               "captions": ["path={root}/captions/captions.tsv", "image_root={root}/captions"]}
+
+
+@pytest.fixture(scope="module")
+def tiny_of_family(tmp_path_factory, tiny_qwen2vl):
+    """``tiny_of_family(family)``: a tiny checkpoint of that family, built once (Qwen2-VL: the session's)."""
+    from uniembed.data.synthetic.world import corpus
+    from uniembed.model.tiny import build_tiny_model
+
+    built = {"qwen2_vl": tiny_qwen2vl}
+
+    def get(family: str):
+        if family not in built:
+            built[family] = build_tiny_model(tmp_path_factory.mktemp("models") / family, corpus(0), family_name=family)
+        return built[family]
+    return get
+
+
+def _real_paths(cfg: dict, world, tiny_of_family) -> list[str]:
+    """The experiment's own overrides with every local path (checkpoints, data roots) pointed at the synthetic world
+    and a tiny checkpoint of the configured family (the published sizes dropped: the tiny model has others)."""
+    own = [o for o in cfg.get("hydra_overrides", []) if "/path/to/" not in o]
+    composed = compose_config([*(f"{g}={o}" for g, o in cfg["experiment"].items()), *own], ROOT / "config")
+    paths = [f"data.root={world['root']}"]
+    for role in ("model", "judge_model"):
+        paths += [f"{role}.path={tiny_of_family(composed[role].family)}", f"{role}.architecture=null"]
+    if (composed.recipe.get("mine") or {}).get("checkpoint"):
+        paths.append(f"recipe.mine.checkpoint={tiny_of_family('qwen2_vl')}")
+    for source in composed.data.sources:
+        paths += [f"data.sources.{source}.{p.format(root=world['root'])}" for p in WORLD_PATHS[source]]
+    return [*own, *paths]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS, ids=lambda p: p.stem)
-def test_every_shipped_experiment_dry_runs_with_its_recipe(tmp_path, experiment, small_world, tiny_qwen2vl):
+def test_every_shipped_experiment_dry_runs_with_its_recipe(tmp_path, experiment, small_world, tiny_of_family):
     text = experiment.read_text()
     cfg = yaml.safe_load(text)
     recipe = cfg["experiment"]["recipe"]
     assert f"config/recipe/{recipe}.yaml" in text, "an experiment's comments must name the recipe it uses"
     project = scratch_project(tmp_path)
-    write_config(project, **{**cfg, "hydra_overrides": _real_paths(small_world, tiny_qwen2vl),
+    overrides = _real_paths(cfg, small_world, tiny_of_family)
+    write_config(project, **{**cfg, "hydra_overrides": overrides,
                              "results": str(tmp_path / "results"), "resources": str(tmp_path / "resources")})
     result = snakemake(project, "-n")
     assert result.returncode == 0, result.output[-3000:]
     jobs = set(planned_jobs(result.output)) - {"all", "run_manifest"}
     assert jobs == PAPER_STAGES[recipe], jobs
-    composed = compose_config([f"{g}={o}" for g, o in cfg["experiment"].items()], ROOT / "config")
+    composed = compose_config([*(f"{g}={o}" for g, o in cfg["experiment"].items()), *overrides], ROOT / "config")
     check_recipe(composed)
 
 
@@ -66,6 +96,26 @@ def test_a_model_section_of_an_unknown_family_or_the_wrong_checkpoint_is_refused
     OmegaConf.set_struct(cfg, False)
     with pytest.raises(RecipeError, match="build.vocab_size = 279 is too small for Qwen2-VL"):
         check_recipe(cfg)
+
+
+def test_a_mining_checkpoint_replaces_from_and_must_be_a_registered_family(tmp_path, tiny_qwen2vl):
+    """recipe.mine.checkpoint (UniME-V2 mines with VLM2Vec) is an embedder outside the run: with `from` as well it is
+    refused, naming both; a checkpoint on disk of an unregistered model_type is refused at parse time; the mine rule
+    reads it as it is."""
+    with pytest.raises(RecipeError, match=r"recipe.mine sets both from = 'pretrain_mbeir' and checkpoint = '/x'"):
+        run_model_tags(compose_config(["recipe.mine.checkpoint=/x"], ROOT / "config"))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"model_type": "clip"}')
+    with pytest.raises(RecipeError, match=r"recipe.mine.checkpoint .*other.*model_type 'clip', not a registered"):
+        check_recipe(compose_config(["recipe.mine.from=null", f"recipe.mine.checkpoint={tmp_path / 'other'}"],
+                                    ROOT / "config"))
+    (tmp_path / "project").mkdir()
+    project = scratch_project(tmp_path / "project", hydra_overrides=["recipe.mine.from=null",
+                                                                     f"recipe.mine.checkpoint={tiny_qwen2vl}"])
+    result = snakemake(project, "-n", "-p", "mine")
+    assert result.returncode == 0, result.output[-3000:]
+    (mine,) = [line for line in result.output.splitlines() if "uniembed.stages.mine " in line]
+    assert f"--stage model_dir {tiny_qwen2vl} " in mine and "pretrain" not in planned_jobs(result.output)
 
 
 @pytest.mark.parametrize("override, message", [
@@ -178,6 +228,7 @@ def test_ablation_variants_are_checked_when_the_config_is_read(variant, message)
 
 @pytest.mark.parametrize("override, message", [
     ("recipe.rerank.listwise_top_k=0", "recipe.rerank.listwise_top_k: expected a value >= 1, got 0"),
+    ("+recipe.embedding.image_size=0", "recipe.embedding.image_size: expected a value >= 1, got 0"),
     ("recipe.rerank.alpha=1.5", r"recipe.rerank.alpha: expected a value >= 0 and <= 1, got 1.5"),
     ("+recipe.rerank.choose_alpha.grid=[0.5,2.0]", r"recipe.rerank.choose_alpha.grid\[1\]: expected a value >= 0 and <= 1"),
 ])

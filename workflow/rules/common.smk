@@ -12,8 +12,8 @@ from uniembed.instruct.settings import InstructSettings
 from uniembed.train.settings import split_judged_variant, study_variants, trains_on_judged_negatives, variant_kind
 from uniembed.launch import launch_command
 from uniembed.provenance import code_version
-from uniembed.workflow_checks import (ablation_filter, check_recipe, instruct_sources, model_identity, needs_judge_scores,
-                                      run_model_tags)
+from uniembed.workflow_checks import (ablation_filter, check_recipe, instruct_sources, mined_source_has_truth, model_identity,
+                                      needs_judge_scores, run_model_tags)
 
 CONFIG_DIR = str(Path(workflow.basedir) / "config")
 RESOURCES = config["resources"]
@@ -205,9 +205,10 @@ def filter_dir(name):
 
 
 def filter_outputs(name):
-    """The files filter `name` writes; a filter on judge scores in the synthetic world also reports judge quality."""
+    """The files filter `name` writes; a filter on judge scores of the synthetic world's M-BEIR queries (whose truth
+    the world holds) also reports judge quality."""
     outputs = {"negatives": f"{filter_dir(name)}/hard_negatives.parquet", "summary": f"{filter_dir(name)}/filter_summary.json"}
-    if generated_data() and needs_judge_scores(STAGE_CONFIG.recipe.filters[name]):
+    if mined_source_has_truth(STAGE_CONFIG) and needs_judge_scores(STAGE_CONFIG.recipe.filters[name]):
         outputs.update(quality=f"{filter_dir(name)}/judge_quality.json", report=f"{filter_dir(name)}/judge_quality.md",
                        figure=f"{filter_dir(name)}/judge_scores.png")
     return outputs

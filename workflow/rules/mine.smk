@@ -5,7 +5,7 @@
 
 rule mine:
     input:
-        model=lambda wildcards: EVAL_MODELS[STAGE_CONFIG.recipe.mine["from"]],
+        model=lambda wildcards: STAGE_CONFIG.recipe.mine.get("checkpoint") or EVAL_MODELS[STAGE_CONFIG.recipe.mine["from"]],
         curated=curated(STAGE_CONFIG.recipe.mine.source, "queries") if MINING else [],
     output:
         mined=f"{RUN_DIR}/mining/mined.parquet",

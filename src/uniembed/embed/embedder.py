@@ -9,12 +9,16 @@ Two extraction modes, because the papers disagree (U-MARVEL §3.1.1, Table 1):
 
 Embeddings are L2-normalised by default (cosine similarity, as both papers score). An item's
 embedding does not depend on the padding side or on the other items of its batch.
+
+``image_size`` resizes every image to a square of that side before the processor sees it, as
+VLM2Vec's ``process_image`` does and UniME-V2 §4.1 trains ("336 x 336 resolution image inputs");
+None leaves the size to the processor (Qwen-VL: its min/max pixel range).
 """
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Annotated, Optional, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +30,7 @@ from ..model.loading import load_for_embedding, set_bidirectional
 from ..model.pooling import last_token_pool, mean_pool
 from ..model.processor import load_processor
 from ..model.prompts import PromptStyle, build_prompt, content_mask
+from ..ranges import Range
 
 POOLINGS, ATTENTIONS = ("mean", "last"), ("bidirectional", "causal")
 
@@ -37,6 +42,7 @@ class EmbeddingMode:
     system: str = PromptStyle.system
     compression: str | None = None
     normalize: bool = True
+    image_size: Optional[Annotated[int, Range(ge=1)]] = None   # pixels per side; None: the processor's own sizing
 
     def __post_init__(self):
         if self.pooling not in POOLINGS or self.attention not in ATTENTIONS:
@@ -80,7 +86,7 @@ class Embedder:
     def tokenize(self, items: Sequence[EmbedItem]):
         prompts = [build_prompt(self.processor, self.style, it.text, bool(it.image_path), it.instruction,
                                 self.separator) for it in items]
-        images = [_load_image(it.image_path) for it in items if it.image_path]
+        images = [_load_image(it.image_path, self.mode.image_size) for it in items if it.image_path]
         batch = self.processor(text=[p.text for p in prompts], images=images or None, padding=True, return_tensors="pt")
         return prompts, batch.to(self.device)
 
@@ -120,6 +126,7 @@ class Embedder:
         return getattr(config, "text_config", config).hidden_size
 
 
-def _load_image(path: str) -> Image.Image:
+def _load_image(path: str, size: int | None = None) -> Image.Image:
     with Image.open(path) as image:
-        return image.convert("RGB")
+        image = image.convert("RGB")
+    return image if size is None else image.resize((size, size), Image.Resampling.BICUBIC)

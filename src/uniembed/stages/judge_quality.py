@@ -41,6 +41,10 @@ def run(cfg) -> dict:
     truth = read_truth(s.truth)
     scored = score_against_truth(judged, truth)
     report = judge_quality(judged, truth, removed, scored)
+    if not report["queries"]:
+        raise SystemExit(f"{s.truth}: none of the {report['queries_without_truth']} judged queries of "
+                         f"{mining / 'judge_scores.parquet'} has a truth row: the truth covers the generated world's "
+                         f"M-BEIR queries (recipe.mine.source {cfg.recipe.mine.source!r})")
     judge_scores_figure(scored.scores, scored.matches, report["roc_auc"], out / "judge_scores.png")
     write_json(report, out / "judge_quality.json")
     with atomic_path(out / "judge_quality.md") as tmp:

@@ -124,6 +124,11 @@ def read_mmeb(name: str, root: str | os.PathLike, image_root: str | os.PathLike 
     return records
 
 
+def train_pool(dataset: str, split: str) -> str:
+    """The pool of a dataset's train queries: all targets of its ``split`` rows."""
+    return f"{dataset}:{split}"
+
+
 def _add(records, path, row_no, dataset, split, query: _Item, targets: list, positives, negatives, per_query: bool):
     qid = f"{dataset}:{split}:{row_no}"
     problem = query.problem
@@ -136,17 +141,18 @@ def _add(records, path, row_no, dataset, split, query: _Item, targets: list, pos
     if problem:
         records.reject("queries", qid, path, row_no, problem)
         return
+    pool = None if per_query else train_pool(dataset, split)
     for (_, item), cid in zip(targets, ids):
         records.candidates.append(candidate_id=cid, source=records.name, dataset=dataset, text=item.text,
                                   original_text=item.original, image_path=item.image, modality=item.modality,
-                                  source_file=str(path), source_line=row_no, pool=None, counted=False)
+                                  source_file=str(path), source_line=row_no, pool=pool, counted=False)
     cand_modality = targets[0][1].modality
     records.queries.append(
         query_id=qid, source=records.name, dataset=dataset, task_id=TASK_OF_MODALITIES[(query.modality, cand_modality)],
         split=split, instruction=query.instruction, instruction_options=[query.instruction] if query.instruction else [],
         text=query.text, original_text=query.original, image_path=query.image, modality=query.modality,
         positive_ids=[ids[i] for i in positives], negative_ids=[ids[i] for i in negatives],
-        candidate_ids=ids if per_query else [], pool=None, source_file=str(path), source_line=row_no)
+        candidate_ids=ids if per_query else [], pool=pool, source_file=str(path), source_line=row_no)
 
 
 def _train_rows(records, path, row_no, row, dataset, split, images: RootedPaths) -> _Item:

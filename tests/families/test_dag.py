@@ -1,0 +1,111 @@
+"""The whole DAG per family: every stage of the embedded default's recipe (progressive transition, mining, judge,
+filters, judge quality, hard-negative training, rerankers, recall + rerank, distillation, evaluation, tables) on the
+small synthetic world with each registered family as embedder, judge and reranker base, and UniME-V2's own recipe
+(MMEB-train mining with an external embedder, 336-px style resizing, no progressive transition) on LLaVA-OneVision,
+the backbone UniME-V2 trains besides Qwen2-VL. Qwen2-VL runs the whole default at full size in tests/integration.
+
+Each run checks what a family could break between stages: every trained model is saved as its family, with LoRA on
+decoder modules only and the vision tower (and projector) bit-identical to the base model's; every evaluation is a
+finite score; every judge score a probability.
+"""
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from tests.workflow.dag import SIZES, planned_jobs, scratch_project, short_training, snakemake, write_config
+from uniembed.artifacts import read_parquet
+from uniembed.evaluate.results import SCORES
+from uniembed.mine.schemas import JUDGE_SCORES
+from uniembed.model.families import family
+
+pytestmark = pytest.mark.slow
+
+#: Every rule of the embedded default's DAG (the tiny recipe), which each family runs.
+DEFAULT_RULES = {"generate_data", "build_model", "build_judge_model", "instruct_judge_model", "curate", "pretrain",
+                 "evaluate", "mine", "judge", "filter", "judge_quality", "train_hn", "train_reranker", "rerank",
+                 "distill_data", "distill", "tables", "run_manifest", "all"}
+UNIME_V2_RULES = {"generate_data", "build_model", "build_judge_model", "instruct_judge_model", "curate", "evaluate",
+                  "mine", "judge", "filter", "train_hn", "train_reranker", "rerank", "tables", "run_manifest", "all"}
+#: UniME-V2's recipe on CPU: the transformers judge and scorer, short training without ZeRO or gradient caching,
+#: images resized to 56 px (the tiny processor's range) instead of 336, and the judge's tiny model as the miner.
+_HN, _RR = "recipe.train_hn.objectives.unime_v2", "recipe.rerank.rerankers.listwise"
+UNIME_V2_ON_CPU = [
+    "recipe.mine.checkpoint=${paths.resources}/models/tiny-judge", "recipe.embedding.image_size=56",
+    "recipe.judge.backend=transformers", "recipe.judge.batch_size=16", "recipe.judge.queries_per_shard=8",
+    "recipe.judge.engine={}", "recipe.rerank.scoring.backend=transformers", "recipe.rerank.scoring.engine={}",
+    "recipe.evaluate.batch_size=16", f"{_HN}.chunk_size=null",
+    *(f"{entry}.{key}={value}" for entry in (_HN, _RR) for key, value in (
+        ("max_steps", 2), ("batch_size", 4), ("save_every", 1), ("backend", "ddp"), ("optimizer.warmup_steps", 1),
+        ("activation_checkpointing", "false")))]
+DAGS = [("qwen2_5_vl", "tiny"), ("qwen3_vl", "tiny"), ("llava_onevision", "tiny"),
+        ("llava_onevision", "unime_v2_qwen2vl_2b")]
+
+
+@pytest.fixture(scope="module", params=DAGS, ids=lambda dag: f"{dag[0]}-{dag[1]}")
+def family_run(request, tmp_path_factory):
+    """(family name, recipe, project, planned rule counts) after the DAG ran with that family everywhere."""
+    name, recipe = request.param
+    project = scratch_project(tmp_path_factory.mktemp(f"{name}-{recipe}"))
+    overrides = [SIZES, f"model.family={name}", f"judge_model.family={name}", "model.vision_pretrain=null",
+                 "judge_model.vision_pretrain=null"]
+    if recipe == "tiny":
+        overrides += short_training()
+    else:
+        overrides += ["judge_model.instruct.max_steps=2", "judge_model.instruct.batch_size=4", *UNIME_V2_ON_CPU]
+    write_config(project, hydra_overrides=overrides,
+                 experiment={"model": "tiny", "judge_model": "tiny", "data": "synthetic", "recipe": recipe})
+    result = snakemake(project, timeout=1200)
+    assert result.returncode == 0, result.output[-4000:]
+    return name, recipe, project, planned_jobs(result.output)
+
+
+def test_every_stage_runs(family_run):
+    _, recipe, _, plan = family_run
+    assert set(plan) == (DEFAULT_RULES if recipe == "tiny" else UNIME_V2_RULES), plan
+
+
+def test_every_trained_model_is_its_family_with_lora_on_the_decoder_and_the_tower_unchanged(family_run):
+    name, _, project, _ = family_run
+    run, fam = project / "results" / "default", family(name)
+    bases = {"embedder": project / "resources" / "models" / "tiny-qwen2vl",
+             "judge": project / "resources" / "models" / "tiny-judge-instruct" / "model"}
+    frozen = {role: _vision_weights(path, fam) for role, path in bases.items()}
+    assert all(frozen.values()), "the base models hold no vision weights under the family's module names"
+    models = sorted(p for p in (run / "models").iterdir() if (p / "model" / "config.json").is_file())
+    assert len(models) >= 2
+    for model in models:
+        assert json.loads((model / "model" / "config.json").read_text())["model_type"] == name, model
+        adapter = load_file(model / "adapter" / "adapter_model.safetensors")
+        assert adapter and not [k for k in adapter if any(f".{m}." in k for m in fam.vision_modules)], model
+        base = frozen["judge" if model.name.startswith("reranker_") else "embedder"]
+        trained = _vision_weights(model / "model", fam)
+        assert trained.keys() == base.keys(), model
+        for key, value in base.items():
+            np.testing.assert_array_equal(trained[key], value, err_msg=f"{model.name}: {key}")
+
+
+def test_every_evaluation_is_a_finite_score_and_every_judge_score_a_probability(family_run):
+    _, _, project, _ = family_run
+    run = project / "results" / "default"
+    evaluations = sorted((run / "eval").glob("*/scores.parquet"))
+    assert len(evaluations) >= 3
+    for path in evaluations:
+        values = read_parquet(path, SCORES).column("value").to_numpy()
+        assert values.size and np.isfinite(values).all() and ((values >= 0) & (values <= 100)).all(), path
+    judged = read_parquet(run / "mining" / "judge_scores.parquet", JUDGE_SCORES)
+    scores = np.asarray(judged.column("score").to_pylist(), dtype=float)
+    assert scores.size and ((scores >= 0) & (scores <= 1)).all()
+
+
+def _vision_weights(model_dir, fam) -> dict:
+    """The vision tower's (and projector's) weights of a saved model, by name under the backbone (an embedder is
+    saved as the backbone, ``visual.*``; a generative model with its head, ``model.visual.*``)."""
+    weights = {}
+    for shard in sorted(model_dir.glob("*.safetensors")):
+        for key, value in load_file(shard).items():
+            key = key.removeprefix("model.")
+            if key.split(".")[0] in fam.vision_modules:
+                weights[key] = value
+    return weights
