@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -62,3 +63,29 @@ def test_published_configuration_at_real_size(path):
     frozen = set(chosen.frozen_parameters(wrapped))
     tower = [p for n, p in wrapped.get_base_model().named_parameters() if n in frozen]
     assert sum(p.numel() for p in tower) > 3e8 and not any(p.requires_grad for p in tower)
+
+
+@pytest.mark.slow
+def test_a_real_size_2b_lora_step_and_judge_forward_run_on_cpu_from_random_weights():
+    """Qwen2-VL-2B at its published sizes from random weights, in bfloat16 as on a GPU (float32 peaks at 20 GiB, more
+    than a 24 GiB CI machine spares beside the other tests): one LoRA r16 step with activation checkpointing through
+    the embedder on 2 text queries + 2 image+text candidates at 336 px (UniME-V2 §4.1), and the judge's one forward
+    on 2 pairs (benchmarks/real_size_step.py, each phase a fresh process; its peak RSS printed and bounded)."""
+    import json
+    import subprocess
+    import sys
+
+    section = yaml.safe_load(Path("config/model/qwen2vl_2b.yaml").read_text())
+    done = subprocess.run([sys.executable, "benchmarks/real_size_step.py", "--config", "config/model/qwen2vl_2b.yaml",
+                           "--batch", "2", "--dtype", "bfloat16", "--json"], capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    train, judge = found["train"], found["judge"]
+    print(f"\nQwen2-VL-2B bf16: LoRA step {train['step_s']:.0f} s, peak {train['peak_gib']:.1f} GiB; "
+          f"judge forward {judge['step_s']:.0f} s, peak {judge['peak_gib']:.1f} GiB")
+    assert train["parameters"] == pytest.approx(section["published_parameters"], rel=5e-3)
+    assert train["trainable"] == _lora_parameters(section["architecture"]["text_config"], RANK)
+    assert train["lora_with_grad"] == 2 * 7 * section["architecture"]["text_config"]["num_hidden_layers"]
+    assert train["lora_grad_norm"] > 0 and train["tower_trainable"] == 0 and np.isfinite(train["loss"])
+    assert all(0 < s < 1 for s in judge["scores"])
+    assert train["peak_gib"] < 14 and judge["peak_gib"] < 14

@@ -30,10 +30,17 @@ class Cluster:
         self.conf, self.jobcomp = conf, Path(jobcomp)
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
         self.env = {**os.environ, "SLURM_CONF": conf, "PATH": path}
+        # records of earlier sessions stay in the log (a cluster that was running, or restarted with the same state
+        # directory: job ids start over and a scratch path can repeat): only what this session appends counts
+        self.offset = self.jobcomp.stat().st_size if self.jobcomp.is_file() else 0
 
     def records(self, workdir: Path) -> list[dict]:
-        """Job-completion records of jobs that ran in `workdir`, oldest first (a requeued job has several)."""
-        rows = [dict(re.findall(r"(\w+)=(\S*)", line)) for line in self.jobcomp.read_text().splitlines()]
+        """Job-completion records of this session's jobs that ran in `workdir`, oldest first (a requeued job has
+        several)."""
+        with open(self.jobcomp, "rb") as handle:
+            handle.seek(self.offset)
+            lines = handle.read().decode(errors="replace").splitlines()
+        rows = [dict(re.findall(r"(\w+)=(\S*)", line)) for line in lines]
         return [row for row in rows if row.get("WorkDir") == str(workdir)]
 
 

@@ -13,7 +13,9 @@ HOSTILE_RESOURCES = "reso'urces $(touch PWNED2) `touch PWNED3`"
 @pytest.mark.slow
 def test_paths_with_spaces_and_metacharacters_run_without_injection(tmp_path):
     sizes = "{" + ", ".join(f"{k}: {v}" for k, v in SMALL_WORLD.items()) + "}"
-    project = scratch_project(tmp_path, hydra_overrides=[f"data.generator.sizes={sizes}"],
+    short = ["model.vision_pretrain.steps=5", "++model.vision_pretrain.probe_train=10", "++model.vision_pretrain.probe_test=10",
+             "recipe.pretrain.stages.nli.max_steps=2", "recipe.pretrain.stages.nli.batch_size=4"]   # quoting, not quality
+    project = scratch_project(tmp_path, hydra_overrides=[f"data.generator.sizes={sizes}", *short],
                               results=HOSTILE_RESULTS, resources=HOSTILE_RESOURCES)
     run_dir = project / HOSTILE_RESULTS / "default"
     targets = [f"{HOSTILE_RESULTS}/default/models/pretrain_nli", f"{HOSTILE_RESULTS}/default/eval/zero_shot/scores.parquet"]
