@@ -28,6 +28,7 @@ include: "workflow/rules/manifest.smk"
 
 
 rule all:
+    """Every artifact of the run (ablations are separate targets)."""
     input:
         all_targets(),
     default_target: True

@@ -31,78 +31,78 @@ Fraction = Annotated[float, Range(ge=0, le=1)]
 
 @dataclass
 class TinyBuild:
-    hidden_size: Count
-    num_layers: Count
-    num_heads: Count
-    num_kv_heads: Count
-    intermediate_size: Count
-    vision_depth: Count
-    vision_embed_dim: Count
+    hidden_size: Count  # the decoder's width
+    num_layers: Count  # decoder layers
+    num_heads: Count  # attention heads (head size = hidden_size / num_heads; vLLM's CPU attention serves 32, 64, ...)
+    num_kv_heads: Count  # key/value heads (grouped-query attention)
+    intermediate_size: Count  # the decoder MLP's width
+    vision_depth: Count  # vision tower blocks
+    vision_embed_dim: Count  # the vision tower's width
     vocab_size: Annotated[int, Range(ge=277)]  # the least a byte-level BPE of any family takes (its own: workflow_checks)
-    seed: Seed
+    seed: Seed  # weights' initialisation seed
     init_std: Annotated[float, Range(gt=0)] = 0.02         # initializer_range of the language model
     vision_init_std: Annotated[float, Range(gt=0)] = 0.02  # ... and of the vision tower
     image_min_pixels: Count = 56 * 56  # images are resized into [min, max] pixels (28-pixel steps)
-    image_max_pixels: Count = 112 * 112
+    image_max_pixels: Count = 112 * 112  # the processor's upper bound of pixels per image
 
 
 @dataclass
 class ModelGroup:
-    name: str
+    name: str  # a label; a built model's directory name
     family: str      # the model family: a config.json model_type registered in uniembed.model.families
-    path: str
+    path: str  # the checkpoint directory (from_pretrained); a built model is written there
     build: Optional[TinyBuild] = None
     instruct: Optional[InstructSettings] = None  # the embedded default's instruct stage; null for a real checkpoint
     vision_pretrain: Optional[VisionPretrainSettings] = None  # the tiny tower's CLIP-style pretraining; null: as built
     # a real checkpoint's published sizes (config.json keys: tie_word_embeddings, text_config, vision_config), checked
     # against the checkpoint's config.json at parse time (workflow_checks.model_families), and its model card's count
     architecture: Optional[dict[str, Any]] = None
-    published_parameters: Optional[Annotated[float, Range(gt=0)]] = None
+    published_parameters: Optional[Annotated[float, Range(gt=0)]] = None  # the model card's parameter count
 
 
 @dataclass
 class Generator:
-    seed: Seed
+    seed: Seed  # the synthetic world's seed
     sizes: Optional[dict[str, Count]] = None  # uniembed.data.synthetic.generate.resolve_sizes: positive
 
 
 @dataclass
 class Source:
-    format: str
-    root: Optional[str] = None
-    path: Optional[str] = None
+    format: str  # mbeir | mmeb | nli_csv | captions (the reader)
+    root: Optional[str] = None  # a directory source's root (M-BEIR, MMEB)
+    path: Optional[str] = None  # a file source (NLI CSV, caption TSV/Parquet)
     image_root: Union[str, dict[str, str], None] = None  # MMEB: one root per split
-    splits: Optional[list[str]] = None
-    instruction_seed: Optional[Seed] = None
+    splits: Optional[list[str]] = None  # splits to read (default: the format's)
+    instruction_seed: Optional[Seed] = None  # M-BEIR: seed of each query's instruction draw among its task's four
 
 
 @dataclass
 class DataGroup:
-    name: str
-    root: str
-    sources: dict[str, Source]
-    generator: Optional[Generator] = None
-    validate_images: bool = True
-    image_workers: Count = 1
+    name: str  # a label of the data (synthetic | real | yours)
+    root: str  # where the data lives (the synthetic world is generated there)
+    sources: dict[str, Source]  # the sources to curate, by name (each: format + paths)
+    generator: Optional[Generator] = None  # set for the synthetic world: generate_data writes it
+    validate_images: bool = True  # curation opens and decodes every image (bad ones are quarantined)
+    image_workers: Count = 1  # processes that decode images during curation
 
 
 @dataclass
 class EvaluateSettings:
-    batch_size: Count
-    cache_dtype: str
-    shard_size: Count
-    mbeir_split: str
-    mbeir_settings: list[str]
-    mmeb_split: str
+    batch_size: Count  # items per encoding batch
+    cache_dtype: str  # float32 | float16: the embedding cache's dtype
+    shard_size: Count  # rows per embedding-cache shard (a killed encode resumes from finished shards)
+    mbeir_split: str  # the M-BEIR split evaluated
+    mbeir_settings: list[str]  # local (the task's pool) and/or global (the union pool)
+    mmeb_split: str  # the MMEB split evaluated
 
 
 @dataclass
 class MineSettings:
-    source: str
-    split: str
-    pool: str
-    top_k: Count
-    index: str
+    source: str  # the curated source whose queries are mined
+    split: str  # its split (train)
+    pool: str  # global: the split's union pool; own: each query's own pool (MMEB train: its dataset's targets)
+    top_k: Count  # candidates kept per query (the papers: 50)
+    index: str  # flat (exact) | ivf | hnsw (FAISS)
     delta: Optional[Annotated[float, Range(ge=-1, le=1)]] = None  # a cosine threshold
     from_: Optional[str] = field(default="pretrain_mbeir", metadata={"key": "from"})  # a model tag of this run
     # or a local embedder checkpoint instead of `from` (UniME-V2 §4.1 mines with VLM2Vec, Qwen2-VL-7B)
@@ -111,22 +111,22 @@ class MineSettings:
 
 @dataclass
 class JudgeServer:
-    url: Optional[str] = None
-    host: str = "127.0.0.1"
-    api_key_env: Optional[str] = "UNIEMBED_JUDGE_API_KEY"
-    command: Optional[list[str]] = None
-    concurrency: Count = 16
+    url: Optional[str] = None  # a running OpenAI-compatible endpoint; null starts `vllm serve` for the job
+    host: str = "127.0.0.1"  # where a started server binds
+    api_key_env: Optional[str] = "UNIEMBED_JUDGE_API_KEY"  # environment variable holding the API key (unset/empty: none)
+    command: Optional[list[str]] = None  # argv of the server program (null: vllm serve)
+    concurrency: Count = 16  # requests in flight
     timeout: Annotated[float, Range(gt=0)] = 120  # seconds
-    retries: Annotated[int, Range(ge=0)] = 3
-    extra_args: list[str] = field(default_factory=list)
+    retries: Annotated[int, Range(ge=0)] = 3  # retries of a failed request
+    extra_args: list[str] = field(default_factory=list)  # more flags for a started server
 
 
 @dataclass
 class SimulatedJudge:
     """``recipe.judge.simulated`` (backend ``simulated``, the synthetic world only; :mod:`uniembed.judge.simulated`):
     scores from the world's truth with seeded noise of this expected ROC-AUC."""
-    auc: Annotated[float, Range(ge=0.5, le=1)]
-    seed: Seed = 0
+    auc: Annotated[float, Range(ge=0.5, le=1)]  # the simulated judge's expected ROC-AUC
+    seed: Seed = 0  # its noise seed
 
 
 JUDGE_BACKENDS = ("transformers", "vllm_offline", "vllm_server", "simulated")
@@ -134,18 +134,18 @@ JUDGE_BACKENDS = ("transformers", "vllm_offline", "vllm_server", "simulated")
 
 @dataclass
 class JudgeSettings:
-    backend: str
-    batch_size: Count
-    queries_per_shard: Count
+    backend: str  # transformers | vllm_offline | vllm_server | simulated (study only)
+    batch_size: Count  # pairs per forward / request batch
+    queries_per_shard: Count  # queries per resumable shard
     top_logprobs: Annotated[int, Range(ge=2)]  # both Yes and No must be among the top logprobs
-    seed: Seed = 0
-    model: Optional[str] = None
-    max_queries: Optional[Count] = None
-    max_failed_fraction: Fraction = 0.01
-    trust_remote_code: bool = False
-    server: JudgeServer = field(default_factory=JudgeServer)
-    engine: JudgeEngine = field(default_factory=JudgeEngine)
-    simulated: Optional[SimulatedJudge] = None
+    seed: Seed = 0  # seed of the max_queries subset
+    model: Optional[str] = None  # the judge's checkpoint; null: the judge_model section's
+    max_queries: Optional[Count] = None  # a seeded subset of mined queries to judge; null: all
+    max_failed_fraction: Fraction = 0.01  # above it the stage fails (shards kept)
+    trust_remote_code: bool = False  # vLLM backends: run the model repository's own code
+    server: JudgeServer = field(default_factory=JudgeServer)  # vllm_server settings
+    engine: JudgeEngine = field(default_factory=JudgeEngine)  # vLLM engine settings (both vLLM backends)
+    simulated: Optional[SimulatedJudge] = None  # backend simulated: {auc, seed}
 
 
 LISTWISE_TOP_K = 5   # UniME-V2 Table 3 reranks the top 5 listwise
@@ -155,16 +155,16 @@ LISTWISE_TOP_K = 5   # UniME-V2 Table 3 reranks the top 5 listwise
 class ChooseAlpha:
     """``recipe.rerank.choose_alpha``: pick the fusion weight on a held-out split (U-MARVEL App. C eq. 4 tunes
     alpha): the grid value with the best mean Recall@k of the recall + rerank lists of that split's M-BEIR queries."""
-    split: str = "val"
-    k: Count = 5
+    split: str = "val"  # the held-out M-BEIR split alpha is chosen on
+    k: Count = 5  # Recall@k it maximises
     grid: Optional[list[Fraction]] = None      # null: 0.0, 0.1, ..., 1.0
 
 
 @dataclass
 class AblationStudy:
-    seeds: list[Seed]
+    seeds: list[Seed]  # each variant is trained once per seed
     variants: dict[str, dict[str, Any]]   # each: {base: <train_hn objective>, changes...}; checked merged
-    tables: dict[str, list[str]]
+    tables: dict[str, list[str]]  # table name -> its variants, in column order
     # the judge-quality study: each variant on judged negatives repeated per simulated judge of these ROC-AUCs
     # (uniembed.train.settings.study_variants; the synthetic world only, workflow_checks)
     judge_aucs: Optional[list[Annotated[float, Range(ge=0.5, le=1)]]] = None
@@ -172,12 +172,43 @@ class AblationStudy:
 
 @dataclass
 class FilterSettings:
-    strategy: str
+    strategy: str  # unime_v2 (judge scores) | umarvel (similarity or score threshold)
     params: dict[str, Any]   # checked against FILTER_PARAMS[strategy], defaults filled (_check_filters)
 
 
 #: strategy -> the schema of its parameters (keys, defaults and ranges: uniembed.negatives.params)
 FILTER_PARAMS = STRATEGY_PARAMS
+
+
+#: What the keys of the sections _recipe_schema assembles mean (the dataclasses above carry theirs as comments);
+#: docs/reference/configuration.md is generated from both (scripts/docs_reference.py).
+KEY_DOCS = {
+    "recipe.name": "the recipe's label", "recipe.seed": "the run's seed", "recipe.device": "auto | cpu | cuda",
+    "recipe.embedding": "how embeddings are extracted (uniembed.embed.embedder.EmbeddingMode)",
+    "recipe.evaluate": "evaluation and the embedding cache",
+    "recipe.pretrain": "the progressive transition (U-MARVEL §3.1.3); null: none",
+    "recipe.pretrain.order": "the stages in training order, each starting from the previous one's model",
+    "recipe.pretrain.stages": "one training stage per name",
+    "recipe.mine": "global-retrieval candidate mining (UniME-V2 eq. 1)",
+    "recipe.judge": "the MLLM-as-a-judge (UniME-V2 §3.2); null: no judge",
+    "recipe.filters": "hard-negative filters by name",
+    "recipe.train_hn": "hard-negative training, one model per objective",
+    "recipe.train_hn.from": "the model tag it starts from", "recipe.train_hn.objectives": "one trained model per name",
+    "recipe.ablations": "ablation studies (separate targets: snakemake ablation_<study>)",
+    "recipe.rerank": "generative rerankers and recall-then-rerank evaluation",
+    "recipe.rerank.rerankers": "one reranker per name", "recipe.rerank.recall": "the model tag whose top_k is reranked",
+    "recipe.rerank.top_k": "candidates reranked per query", "recipe.rerank.alpha": "fusion weight of the recall score",
+    "recipe.rerank.scoring": "the backend that scores (P(Yes)) or generates (listwise) with a reranker",
+    "recipe.rerank.choose_alpha": "choose alpha on a held-out split; null: use alpha",
+    "recipe.rerank.listwise_top_k": "candidates one listwise prompt holds",
+    "recipe.rerank.base": "model | judge_model: the model section the rerankers start from",
+    "recipe.distill": "U-MARVEL §3.3 distillation; null: none", "recipe.distill.from": "the model tag it continues",
+    "recipe.distill.reranker": "the reranker of the teacher", "recipe.distill.fraction": "share of training queries",
+    "recipe.distill.seed": "seed of that share",
+    "recipe.distill.candidates": "candidates per query in the teacher table",
+    "recipe.distill.alpha": "fusion weight of the teacher's recall score", "recipe.distill.train": "the training stage",
+    "source": "the curated source it trains on", "negatives": "the filter whose hard negatives it trains on",
+}
 
 
 def _training_stage_schemas():

@@ -1,4 +1,4 @@
-"""How a training rule starts its processes, from the rule's resources (design.md §4, SLURM issue).
+"""How a training rule starts its processes, from the rule's resources (docs/slurm.md).
 
 The SLURM profile gives a GPU rule ONE task holding all its GPUs (``workflow/rules/common.smk``
 ``rule_resources``: the plugin's ``gpu=N`` would run the script N times). The command then

@@ -1,4 +1,4 @@
-"""When a run is interrupted (README "When a run is interrupted"): each documented path, for real.
+"""When a run is interrupted (docs/interruptions.md): each documented path, for real.
 
 A stage process killed by its PID (as a preemption would) resumes from its checkpoint under a
 plain `snakemake`; a killed `snakemake` leaves its lock, which `--unlock` clears.

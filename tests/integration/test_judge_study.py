@@ -1,5 +1,5 @@
 """`snakemake ablation_judge_quality` on the session's finished embedded default (one AUC, one seed, a few steps:
-the sweep's numbers are the README's; this checks the study's plumbing end to end)."""
+the sweep's numbers are in docs/hard-negative-training.md; this checks the study's plumbing end to end)."""
 import json
 
 import pyarrow.parquet as pq

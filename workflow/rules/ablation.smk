@@ -6,6 +6,7 @@
 
 
 rule ablation_train:
+    """One ablation variant trained for one seed (a hard-negative objective with the variant's changes)."""
     input:
         model=lambda wildcards: EVAL_MODELS[STAGE_CONFIG.recipe.train_hn["from"]],
         negatives=ablation_negatives,
@@ -117,6 +118,7 @@ rule ablation_distill:
 
 
 rule ablation_table:
+    """A study's tables (mean ± sd over seeds), values.json and figures."""
     input:
         scores=lambda wildcards: ablation_scores(wildcards.study)[0],
         shared=lambda wildcards: list(ablation_scores(wildcards.study)[1].values()),
@@ -154,6 +156,7 @@ rule ablation_table:
 for _study in ABLATIONS:
 
     rule:
+        """One study's target: its tables and every run they need."""
         name:
             f"ablation_{_study}"
         input:

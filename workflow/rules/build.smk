@@ -12,6 +12,7 @@ for _role, _prefix in MODEL_ROLES.items():
     if "build" in _steps:
 
         rule:
+            """The tiny model of the section (its build settings), built offline with its tokenizer and processor."""
             name:
                 f"build_{_prefix}model"
             output:
@@ -38,6 +39,7 @@ for _role, _prefix in MODEL_ROLES.items():
         # The tiny tower's CLIP-style pretraining on fresh renderings (uniembed.vision): built once beside the
         # built model, reused by every run; its vision_pretrain.json holds the linear probes before and after.
         rule:
+            """The tiny tower and merger pretrained CLIP-style on fresh renderings; its linear probes before and after."""
             name:
                 f"pretrain_{_prefix}vision"
             input:
@@ -62,11 +64,12 @@ for _role, _prefix in MODEL_ROLES.items():
 
     if "instruct" in _steps:
 
-        # The tiny instruct MLLM (design.md §5): the model before it after generative training on the TRAIN split
+        # The tiny instruct MLLM (docs/hard-negatives.md, the judge's model): the model before it after generative training on the TRAIN split
         # of the world's sources, which the stage curates itself (a resource: it reads no run's data). One
         # thread: on 2 cores it runs beside another job, and tiny matrices on two contended threads are several
         # times slower than on one.
         rule:
+            """The tiny instruct MLLM: generative training on the world's train split (the judge and rerankers start here)."""
             name:
                 f"instruct_{_prefix}model"
             input:
@@ -100,6 +103,7 @@ for _role, _prefix in MODEL_ROLES.items():
 if STAGE_CONFIG.data.generator is not None:
 
     rule generate_data:
+        """The synthetic world (data.generator): M-BEIR layout, MMEB rows, NLI CSV, caption TSV and the truth."""
         output:
             directory(DATA_ROOT),
         log:

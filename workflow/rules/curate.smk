@@ -1,7 +1,8 @@
-# Curation (design.md §3.1): one job per source -> canonical Parquet tables + quarantine + summary.
+# Curation (docs/curation.md): one job per source -> canonical Parquet tables + quarantine + summary.
 
 
 rule curate:
+    """One source's curated tables (queries, candidates, pools, datasets, quarantine) and summary."""
     input:
         generated_data(),
     output:

@@ -1,8 +1,9 @@
-# Evaluation (design.md §3.9): M-BEIR local/global + MMEB for one model tag.
+# Evaluation (docs/evaluation.md): M-BEIR local/global + MMEB for one model tag.
 # `zero_shot` is the base model; every training stage adds a tag (EVAL_MODELS in common.smk).
 
 
 rule evaluate:
+    """One model's scores: M-BEIR local / global Recall@k and MMEB P@1 (U-MARVEL Tables 7/14, UniME-V2 Table 1)."""
     input:
         model=lambda wildcards: model_of_tag(wildcards.tag),
         curated=expand(curated("{source}", "queries"), source=EVAL_SOURCES),

@@ -4,6 +4,7 @@ import hashlib
 
 
 rule run_manifest:
+    """What the run is: its configuration, code version and environment."""
     output:
         f"{RUN_DIR}/run_manifest.json",
     log:

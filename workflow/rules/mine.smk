@@ -1,9 +1,10 @@
-# Hard-negative mining (design.md §3.3-3.5): mine candidates with an embedder, score them with
+# Hard-negative mining (docs/hard-negatives.md): mine candidates with an embedder, score them with
 # an MLLM judge (when the recipe has a `judge` section: UniME-V2), filter false negatives and
 # select hard negatives (U-MARVEL filters on the mined similarity, without a judge).
 
 
 rule mine:
+    """Every training query's top_k candidates below delta, positives removed (UniME-V2 eq. 1)."""
     input:
         model=lambda wildcards: STAGE_CONFIG.recipe.mine.get("checkpoint") or EVAL_MODELS[STAGE_CONFIG.recipe.mine["from"]],
         curated=curated(STAGE_CONFIG.recipe.mine.source, "queries") if MINING else [],
@@ -33,6 +34,7 @@ rule mine:
 if JUDGING:
 
     rule judge:
+        """The judge's P(Yes) for every mined candidate and positive (UniME-V2 §3.2), sharded and resumable."""
         input:
             mined=rules.mine.output.mined,
             curated=rules.mine.input.curated,

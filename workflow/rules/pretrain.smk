@@ -5,6 +5,7 @@
 
 
 rule pretrain:
+    """One stage of the progressive transition (U-MARVEL §3.1.3), from the previous stage's model."""
     input:
         model=lambda wildcards: pretrain_start(wildcards.stage),
         curated=lambda wildcards: curated(STAGE_CONFIG.recipe.pretrain.stages[wildcards.stage].source, "queries"),

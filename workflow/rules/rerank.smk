@@ -6,6 +6,7 @@
 
 
 rule train_reranker:
+    """A generative reranker: pointwise (U-MARVEL App. C) or pairwise + listwise (UniME-V2 §3.4)."""
     input:
         model=MODEL_DIRS[RERANK_BASE],
         retrieval=lambda wildcards: reranker_retrieval(wildcards.reranker),

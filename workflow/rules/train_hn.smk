@@ -4,6 +4,7 @@
 
 
 rule train_hn:
+    """One hard-negative objective trained from `train_hn.from` (U-MARVEL §3.2.2 or UniME-V2 eq. 2-4)."""
     input:
         model=lambda wildcards: EVAL_MODELS[STAGE_CONFIG.recipe.train_hn["from"]],
         negatives=lambda wildcards: filter_outputs(STAGE_CONFIG.recipe.train_hn.objectives[wildcards.objective].negatives)["negatives"],

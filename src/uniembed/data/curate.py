@@ -1,4 +1,4 @@
-"""Curation: turn what a reader read into the canonical, validated tables (design.md §3.1).
+"""Curation: turn what a reader read into the canonical, validated tables (docs/curation.md).
 
 Readers (``uniembed.data.readers``) parse a source, raise on structural errors and quarantine
 rows that fail single-record rules. :func:`finalize` applies the rules across records (duplicate

@@ -1,4 +1,4 @@
-"""Keep every data path inside its root (design.md §3.1: a record names files of its own source).
+"""Keep every data path inside its root (docs/curation.md: a record names files of its own source).
 
 A record's path (M-BEIR ``img_path``, MMEB ``*_image_path``, a caption's ``image``) is joined to
 its source's root as the public loaders do (``os.path.join(root, path)``), then resolved with

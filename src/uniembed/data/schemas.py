@@ -1,4 +1,4 @@
-"""Explicit pyarrow schemas of the curated artifacts (design.md §3.1).
+"""Explicit pyarrow schemas of the curated artifacts (docs/curation.md).
 
 Every curated source directory holds ``queries.parquet``, ``candidates.parquet``,
 ``pools.parquet``, ``datasets.parquet`` and ``quarantine.parquet`` with these schemas, whatever

@@ -1,4 +1,4 @@
-"""Validation rules of curation (design.md §3.1); each returns a quarantine ``(reason, detail)`` or None.
+"""Validation rules of curation (docs/curation.md); each returns a quarantine ``(reason, detail)`` or None.
 
 Rules on a single record live here as pure functions; rules across records (duplicate ids,
 references to the pool) work on whole columns. Reasons are stable snake_case codes that the

@@ -1,4 +1,4 @@
-"""On-disk embedding cache: sharded, resumable, keyed by exactly what produced it (design.md §3.3).
+"""On-disk embedding cache: sharded, resumable, keyed by exactly what produced it (docs/evaluation.md, the embedding cache).
 
 ``<cache_root>/<key digest>/`` holds ``shard_<start>_<stop>.npz`` files while encoding (each
 written atomically with its row range and ids), then ``embeddings.npy`` (memory-mappable,

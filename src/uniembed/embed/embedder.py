@@ -37,11 +37,11 @@ POOLINGS, ATTENTIONS = ("mean", "last"), ("bidirectional", "causal")
 
 @dataclass(frozen=True)
 class EmbeddingMode:
-    pooling: str = "mean"
-    attention: str = "bidirectional"
-    system: str = PromptStyle.system
-    compression: str | None = None
-    normalize: bool = True
+    pooling: str = "mean"  # mean (U-MARVEL, instruction masked) | last (VLM2Vec, UniME-V2)
+    attention: str = "bidirectional"  # bidirectional (U-MARVEL) | causal
+    system: str = PromptStyle.system  # the chat template's system turn
+    compression: str | None = None  # a prompt appended before the last token (E5-V style); null: none
+    normalize: bool = True  # L2-normalise (cosine scores)
     image_size: Optional[Annotated[int, Range(ge=1)]] = None   # pixels per side; None: the processor's own sizing
 
     def __post_init__(self):

@@ -1,4 +1,4 @@
-"""Top-k retrieval over an embedding pool with FAISS (design.md §3.3, mining; §6, faiss-cpu / faiss-gpu).
+"""Top-k retrieval over an embedding pool with FAISS (docs/hard-negatives.md, mining; faiss-cpu, or faiss-gpu behind the gpu-mine extra).
 
 Scores are inner products: L2-normalise both sides with :func:`l2_normalize` first to search by
 cosine similarity. Index kinds:

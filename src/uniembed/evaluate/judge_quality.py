@@ -1,4 +1,4 @@
-"""How well the judge's scores separate true matches from non-matches (design.md §3.4-3.5).
+"""How well the judge's scores separate true matches from non-matches (docs/hard-negatives.md).
 
 Inputs: the ``JUDGE_SCORES`` table (:mod:`uniembed.mine.schemas`) and the synthetic world's truth,
 query id -> every candidate that truly satisfies the query (``truth/mbeir_truth.parquet``:

@@ -1,4 +1,4 @@
-"""The benchmarks' metric definitions (design.md Appendix A), one small function each.
+"""The benchmarks' metric definitions (docs/evaluation.md), one small function each.
 
 Per-query metrics take ``ranked`` (per query, candidate ids best first) and return a float64 array
 with one value per query; aggregate with :func:`mean_by` and :func:`macro_average`. A ranked list

@@ -1,4 +1,4 @@
-"""Instruction data for the tiny instruct MLLM, built from curated TRAIN records only (design.md §5).
+"""Instruction data for the tiny instruct MLLM, built from curated TRAIN records only (docs/hard-negatives.md, the judge's model).
 
 Real runs start from an instruction-following MLLM (Qwen2-VL-7B-Instruct) and judge with one
 (UniME-V2 judges with Qwen2.5-VL-7B). The embedded default makes its own by next-token training

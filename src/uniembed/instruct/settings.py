@@ -44,7 +44,7 @@ class GroupLoss:
 
     queries: Annotated[int, Range(ge=1)] = 4     # groups per step
     negatives: Annotated[int, Range(ge=1)] = 3   # per group: the query's own listed negatives, then random candidates
-    weight: Annotated[float, Range(ge=0)] = 1.0
+    weight: Annotated[float, Range(ge=0)] = 1.0  # weight of the listwise term beside the answer-token loss
 
     def __post_init__(self):
         if self.queries < 1 or self.negatives < 1 or self.weight < 0:
@@ -58,9 +58,9 @@ class WorldGroups:
     its genuine match and ``negatives`` non-matches in the judge's prompt, trained like the train split's
     groups (answer tokens + the listwise term, with ``weight``)."""
 
-    groups: Annotated[int, Range(ge=1)] = 4
-    negatives: Annotated[int, Range(ge=1)] = 3
-    weight: Annotated[float, Range(ge=0)] = 1.0
+    groups: Annotated[int, Range(ge=1)] = 4  # world questions per step
+    negatives: Annotated[int, Range(ge=1)] = 3  # non-matches per question
+    weight: Annotated[float, Range(ge=0)] = 1.0  # weight of their listwise term
 
     def __post_init__(self):
         if self.groups < 1 or self.negatives < 1 or self.weight < 0:
@@ -72,21 +72,21 @@ class WorldGroups:
 class InstructSettings:
     """Generative training of the tiny model (the vision tower too unless ``freeze_vision``) on train-split records."""
 
-    max_steps: Annotated[int, Range(ge=1)]
-    batch_size: Annotated[int, Range(ge=1)]
-    lr: Annotated[float, Range(gt=0)]
+    max_steps: Annotated[int, Range(ge=1)]  # optimizer steps
+    batch_size: Annotated[int, Range(ge=1)]  # examples per step
+    lr: Annotated[float, Range(gt=0)]  # AdamW learning rate
     sources: list[str] = field(default_factory=lambda: ["mbeir"])  # curated sources whose train split it reads
-    mix: InstructMix = field(default_factory=InstructMix)
+    mix: InstructMix = field(default_factory=InstructMix)  # examples of each kind per train query
     group: Optional[GroupLoss] = None  # the listwise term; null: answer tokens only
     world: Optional[WorldGroups] = None  # fresh questions from the world's rules each step; null: none
     freeze_vision: bool = False    # keep the tower (and merger) as loaded: true on a pretrained tower
-    warmup_steps: Annotated[int, Range(ge=0)] = 0
+    warmup_steps: Annotated[int, Range(ge=0)] = 0  # linear warmup steps
     schedule: str = "cosine"       # any transformers scheduler name
-    weight_decay: Annotated[float, Range(ge=0)] = 0.0
-    max_grad_norm: Annotated[float, Range(gt=0)] = 1.0
-    seed: Annotated[int, Range(ge=0)] = 0
-    save_every: Annotated[int, Range(ge=1)] = 100
-    log_every: Annotated[int, Range(ge=1)] = 10
+    weight_decay: Annotated[float, Range(ge=0)] = 0.0  # AdamW weight decay
+    max_grad_norm: Annotated[float, Range(gt=0)] = 1.0  # gradient clipping
+    seed: Annotated[int, Range(ge=0)] = 0  # data order and initialisation
+    save_every: Annotated[int, Range(ge=1)] = 100  # steps between resumable checkpoints
+    log_every: Annotated[int, Range(ge=1)] = 10  # steps between logged metrics
 
     def __post_init__(self):
         if isinstance(self.mix, dict):

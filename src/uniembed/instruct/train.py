@@ -1,4 +1,4 @@
-"""Generative training of the tiny instruct MLLM (design.md §5): every weight, vision tower included.
+"""Generative training of the tiny instruct MLLM (docs/hard-negatives.md, the judge's model): every weight, vision tower included.
 
 This simulates the backbone's pretraining + instruction tuning, which real runs inherit from
 Qwen2-VL-7B-Instruct; every later stage keeps the vision tower frozen. Batches of

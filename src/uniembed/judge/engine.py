@@ -33,11 +33,11 @@ from ..ranges import Range
 class JudgeEngine:
     """vLLM engine settings of the judge (``uniembed.judge.engine``); null = vLLM's own default."""
 
-    dtype: Optional[str] = None
-    max_model_len: Optional[Annotated[int, Range(ge=1)]] = None
-    tensor_parallel_size: Optional[Annotated[int, Range(ge=1)]] = None
+    dtype: Optional[str] = None  # float32 | bfloat16 | float16 | auto
+    max_model_len: Optional[Annotated[int, Range(ge=1)]] = None  # the engine's context length
+    tensor_parallel_size: Optional[Annotated[int, Range(ge=1)]] = None  # GPUs one engine spans
     gpu_memory_utilization: Optional[Annotated[float, Range(gt=0, le=1)]] = None  # on CPU: the share of RAM it reserves
-    enforce_eager: bool = False
+    enforce_eager: bool = False  # no graph compilation (faster start, slower steps)
     cpu_kvcache_space: Optional[Annotated[int, Range(ge=1)]] = None  # GiB of KV cache on CPU (VLLM_CPU_KVCACHE_SPACE)
 
 

@@ -1,4 +1,4 @@
-"""Schemas of the mining -> judge -> filter artifacts (design.md §3.3-3.5)."""
+"""Schemas of the mining -> judge -> filter artifacts (docs/hard-negatives.md)."""
 import pyarrow as pa
 
 #: mine: per query, candidates of the global pool ranked by similarity, positives removed,

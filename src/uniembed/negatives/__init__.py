@@ -1,4 +1,4 @@
-"""Hard-negative selection after mining and judging (design.md §3.5).
+"""Hard-negative selection after mining and judging (docs/hard-negatives.md, the filter).
 
 Two strategies, one pure per-query function each, both returning a :class:`Selection`:
 :func:`~uniembed.negatives.unime_v2.select_unime_v2` (UniME-V2, "Hard Negative Sampling") and

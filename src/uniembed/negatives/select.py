@@ -1,4 +1,4 @@
-"""Apply a hard-negative strategy to whole tables (design.md §3.5, the ``filter`` stage).
+"""Apply a hard-negative strategy to whole tables (docs/hard-negatives.md, the ``filter`` stage).
 
 Inputs: the ``MINED`` table (query_id, rank, candidate_id, similarity; rank 1 = most similar) and
 the ``JUDGE_SCORES`` table (one row per (query, mined candidate) and per (query, positive); a

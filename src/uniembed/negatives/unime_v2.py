@@ -22,7 +22,7 @@ The paper's rules, in order:
    10 candidates from the initial pool of fifty and assign each a semantic matching score of 1.0."
 
 k and the minimum: the paper keeps a refined set of at least ten per query and trains with
-Ω_h = {c_1, ..., c_k}, k = 8 (design.md §3.6). We store ``size = max(k, minimum)`` negatives per
+Ω_h = {c_1, ..., c_k}, k = 8 (docs/hard-negative-training.md). We store ``size = max(k, minimum)`` negatives per
 query (10 by default) in cyclical order, so the first ``k`` (what the trainer reads) are the
 first k cyclical picks and the stored list honours the minimum of ten. When fewer than ``size``
 candidates remain, the picks are repeated in their own order (s0, s1, ..., s_{m-1}, s0, s1, ...)

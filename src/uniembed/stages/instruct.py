@@ -1,4 +1,4 @@
-"""Stage ``instruct``: make the embedded default's tiny instruct MLLM, the judge (design.md §5).
+"""Stage ``instruct``: make the embedded default's tiny instruct MLLM, the judge (docs/hard-negatives.md, the judge's model).
 
     python -m uniembed.stages.instruct [--config-dir config] --stage role judge_model \\
         --stage model_dir VISION_MODEL --stage out_dir resources/models/tiny-judge-instruct \\

@@ -2,7 +2,7 @@
 
     python -m uniembed.stages.train --stage section pretrain --stage name nli --stage model_dir PREV \\
         --stage curated_dir DIR --stage out_dir DIR --stage checkpoint_dir DIR --stage log_dir DIR \\
-        [--stage hard_negatives results/<run>/mining/hard_negatives.parquet] [--stage retrieval mined.parquet]
+        [--stage hard_negatives results/<run>/mining/filters/<name>/hard_negatives.parquet] [--stage retrieval mined.parquet]
 
 Trains LoRA on ``stage.model_dir`` with the settings of ``recipe.<section>.<name>`` — one stage of
 U-MARVEL's progressive transition (``section: pretrain``, §3.1.3), one hard-negative objective

@@ -2,7 +2,7 @@
 
 Both expose the same small surface to the training loop: the module the embedder calls, a
 ``no_sync`` factory for gradient caching, ``backward``, ``step``, the current learning rate, and
-checkpoint save/load (design.md §4: resumable; a checkpoint of another run is refused).
+checkpoint save/load (docs/interruptions.md: resumable; a checkpoint of another run is refused).
 
 * ``ddp`` (default): one process, or DDP under torchrun; checkpoints by
   :mod:`uniembed.train.checkpoint`. Works with gradient caching.

@@ -1,4 +1,4 @@
-"""Resumable training checkpoints (design.md §4): a requeued job continues, it does not restart.
+"""Resumable training checkpoints (docs/interruptions.md): a requeued job continues, it does not restart.
 
 ``<checkpoint_dir>/step-<N>/`` holds ``state.pt`` (tensors and plain containers only: the
 trainable parameters (LoRA), the objective's state (its temperature), the optimizer and

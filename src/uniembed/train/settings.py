@@ -22,36 +22,36 @@ from ..ranges import Range
 @dataclass
 class OptimizerSettings:
     """AdamW with a warmup + decay schedule (any transformers scheduler name) and gradient clipping."""
-    lr: Annotated[float, Range(gt=0)]
-    weight_decay: Annotated[float, Range(ge=0)] = 0.0
-    warmup_steps: Annotated[int, Range(ge=0)] = 0
-    schedule: str = "cosine"
-    max_grad_norm: Annotated[float, Range(gt=0)] = 1.0
+    lr: Annotated[float, Range(gt=0)]  # AdamW learning rate
+    weight_decay: Annotated[float, Range(ge=0)] = 0.0  # AdamW weight decay
+    warmup_steps: Annotated[int, Range(ge=0)] = 0  # linear warmup steps
+    schedule: str = "cosine"  # any transformers scheduler name (cosine, linear, constant, ...)
+    max_grad_norm: Annotated[float, Range(gt=0)] = 1.0  # gradient clipping
 
 
 @dataclass
 class LoraSettings:
     """LoRA on the decoder only; ``target`` None is the model family's pattern (its attention and MLP
     projections, :attr:`uniembed.model.families.base.Family.lora_target`), a regex replaces it."""
-    r: Annotated[int, Range(ge=1)] = 8
-    alpha: Annotated[int, Range(gt=0)] = 16
-    dropout: Annotated[float, Range(ge=0, lt=1)] = 0.0
-    target: str | None = None
+    r: Annotated[int, Range(ge=1)] = 8  # LoRA rank
+    alpha: Annotated[int, Range(gt=0)] = 16  # LoRA alpha (scale alpha / r)
+    dropout: Annotated[float, Range(ge=0, lt=1)] = 0.0  # LoRA dropout
+    target: str | None = None  # a regex of module names; null: the family's decoder projections
 
 
 @dataclass
 class TrainSettings:
-    max_steps: Annotated[int, Range(ge=1)]
+    max_steps: Annotated[int, Range(ge=1)]  # optimizer steps
     batch_size: Annotated[int, Range(ge=2)]  # global batch (queries per step, all processes); data.BatchSampler needs 2
-    optimizer: OptimizerSettings
+    optimizer: OptimizerSettings  # AdamW + schedule
     objective: dict[str, Any]        # {"name": ..., the objective's settings}
-    lora: LoraSettings = field(default_factory=LoraSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)  # the adapter
     chunk_size: Annotated[int, Range(ge=1)] | None = None  # gradient caching chunk (items per forward); None = off
     backend: str = "ddp"             # "ddp" (plain torch / DDP) or "deepspeed_zero2"
-    activation_checkpointing: bool = False
-    seed: Annotated[int, Range(ge=0)] = 0
-    save_every: Annotated[int, Range(ge=1)] = 50
-    log_every: Annotated[int, Range(ge=1)] = 10
+    activation_checkpointing: bool = False  # recompute activations in backward (memory for time)
+    seed: Annotated[int, Range(ge=0)] = 0  # data order, LoRA init and dropout
+    save_every: Annotated[int, Range(ge=1)] = 50  # steps between resumable checkpoints
+    log_every: Annotated[int, Range(ge=1)] = 10  # steps between logged metrics (TensorBoard, training_summary.json)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainSettings":

@@ -1,0 +1,50 @@
+"""The documentation: generated reference pages match the code, the site builds strictly (a broken link, a missing
+page or anchor fails), the README stays a front door, and no file cites a document that does not exist."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+#: where the code and the docs cite documents: a path to a .md file of this repository
+CITING = ("src", "workflow", "config", "tests", "scripts", "benchmarks", "docs", "profiles", "data", "envs")
+CITED = re.compile(r"(?<![\w/.])((?:docs|data|profiles|config|benchmarks|scripts)/[\w/.-]+\.md)\b")
+
+
+def test_the_reference_pages_are_what_the_code_gives():
+    done = subprocess.run([sys.executable, "scripts/docs_reference.py", "--check"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_docs_site_builds_strictly(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert (tmp_path / "site" / "reference" / "configuration" / "index.html").is_file()
+
+
+def test_the_readme_is_a_front_door_whose_links_resolve():
+    text = (ROOT / "README.md").read_text()
+    assert len(text) <= 10_000, f"README.md has {len(text)} characters; move detail into docs/"
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci in text, "the README's test command must be the one .ci/run runs"
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text):
+        if not target.startswith("http"):
+            assert (ROOT / target).exists(), f"README.md links to {target}, which does not exist"
+
+
+def test_no_file_cites_a_document_that_does_not_exist():
+    missing = []
+    for top in CITING:
+        for path in (ROOT / top).rglob("*"):
+            if path.suffix not in (".py", ".smk", ".yaml", ".md", ".sh") or "__pycache__" in path.parts:
+                continue
+            for cited in CITED.findall(path.read_text(errors="replace")):
+                if not (ROOT / cited).exists():
+                    missing.append(f"{path.relative_to(ROOT)} cites {cited}")
+            if "design.md " + "§" in path.read_text(errors="replace"):
+                missing.append(f"{path.relative_to(ROOT)} cites design.md by section (docs/design.md has none)")
+    assert not missing, "\n".join(missing)
