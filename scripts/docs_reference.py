@@ -106,12 +106,11 @@ def _dataclass_of(kind):
     return None, ""
 
 
-def _meaning(field, kind, full_key: str, comments: dict) -> str:
-    """The field's comment, else its KEY_DOCS entry, else (a section) its dataclass's first paragraph."""
+def _meaning(field, inner, full_key: str, comments: dict) -> str:
+    """The field's comment, else its KEY_DOCS entry, else (a section: ``inner``) its dataclass's first paragraph."""
     from uniembed.config_schema import KEY_DOCS
 
     text = comments.get(field.name.rstrip("_")) or KEY_DOCS.get(full_key) or KEY_DOCS.get(field.name, "")
-    inner = _dataclass_of(kind)[0]
     if not text and inner is not None:
         text = (inspect.getdoc(inner) or "").split("\n\n")[0]
     return " ".join(text.split()).replace("|", "/")
@@ -124,9 +123,9 @@ def _rows(schema, prefix: str) -> list[str]:
     for field in dataclasses.fields(schema):
         key = field.metadata.get("key", field.name)
         kind = hints[field.name]
-        rows.append(f"| `{prefix}.{key}` | {_type_name(kind)} | {_default(field)} | "
-                    f"{_range(kind)} | {_meaning(field, kind, f'{prefix}.{key}', comments)} |")
         inner, suffix = _dataclass_of(kind)
+        rows.append(f"| `{prefix}.{key}` | {_type_name(kind)} | {_default(field)} | "
+                    f"{_range(kind)} | {_meaning(field, inner, f'{prefix}.{key}', comments)} |")
         if inner is not None:
             rows += _rows(inner, f"{prefix}.{key}{suffix}")
     return rows

@@ -35,13 +35,12 @@ def _run_jobs(run: Path) -> list[Path]:
 
 
 def _jobs(run: Path) -> str:
-    rows = []
+    rows, total = [], 0.0
     for path in _run_jobs(run):
         with open(path, newline="") as handle:
             record = next(csv.DictReader(handle, delimiter="\t"))
+        total += float(record["s"])
         rows.append(f"| `{path.stem}` | {float(record['s']):.1f} | {float(record['max_rss']):.0f} |")
-    total = sum(float(next(csv.DictReader(open(p, newline=""), delimiter="\t"))["s"])
-                for p in _run_jobs(run))
     return ("| job | seconds | peak RSS (MiB) |\n|---|---|---|\n" + "\n".join(rows)
             + f"\n\n{len(rows)} jobs, {total / 60:.1f} min of job time in all (two jobs ran at a time).\n")
 
