@@ -17,6 +17,9 @@ rule mine:
         f"{BENCHMARKS}/mine.tsv"
     params:
         settings=rule_settings("recipe.mine", "recipe.embedding", "recipe.evaluate.cache_dtype", "recipe.device"),
+        # an external miner (recipe.mine.checkpoint): its files' sizes and times, so new weights at the path rerun it
+        miner=json.dumps(model_identity(OmegaConf.create({"path": STAGE_CONFIG.recipe.mine.checkpoint})), sort_keys=True)
+        if MINING and STAGE_CONFIG.recipe.mine.get("checkpoint") else "",
         model_dir=lambda wildcards, input: loadable(input.model),
         curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
         cache_dir=f"{RUN_DIR}/cache/embeddings",
