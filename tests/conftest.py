@@ -20,11 +20,18 @@ _STARTED = time.monotonic()
 _reporter = None
 
 
+#: Directories whose every test starts Snakemake on a copy of the project (a dry run or a run): marked ``dag``.
+DAG_DIRECTORIES = {"integration", "slurm", "workflow"}
+
+
 def pytest_itemcollected(item):
     """One xdist group per directory of SHARED_STATE, else per file (``--dist loadgroup``); marked as each
-    test is collected, before xdist's worker reads the marks in ``pytest_collection_modifyitems``."""
+    test is collected, before xdist's worker reads the marks in ``pytest_collection_modifyitems``. Tests of
+    DAG_DIRECTORIES get the ``dag`` mark (the contributor's fast loop leaves them out; CI runs them)."""
     parts = Path(str(item.fspath)).resolve().relative_to(TESTS).parts
     item.add_marker(pytest.mark.xdist_group(parts[0] if parts[0] in SHARED_STATE else "/".join(parts)))
+    if parts[0] in DAG_DIRECTORIES:
+        item.add_marker(pytest.mark.dag)
 
 
 @pytest.hookimpl(trylast=True)  # after the terminal reporter is registered

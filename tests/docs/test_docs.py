@@ -6,12 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 #: where the code and the docs cite documents: a path to a .md file of this repository
 CITING = ("src", "workflow", "config", "tests", "scripts", "benchmarks", "docs", "profiles", "data", "envs")
 CITED = re.compile(r"(?<![\w/.])((?:docs|data|profiles|config|benchmarks|scripts)/[\w/.-]+\.md)\b")
 
 
+@pytest.mark.dag   # reads the workflow through Snakemake's API
 def test_the_reference_pages_are_what_the_code_gives():
     done = subprocess.run([sys.executable, "scripts/docs_reference.py", "--check"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)

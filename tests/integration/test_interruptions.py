@@ -1,7 +1,8 @@
 """When a run is interrupted (docs/interruptions.md): each documented path, for real.
 
 A stage process killed by its PID (as a preemption would) resumes from its checkpoint under a
-plain `snakemake`; a killed `snakemake` leaves its lock, which `--unlock` clears.
+plain `snakemake`; a killed `snakemake` leaves its lock, which `--unlock` clears. Each starts from the shared built
+resources (tests.workflow.dag), so only the small world, its curation and the stage under test run.
 """
 import os
 import signal
@@ -43,7 +44,7 @@ def _stage_pid(session: int, pattern: str) -> int:
 
 @pytest.mark.slow
 def test_a_killed_training_job_resumes_under_a_plain_rerun(tmp_path):
-    project = scratch_project(tmp_path, hydra_overrides=LONG_NLI)
+    project = scratch_project(tmp_path, hydra_overrides=LONG_NLI, built=True)
     runner = _start(project)
     _wait_for_checkpoint(project)
     os.kill(_stage_pid(runner.pid, "^python -m uniembed.stages.train --stage section pretrain --stage name nli"), signal.SIGKILL)
@@ -57,7 +58,7 @@ def test_a_killed_training_job_resumes_under_a_plain_rerun(tmp_path):
 
 @pytest.mark.slow
 def test_a_killed_snakemake_needs_unlock_then_continues(tmp_path):
-    project = scratch_project(tmp_path, hydra_overrides=LONG_NLI)
+    project = scratch_project(tmp_path, hydra_overrides=LONG_NLI, built=True)
     runner = _start(project)
     _wait_for_checkpoint(project)
     os.killpg(runner.pid, signal.SIGKILL)   # snakemake and its jobs, no chance to clean up

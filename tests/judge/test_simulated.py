@@ -122,6 +122,7 @@ def test_the_judge_stage_scores_the_mined_pairs_from_the_worlds_truth(small_worl
     assert [r["score"] for r in noisy] != [r["score"] for r in rows]
 
 
+@pytest.mark.dag
 def test_the_workflow_judges_from_the_worlds_truth_without_the_judge_model(tmp_path):
     """The judge job of a simulated run waits for the generated world (its truth), not the judge's instruct model."""
     from tests.workflow.dag import scratch_project, snakemake
