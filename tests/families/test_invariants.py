@@ -125,3 +125,28 @@ def test_activation_checkpointing_gives_the_same_gradients(tiny_family_model, it
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 0
     assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
     assert any(grads[0][n].abs().max() > 0 for n in grads[0] if ".lora_A." in n)
+
+
+@pytest.mark.parametrize("side", [40, 84, 112, 200])
+def test_image_token_counts_are_what_the_processor_and_tower_produce(tiny_family_model, side):
+    """Family.image_tokens (the cost plan's count) against the saved processor's image placeholders and the
+    pixel rows the tower runs over (Qwen: one row per patch; LLaVA-OV: tiles of (tile / patch)^2 tokens)."""
+    from PIL import Image
+    from transformers import AutoConfig
+
+    from uniembed.model.families import family
+    from uniembed.model.processor import load_processor
+
+    config, processor = AutoConfig.from_pretrained(tiny_family_model), load_processor(tiny_family_model)
+    chosen = family(config.model_type)
+    size = processor.image_processor.size
+    pixels = (size["shortest_edge"], size["longest_edge"]) if size.get("longest_edge") else None
+    inputs = processor(text=[chosen.image_token], images=[Image.new("RGB", (side, side), (90, 40, 20))],
+                       return_tensors="pt")
+    pixel_values = inputs["pixel_values"]
+    if pixel_values.dim() == 5:   # anyres tiles: (images, tiles, channels, tile, tile)
+        tower = pixel_values.shape[1] * (pixel_values.shape[-1] // config.vision_config.patch_size) ** 2
+    else:                          # one row per patch
+        tower = pixel_values.shape[0]
+    decoder = int((inputs["input_ids"] == config.image_token_id).sum())
+    assert chosen.image_tokens(config, side, pixels) == (tower, decoder)

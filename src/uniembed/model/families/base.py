@@ -115,6 +115,13 @@ class Family(abc.ABC):
         """The model's tower (and what vision pretraining trains with it) as an :class:`ImageEncoder` over
         ``image_processor``'s inputs: ``[len(images), tokens, hidden]`` for images of one size."""
 
+    @abc.abstractmethod
+    def image_tokens(self, config, side: int, pixels: tuple[int, int] | None = None) -> tuple[int, int]:
+        """(tokens the vision tower runs over, tokens the decoder receives) for one ``side`` x ``side`` image
+        under ``config`` (the model's config), as the family's processor and model count them (uniembed.plan);
+        ``pixels``: the image processor's (min, max) pixel bounds where the family resizes within them (None:
+        the processor's defaults)."""
+
     # --- the tiny offline factory ---------------------------------------------------------------------
     @abc.abstractmethod
     def tiny_config(self, processor, **sizes):

@@ -110,6 +110,25 @@ class LlavaOneVision(Family):
         return {"preprocessor_config.json": {**image_config, "processor_class": self.processor_name},
                 "video_preprocessor_config.json": video}
 
+    def image_tokens(self, config, side: int, pixels: tuple[int, int] | None = None) -> tuple[int, int]:
+        """Anyres: the base tile plus the tiles of the best grid among ``image_grid_pinpoints`` run through the
+        tower; the decoder receives the base tile's tokens, the grid's (unpadded, pooled past anyres_max_9) and
+        one newline per row, counted by transformers' own processor arithmetic."""
+        import functools
+        from types import SimpleNamespace
+
+        from transformers.image_processing_utils import select_best_resolution
+        from transformers.models.llava_onevision.processing_llava_onevision import LlavaOnevisionProcessor as P
+
+        tile, patch = config.vision_config.image_size, config.vision_config.patch_size
+        per_tile = (tile // patch) ** 2
+        height, width = select_best_resolution([side, side], config.image_grid_pinpoints)
+        stand_in = SimpleNamespace(image_processor=SimpleNamespace(image_grid_pinpoints=config.image_grid_pinpoints),
+                                   num_image_tokens=per_tile, vision_aspect_ratio=config.vision_aspect_ratio)
+        stand_in._get_unpadded_features = functools.partial(P._get_unpadded_features, stand_in)
+        return (1 + (height // tile) * (width // tile)) * per_tile, P._get_number_of_features(stand_in, side, side,
+                                                                                             tile, tile)
+
     def image_encoder(self, model, image_processor) -> ImageEncoder:
         """Tower + projector (what vision pretraining trains), read through the model's own anyres packing."""
         inner = _named_base(model)

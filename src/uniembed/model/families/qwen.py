@@ -135,6 +135,18 @@ class QwenVLFamily(Family):
                  "processor_class": self.processor_name}
         return {"preprocessor_config.json": image, "video_preprocessor_config.json": video}
 
+    def image_tokens(self, config, side: int, pixels: tuple[int, int] | None = None) -> tuple[int, int]:
+        """The processor's resize to whole merged patches (``smart_resize`` within ``pixels``): patches for the
+        tower, a merge-size squared fewer for the decoder."""
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+        vision = config.vision_config
+        patch, merge = vision.patch_size, vision.spatial_merge_size
+        bounds = dict(zip(("min_pixels", "max_pixels"), pixels)) if pixels else {}
+        height, width = smart_resize(side, side, factor=patch * merge, **bounds)
+        patches = (height // patch) * (width // patch)
+        return patches, patches // merge ** 2
+
     def image_encoder(self, model, image_processor) -> ImageEncoder:
         """The ``visual`` tower with its merger: the merged tokens of same-size images."""
         tower = self.vision_tower(model)
