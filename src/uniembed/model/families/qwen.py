@@ -69,6 +69,7 @@ class QwenVLFamily(Family):
     eos_token, pad_token, end_of_turn = "<|im_end|>", "<|endoftext|>", "<|im_end|>"
     image_token = "<|image_pad|>"
     vision_modules = ("visual",)
+    merger_modules = ("merger", "deepstack_merger_list")   # over 2x2-merged patches
     video_processor_name = "Qwen2VLVideoProcessor"
     patch_size = 14
     spatial_merge_size = 2
