@@ -12,14 +12,15 @@ BASE = {"artifacts", "ranges", "provenance"}
 #: package -> the packages it may not import
 FORBIDDEN = {
     "model": {"data", "embed", "vision", "train", "judge", "rerank", "instruct", "mine", "negatives", "evaluate",
-              "interop", "stages"},
+              "interop", "stages", "plan"},
     "data": {"model", "embed", "vision", "train", "judge", "rerank", "instruct", "mine", "negatives", "evaluate",
-             "interop", "stages"},
-    "embed": {"vision", "train", "judge", "rerank", "instruct", "mine", "negatives", "evaluate", "interop", "stages"},
-    "judge": {"train", "rerank", "instruct", "evaluate", "stages", "config_schema", "config", "workflow_checks"},
-    "rerank": {"train", "instruct", "stages"},   # the trainer's rerank task imports rerank, never the reverse
-    "interop": {"train", "judge", "rerank", "instruct", "evaluate", "stages"},
-    "evaluate": {"train", "rerank", "instruct", "stages"},   # recall + rerank fusion lives in rerank, which reads evaluate
+             "interop", "stages", "plan"},
+    "embed": {"vision", "train", "judge", "rerank", "instruct", "mine", "negatives", "evaluate", "interop", "stages", "plan"},
+    "judge": {"train", "rerank", "instruct", "evaluate", "stages", "config_schema", "config", "workflow_checks", "plan"},
+    "rerank": {"train", "instruct", "stages", "plan"},   # the trainer's rerank task imports rerank, never the reverse
+    "interop": {"train", "judge", "rerank", "instruct", "evaluate", "stages", "plan"},
+    "evaluate": {"train", "rerank", "instruct", "stages", "plan"},   # recall + rerank fusion lives in rerank, which reads evaluate
+    "plan": {"stages"},   # the cost plan reads configs and models as the stages do, beside them
 }
 
 

@@ -67,6 +67,20 @@ class Generator:
 
 
 @dataclass
+class DeclaredSizes:
+    """``data.sources.<name>.declared``: a source's sizes before it is curated, for the cost plan
+    (``python -m uniembed.plan``; a curated source's own sizes replace them)."""
+    queries: dict[str, Count]  # queries per split
+    candidates: Count  # candidates in the source
+    pool: Count  # candidates a mined query is searched against (global: the union pool; own: its own pool, mean)
+    query_tokens: Annotated[float, Range(gt=0)]  # mean text tokens of a query (instruction included)
+    candidate_tokens: Annotated[float, Range(gt=0)]  # mean text tokens of a candidate
+    query_images: Fraction = 0.0  # the share of queries with an image
+    candidate_images: Fraction = 0.0  # the share of candidates with an image
+    positives: Annotated[float, Range(ge=1)] = 1.0  # mean positives per query
+
+
+@dataclass
 class Source:
     format: str  # mbeir | mmeb | nli_csv | captions (the reader)
     root: Optional[str] = None  # a directory source's root (M-BEIR, MMEB)
@@ -74,6 +88,7 @@ class Source:
     image_root: Union[str, dict[str, str], None] = None  # MMEB: one root per split
     splits: Optional[list[str]] = None  # splits to read (default: the format's)
     instruction_seed: Optional[Seed] = None  # M-BEIR: seed of each query's instruction draw among its task's four
+    declared: Optional[DeclaredSizes] = None  # its sizes for the cost plan before curation (uniembed.plan)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from tests.conftest import SMALL_WORLD
 from tests.workflow.dag import SNAKEMAKE, scratch_project, snakemake
 
 SIZES = "{" + ", ".join(f"{k}: {v}" for k, v in SMALL_WORLD.items()) + "}"
-LONG_NLI = [f"data.generator.sizes={SIZES}", "recipe.pretrain.stages.nli.max_steps=200",
+LONG_NLI = [f"data.generator.sizes={SIZES}", "recipe.pretrain.stages.nli.max_steps=60",
             "recipe.pretrain.stages.nli.save_every=10"]
 TARGET = "results/default/models/pretrain_nli"
 

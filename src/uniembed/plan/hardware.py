@@ -1,0 +1,144 @@
+"""What a job costs on a machine: GPU-hours at a stated MFU, memory per GPU, and (on this CPU) seconds from
+rates measured by a micro-benchmark of the run's own model.
+
+Peak dense bf16 rates are the vendors' datasheet numbers without sparsity (A100/A800 SXM 312 TFLOP/s, H100 SXM
+989, H200 989, L40S 362, Ascend 910B 320 as reported for U-MARVEL's hardware class). MFU is the share of peak a
+job reaches: 0.3-0.5 is typical for LLM training (PaLM §4 reports 46%; Megatron-scale runs 40-55%), lower for
+short-sequence embedding batches; the plan states the one it used.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .model_cost import ModelCost
+from .workload import Job
+
+#: name -> (peak dense bf16 FLOP/s, memory in GiB)
+GPUS = {"A100-80GB": (312e12, 80), "A800-80GB": (312e12, 80), "H100-SXM": (989e12, 80), "H200": (989e12, 141),
+        "L40S": (362e12, 48), "Ascend-910B": (320e12, 64)}
+BF16, FP32 = 2, 4
+
+
+def gpu_hours(job: Job, gpu: str, mfu: float) -> float:
+    return job.flops / (GPUS[gpu][0] * mfu) / 3600
+
+
+def memory_gib(job: Job, cost: ModelCost, gpus: int, zero2: bool, lora_rank: int = 16) -> float:
+    """Peak memory per GPU, estimated: bf16 weights; for training the LoRA factors in fp32 with their gradients
+    and Adam moments (ZeRO-2 shards the gradients and moments over ``gpus``), the activations of the
+    sequences in flight (GradCache's chunk, else the per-GPU batch; with activation checkpointing each
+    layer's input plus one layer's working set, else every layer's working set), and the tower's forward."""
+    weights = cost.parameters * BF16
+    if job.kind != "train":
+        return weights / 2 ** 30
+    lora = cost.lora_parameters(lora_rank)
+    states = lora * FP32 + lora * (FP32 + 2 * FP32) / (gpus if zero2 else 1)
+    per_example = job.sequences / (job.steps * job.batch)
+    in_flight = job.chunk if job.chunk else per_example * job.batch / gpus
+    tokens = job.text_tokens + job.images * cost.image_tokens(job.side)[1]
+    per_layer = tokens * (10 * cost.hidden_size + 3 * cost.intermediate_size) * BF16
+    saved = tokens * cost.hidden_size * BF16 * cost.layers + per_layer if job.checkpointing else per_layer * cost.layers
+    tower = job.images * cost.image_tokens(job.side)[0] * cost.vision_attention_width * 10 * BF16
+    return (weights + states + in_flight * (saved + tower)) / 2 ** 30
+
+
+@dataclass(frozen=True)
+class CpuRates:
+    """This machine's rates on the run's models (:func:`measure_cpu`): FLOP/s per (model role, job kind), each
+    measured through the code path the jobs run (embedder forward, LoRA step, the judge's one-token forward,
+    processor included), and a stage process's start."""
+    flops: dict[str, float]   # "role/kind" -> FLOP/s
+    startup_s: float          # interpreter, imports, model load
+
+
+def _items(job: Job, batch: int, image: str, words: int) -> list:
+    from ..embed.embedder import EmbedItem
+
+    with_image = round(min(job.images, 1.0) * batch)
+    return [EmbedItem(" ".join(["shape"] * words), image if i < with_image else None, "Find it.") for i in range(batch)]
+
+
+def _seconds_per_sequence(job: Job, model_dir: str, batch: int, repeats: int) -> float:
+    """Median seconds per sequence of ``job``'s kind at its shape, through the stages' own code."""
+    import statistics
+    import tempfile
+
+    import torch
+    from PIL import Image
+
+    from ..embed.embedder import Embedder
+    from ..model.processor import load_processor
+
+    image = str(Path(tempfile.mkdtemp()) / "probe.png")
+    Image.new("RGB", (job.side, job.side), (200, 40, 40)).save(image)
+    words = max(1, round(job.text_tokens) - 20)
+    if job.kind == "score":
+        from transformers import AutoModelForImageTextToText
+
+        from ..judge.prompt import build_judge_prompt
+        from ..model.chat import yes_no_token_ids
+
+        processor = load_processor(model_dir)
+        model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
+        items = _items(job, batch, image, max(1, words // 2))
+        prompts = [build_judge_prompt(q, c).render(processor) for q, c in zip(items, items[::-1])]
+        processor.tokenizer.padding_side = "left"
+        yes, no = yes_no_token_ids(processor.tokenizer)
+
+        def run():
+            images = [im for _, ims in prompts for im in ims]
+            inputs = processor(text=[t for t, _ in prompts], images=images or None, padding=True, return_tensors="pt")
+            with torch.no_grad():
+                model(**inputs, logits_to_keep=1).logits[:, -1, [no, yes]].softmax(-1)
+    else:
+        embedder = Embedder.from_pretrained(model_dir, device="cpu")
+        items = _items(job, batch, image, words)
+        if job.kind == "train":
+            from ..train.lora import apply_lora, enable_activation_checkpointing
+            from ..train.settings import LoraSettings
+
+            embedder.model = apply_lora(embedder.model, LoraSettings(r=8, alpha=16))
+            if job.checkpointing:
+                enable_activation_checkpointing(embedder.model)
+            embedder.model.train()
+
+            def run():
+                embedder.forward(items).sum().backward()
+        else:
+            def run():
+                with torch.no_grad():
+                    embedder.forward(items)
+    run()   # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) / batch
+
+
+def measure_cpu(jobs: list[Job], model_dirs: dict[str, str], costs: dict[str, ModelCost], batch: int = 16,
+                repeats: int = 3) -> CpuRates:
+    """Per (role, kind) of ``jobs``: time the largest such job's shape and turn it into FLOP/s by the same
+    formula the plan counts with; and a stage process's start (imports, then the model loaded)."""
+    from transformers import AutoModel
+
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import uniembed.stages.train"], check=True)
+    AutoModel.from_pretrained(model_dirs["model"])
+    startup = time.perf_counter() - start
+    rates = {}
+    for key in dict.fromkeys(f"{job.role}/{job.kind}" for job in jobs):
+        job = max((j for j in jobs if f"{j.role}/{j.kind}" == key), key=lambda j: j.sequences)
+        seconds = _seconds_per_sequence(job, model_dirs[job.role], min(batch, job.batch or batch), repeats)
+        rates[key] = job.flops / job.sequences / seconds
+    return CpuRates(rates, startup)
+
+
+def cpu_seconds(job: Job, rates: CpuRates) -> float:
+    """A job's predicted seconds on this CPU: its start, then its FLOPs at the rate measured for its kind."""
+    return rates.startup_s + job.flops / rates.flops[f"{job.role}/{job.kind}"]

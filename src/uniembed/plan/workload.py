@@ -1,0 +1,147 @@
+"""What each heavy job of a run does to a model: how many sequences, how long, how many FLOPs.
+
+One :class:`Job` per Snakemake job of the DAG that runs a model (the progressive transition's stages, mining,
+the judge, hard-negative training, the rerankers, recall + rerank, the distillation teacher table and
+training, each model's evaluation), read from the recipe the way the workflow reads it
+(:func:`uniembed.workflow_checks.run_model_tags`). Sequence lengths are the sources' mean text tokens plus a
+prompt template, plus each image's decoder tokens (:meth:`ModelCost.image_tokens`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..workflow_checks import run_model_tags
+from .model_cost import ModelCost
+from .sizes import SourceSizes
+
+#: tokens an embedding prompt adds to its text (chat template, system turn, the instruction's frame)
+EMBED_TEMPLATE = 20
+#: tokens the judge's / a reranker's prompt adds to a query and a candidate (its question and answer frame)
+JUDGE_TEMPLATE = 60
+#: image side when neither the recipe (recipe.embedding.image_size) nor the curated images give one
+DEFAULT_SIDE = 448
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str            # the Snakemake job (benchmark file stem)
+    rule: str
+    role: str            # which model: model | judge_model | miner
+    kind: str            # train | encode | score
+    sequences: float     # sequences through the model
+    text_tokens: float   # per sequence, mean
+    images: float        # per sequence, mean
+    side: int
+    flops: float
+    steps: int | None = None
+    batch: int | None = None
+    chunk: int | None = None
+    checkpointing: bool = False
+
+
+class Workload:
+    """Builds the jobs of one configuration (``cfg``: the composed stage config) from its sources' sizes."""
+
+    def __init__(self, cfg, sizes: dict[str, SourceSizes], costs: dict[str, ModelCost]):
+        self.cfg, self.sizes, self.costs = cfg, sizes, costs
+        recipe = cfg.recipe
+        self.side = int(recipe.embedding.get("image_size") or next(
+            (s.image_side for s in sizes.values() if s.image_side), DEFAULT_SIDE))
+
+    # --- sequences ----------------------------------------------------------------------------------
+    def _items(self, source: str, kind: str) -> tuple[float, float]:
+        """(text tokens, images) of one embedded query or candidate of ``source``."""
+        s = self.sizes[source]
+        tokens, images = (s.query_tokens, s.query_images) if kind == "query" else (s.candidate_tokens, s.candidate_images)
+        return tokens + EMBED_TEMPLATE, images
+
+    def _pair(self, source: str) -> tuple[float, float]:
+        s = self.sizes[source]
+        return s.query_tokens + s.candidate_tokens + JUDGE_TEMPLATE, s.query_images + s.candidate_images
+
+    def _job(self, name, rule, role, kind, parts: list[tuple[float, float, float]], **training) -> Job:
+        """``parts``: (sequences, text tokens, images) of each kind of sequence the job runs."""
+        cost = self.costs[role]
+        count = sum(n for n, _, _ in parts)
+        if kind == "train":
+            flops = sum(n * cost.training_flops(t, i, self.side, training["checkpointing"], training["chunk"] is not None)
+                        for n, t, i in parts)
+        else:
+            flops = sum(n * cost.forward_flops(t, i, self.side, head_tokens=1 if kind == "score" else 0)
+                        for n, t, i in parts)
+        tokens = sum(n * t for n, t, _ in parts) / count if count else 0.0
+        images = sum(n * i for n, _, i in parts) / count if count else 0.0
+        return Job(name, rule, role, kind, count, tokens, images, self.side, flops, **training)
+
+    # --- training -----------------------------------------------------------------------------------
+    def _training(self, name: str, rule: str, role: str, stage, pair: bool = False) -> Job:
+        examples = stage.max_steps * stage.batch_size
+        source = stage.source
+        objective = stage.get("objective") or {}
+        if pair:   # a reranker: judge-style prompts; pointwise a Yes and a No pair, pair_list two pairs and a list
+            tokens, images = self._pair(source)
+            lists = objective.get("name") == "pair_list"
+            k = self.cfg.recipe.rerank.get("listwise_top_k", 5)
+            candidate = self.sizes[source]
+            parts = [(2 * examples, tokens, images)]
+            if lists:
+                parts.append((examples, tokens + k * candidate.candidate_tokens,
+                              images + k * candidate.candidate_images))
+        else:      # an embedder: the query, its positive and num_negatives negatives
+            negatives = objective.get("num_negatives") or 0
+            parts = [(examples, *self._items(source, "query")), (examples * (1 + negatives), *self._items(source, "candidate"))]
+        return self._job(name, rule, role, "train", parts, steps=stage.max_steps, batch=stage.batch_size,
+                         chunk=stage.get("chunk_size"), checkpointing=bool(stage.get("activation_checkpointing")))
+
+    def _encode(self, name: str, rule: str, role: str, queries: list[tuple[str, int]], candidates: list[tuple[str, int]]) -> Job:
+        parts = [(n, *self._items(source, "query")) for source, n in queries]
+        parts += [(n, *self._items(source, "candidate")) for source, n in candidates]
+        return self._job(name, rule, role, "encode", parts)
+
+    def jobs(self) -> list[Job]:
+        recipe, sources = self.cfg.recipe, self.sizes
+        tags = run_model_tags(self.cfg)
+        mine = recipe.get("mine")
+        mining = bool(mine) and mine.source in sources
+        rerank = (recipe.get("rerank") or {}) if mining else {}
+        reranker_role = "judge_model" if rerank.get("base") == "judge_model" else "model"
+        jobs = [self._training(f"pretrain_{name}", "pretrain", "model", recipe.pretrain.stages[name])
+                for name in (recipe.pretrain.order if recipe.get("pretrain") else [])]
+        if mining:
+            s = sources[mine.source]
+            queries = s.queries.get(mine.split, 0)
+            pool = s.pool if mine.pool == "global" else s.candidates   # own pools: every candidate is in one
+            job = self._encode("mine", "mine", "miner", [(mine.source, queries)], [(mine.source, pool)])
+            search = 2.0 * queries * s.pool * self.costs["miner"].hidden_size   # exact inner products
+            jobs.append(Job(**{**job.__dict__, "flops": job.flops + search}))
+            if recipe.get("judge"):
+                judged = min(queries, recipe.judge.get("max_queries") or queries)
+                jobs.append(self._job("judge", "judge", "judge_model", "score",
+                                      [(judged * (mine.top_k + s.positives), *self._pair(mine.source))]))
+            jobs += [self._training(f"hn_{name}", "train_hn", "model", stage)
+                     for name, stage in ((recipe.get("train_hn") or {}).get("objectives") or {}).items()]
+        rerankers = rerank.get("rerankers") or {}
+        jobs += [self._training(f"reranker_{name}", "train_reranker", reranker_role, stage, pair=True)
+                 for name, stage in rerankers.items()]
+        evaluated = self._evaluated_queries()
+        if rerankers and evaluated:
+            pairs = sum(n * rerank.top_k for _, n in evaluated)
+            jobs += [self._job(f"rerank_{rerank.recall}+{name}", "rerank", reranker_role, "score",
+                               [(pairs, *self._pair(evaluated[0][0]))]) for name in rerankers]
+        distill = recipe.get("distill")
+        if distill and "distill" in tags:
+            source = distill.train.source
+            teacher = sources[source].queries.get("train", 0) * distill.fraction * (distill.candidates + 1)
+            jobs.append(self._job("distill_data", "distill_data", reranker_role, "score",
+                                  [(teacher, *self._pair(source))]))
+            jobs.append(self._training("distill", "distill", "model", distill.train))
+        candidates = [(source, sources[source].candidates) for source, _ in evaluated]
+        jobs += [self._encode(f"evaluate_{tag}", "evaluate", "model", evaluated, candidates) for tag in tags]
+        return jobs
+
+    def _evaluated_queries(self) -> list[tuple[str, int]]:
+        """(source, queries) evaluated: M-BEIR's and MMEB's evaluation splits where the run has those sources."""
+        evaluate = self.cfg.recipe.evaluate
+        splits = {"mbeir": evaluate.mbeir_split, "mmeb": evaluate.mmeb_split}
+        return [(source, self.sizes[source].queries.get(split, 0)) for source, split in splits.items()
+                if source in self.sizes]

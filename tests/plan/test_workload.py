@@ -1,0 +1,73 @@
+"""The plan's jobs against the recipe they come from, and the command on a 7B recipe of real data (declared
+sizes, published architectures: no weights, no data)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from uniembed.config import compose_config
+from uniembed.plan.model_cost import model_cost
+from uniembed.plan.sizes import SourceSizes
+from uniembed.plan.workload import EMBED_TEMPLATE, JUDGE_TEMPLATE, Workload
+from uniembed.workflow_checks import run_model_tags
+
+
+def _sizes(**queries) -> SourceSizes:
+    return SourceSizes(queries=queries, candidates=500, pool=300, query_tokens=12.0, candidate_tokens=8.0,
+                       query_images=0.5, candidate_images=1.0, positives=1.5, image_side=56, origin="test")
+
+
+@pytest.fixture(scope="module")
+def tiny_plan(tiny_qwen2vl):
+    cfg = compose_config(["model=tiny", "judge_model=tiny", "data=synthetic", "recipe=tiny"], "config")
+    cost = model_cost({"name": "tiny", "family": "qwen2_vl", "path": str(tiny_qwen2vl)})
+    sizes = {name: _sizes(train=100, val=10, test=40, eval=30) for name in cfg.data.sources}
+    jobs = {job.name: job for job in Workload(cfg, sizes, {"model": cost, "judge_model": cost, "miner": cost}).jobs()}
+    return cfg, cost, sizes, jobs
+
+
+def test_training_jobs_count_the_query_positive_and_negatives_of_every_step(tiny_plan):
+    cfg, cost, _, jobs = tiny_plan
+    for name, stage in cfg.recipe.pretrain.stages.items():
+        assert jobs[f"pretrain_{name}"].sequences == stage.max_steps * stage.batch_size * 2
+    umarvel = cfg.recipe.train_hn.objectives.umarvel
+    job = jobs["hn_umarvel"]
+    assert job.sequences == umarvel.max_steps * umarvel.batch_size * (2 + umarvel.objective.num_negatives)
+    queries, candidates = umarvel.max_steps * umarvel.batch_size, umarvel.max_steps * umarvel.batch_size * 6
+    expected = (queries * cost.training_flops(12 + EMBED_TEMPLATE, 0.5, 56, False, False)
+                + candidates * cost.training_flops(8 + EMBED_TEMPLATE, 1.0, 56, False, False))
+    assert job.flops == pytest.approx(expected)
+
+
+def test_the_judge_scores_every_mined_candidate_and_the_positives(tiny_plan):
+    cfg, cost, sizes, jobs = tiny_plan
+    judge = jobs["judge"]
+    queries = sizes[cfg.recipe.mine.source].queries[cfg.recipe.mine.split]
+    assert judge.sequences == queries * (cfg.recipe.mine.top_k + 1.5)
+    assert judge.text_tokens == 12 + 8 + JUDGE_TEMPLATE and judge.images == 1.5
+    assert judge.flops == pytest.approx(judge.sequences * cost.forward_flops(12 + 8 + JUDGE_TEMPLATE, 1.5, 56, 1))
+    assert jobs["mine"].sequences == queries + 300   # the split's queries and its global pool
+
+
+def test_every_model_of_the_run_is_evaluated_and_every_reranker_reranks(tiny_plan):
+    cfg, _, _, jobs = tiny_plan
+    assert {n for n in jobs if n.startswith("evaluate_")} == {f"evaluate_{t}" for t in run_model_tags(cfg)}
+    assert {n for n in jobs if n.startswith("rerank_")} == {f"rerank_{cfg.recipe.rerank.recall}+{r}"
+                                                            for r in cfg.recipe.rerank.rerankers}
+    assert jobs["rerank_hn_umarvel+pointwise"].sequences == (40 + 30) * cfg.recipe.rerank.top_k
+
+
+def test_the_plan_of_unime_v2_7b_on_declared_sizes(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "uniembed.plan", "--configfile",
+                           "config/experiments/real_unime_v2_qwen2vl_7b.yaml", "--gpu", "A800-80GB", "--gpus", "8",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    jobs = {row["job"]: row for row in plan["jobs"]}
+    assert list(jobs)[:3] == ["mine", "judge", "hn_unime_v2"]
+    assert jobs["hn_unime_v2"]["sequences"] == 2000 * 1024 * 10          # §4.1: 2,000 steps of 1024, k = 8
+    assert jobs["judge"]["sequences"] == pytest.approx(662_000 * 51)     # 50 mined + the positive per query
+    assert all(row["memory_gib_per_gpu"] < 80 for row in jobs.values()), jobs
+    assert plan["total_gpu_hours"] == pytest.approx(sum(row["gpu_hours"] for row in jobs.values()))
+    assert "| `judge` | Qwen2.5-VL-7B-Instruct |" in (tmp_path / "plan.md").read_text()
