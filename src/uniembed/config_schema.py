@@ -157,6 +157,7 @@ class JudgeSettings:
     model: Optional[str] = None  # the judge's checkpoint; null: the judge_model section's
     max_queries: Optional[Count] = None  # a seeded subset of mined queries to judge; null: all
     max_failed_fraction: Fraction = 0.01  # above it the stage fails (shards kept)
+    parts: Count = 1  # cluster jobs the pairs are split over (each its own GPU job and engine), then gathered
     trust_remote_code: bool = False  # vLLM backends: run the model repository's own code
     server: JudgeServer = field(default_factory=JudgeServer)  # vllm_server settings
     engine: JudgeEngine = field(default_factory=JudgeEngine)  # vLLM engine settings (both vLLM backends)

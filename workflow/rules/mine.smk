@@ -35,12 +35,16 @@ rule mine:
 
 
 if JUDGING:
+    JUDGE_PARTS = int(STAGE_CONFIG.recipe.judge.get("parts") or 1)
 
     rule judge:
-        """The judge's P(Yes) for every mined candidate and positive (UniME-V2 §3.2), sharded and resumable."""
+        """The judge's P(Yes) for every mined candidate and positive (UniME-V2 §3.2), sharded and resumable; with
+        recipe.judge.parts N > 1, the gather of the N judge_part jobs (every part verified, each shard once)."""
         input:
             mined=rules.mine.output.mined,
             curated=rules.mine.input.curated,
+            parts=expand(f"{RUN_DIR}/mining/judge_parts/part-{{part}}-of-{JUDGE_PARTS}.parquet",
+                         part=range(JUDGE_PARTS)) if JUDGE_PARTS > 1 else [],
             **JUDGE_INPUT,
         output:
             scores=f"{RUN_DIR}/mining/judge_scores.parquet",
@@ -53,13 +57,49 @@ if JUDGING:
             out_dir=lambda wildcards, output: Path(output.scores).parent,
             curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
             shard_dir=f"{RUN_DIR}/checkpoints/judge_shards",
+            part_dir=f"{RUN_DIR}/mining/judge_parts",
+            parts=JUDGE_PARTS,
         resources:
-            **rule_resources("judge"),
+            **rule_resources("judge" if JUDGE_PARTS == 1 else "judge_gather"),
         conda:
             "../../envs/judge.yaml"
         shell:
             "python -m uniembed.stages.judge --stage curated_dir {params.curated_dir:q}"
-            " --stage out_dir {params.out_dir:q} --stage checkpoint_dir {params.shard_dir:q} > {log:q} 2>&1"
+            " --stage out_dir {params.out_dir:q} --stage checkpoint_dir {params.shard_dir:q}"
+            " --stage parts {params.parts:q} --stage part_dir {params.part_dir:q} > {log:q} 2>&1"
+
+    if JUDGE_PARTS > 1:
+
+        rule judge_part:
+            """Part {wildcards.part} of the judge's pairs (recipe.judge.parts): whole shards, its own engine."""
+            input:
+                mined=rules.mine.output.mined,
+                curated=rules.mine.input.curated,
+                **JUDGE_INPUT,
+            output:
+                part=f"{RUN_DIR}/mining/judge_parts/part-{{part}}-of-{JUDGE_PARTS}.parquet",
+            log:
+                f"{LOGS}/judge_part{{part}}.log",
+            benchmark:
+                f"{BENCHMARKS}/judge_part{{part}}.tsv"
+            params:
+                settings=rules.judge.params.settings,
+                out_dir=lambda wildcards, input: Path(input.mined).parent,
+                curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
+                shard_dir=f"{RUN_DIR}/checkpoints/judge_shards",
+                part_dir=lambda wildcards, output: Path(output.part).parent,
+                parts=JUDGE_PARTS,
+            wildcard_constraints:
+                part=r"\d+",
+            resources:
+                **rule_resources("judge"),
+            conda:
+                "../../envs/judge.yaml"
+            shell:
+                "python -m uniembed.stages.judge --stage curated_dir {params.curated_dir:q}"
+                " --stage out_dir {params.out_dir:q} --stage checkpoint_dir {params.shard_dir:q}"
+                " --stage part {wildcards.part:q} --stage parts {params.parts:q} --stage part_dir {params.part_dir:q}"
+                " > {log:q} 2>&1"
 
 
 rule filter:

@@ -115,8 +115,9 @@ def _rows(pairs: Sequence[JudgePair], results: Sequence[JudgeResult], model_id: 
 
 def score_pairs(pairs: Sequence[JudgePair], backend: JudgeBackend, out_path: str | os.PathLike,
                 shard_dir: str | os.PathLike, queries_per_shard: int = 64, progress: bool = True,
-                max_failed_fraction: float | None = None) -> pa.Table:
-    """Score ``pairs`` with ``backend`` shard by shard, resuming from ``shard_dir``; returns the final table."""
+                max_failed_fraction: float | None = None, part_plan: dict | None = None) -> pa.Table:
+    """Score ``pairs`` with ``backend`` shard by shard, resuming from ``shard_dir``; returns the final table,
+    written to ``out_path`` (as a part of a scatter when ``part_plan`` is given: :mod:`uniembed.judge.parts`)."""
     if not pairs:
         raise ValueError("no pairs to judge")
     limit = None if max_failed_fraction is None else check_limit(max_failed_fraction)
@@ -156,6 +157,10 @@ def score_pairs(pairs: Sequence[JudgePair], backend: JudgeBackend, out_path: str
     if limit is not None:
         check_failures(result, limit, f"judge ({run_dir})",
                        "The scored shards are kept: a rerun retries only the failed pairs.")
-    write_parquet(result, out_path, JUDGE_SCORES)
+    if part_plan is None:
+        write_parquet(result, out_path, JUDGE_SCORES)
+    else:
+        from .parts import write_part
+        write_part(result, out_path, part_plan)
     mark_finished(run_dir, out_path)
     return result

@@ -12,6 +12,9 @@ world's truth plus noise of the ROC-AUC ``recipe.judge.simulated.auc``, :mod:`un
 rerun of a killed job skips finished shards and retries failed pairs; a rerun of a finished one,
 e.g. ``--forcerun judge``, scores again), and writes ``judge_scores.parquet``. More failed pairs
 than ``recipe.judge.max_failed_fraction`` is an error (exit 1, counts by error kind; no output).
+With ``recipe.judge.parts`` N > 1 the workflow runs N part jobs (``stage.part`` P of ``stage.parts`` N, each
+its own shards under ``checkpoint_dir/part-P-of-N/`` and its own ``stage.part_dir/part-P-of-N.parquet``) and one
+gather (no ``stage.part``) that verifies and concatenates them (:mod:`uniembed.judge.parts`).
 A server's API key is read from the environment variable ``recipe.judge.server.api_key_env``.
 ``recipe.judge.engine`` sets the vLLM engine (dtype, max_model_len, tensor_parallel_size,
 gpu_memory_utilization, enforce_eager, cpu_kvcache_space; :mod:`uniembed.judge.engine`) of both vLLM
@@ -32,12 +35,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from omegaconf import OmegaConf
 
-from ..artifacts import read_parquet, verify_artifact
+from ..artifacts import read_parquet, verify_artifact, write_parquet
 from ..config import stage_config
-from ..judge.failures import DEFAULT_MAX_FAILED_FRACTION, JudgeFailureError, check_limit
+from ..judge.failures import DEFAULT_MAX_FAILED_FRACTION, JudgeFailureError, check_failures, check_limit
 from ..judge.pairs import build_judge_pairs
+from ..judge.parts import gather, part_pairs, part_path, write_part
 from ..judge.scoring import score_pairs
-from ..mine.schemas import MINED
+from ..mine.schemas import JUDGE_SCORES, MINED
 from .common import require
 
 log = logging.getLogger("uniembed.judge")
@@ -122,6 +126,8 @@ def open_backend(j, model: str, device: str, server_log: Path | None = None, max
 
 
 def run(cfg):
+    """Score every pair (``stage.parts`` 1 or unset); score part ``stage.part`` of ``stage.parts`` into
+    ``stage.part_dir``; or, with ``stage.parts`` > 1 and no part, gather the parts from ``stage.part_dir``."""
     s, j = cfg.stage, cfg.recipe.judge
     require(s, "curated_dir", "out_dir", "checkpoint_dir")
     out = Path(s.out_dir)
@@ -130,19 +136,38 @@ def run(cfg):
     mined_path = Path(s.mined) if s.get("mined") else out / "mined.parquet"
     mined = subset_queries(read_parquet(mined_path, MINED), j.max_queries, j.seed)
     pairs = build_judge_pairs(cdir / "queries.parquet", cdir / "candidates.parquet", mined)
+    parts, part = int(s.get("parts") or 1), s.get("part")
+    if parts > 1 and part is None:
+        require(s, "part_dir")
+        table = gather([part_path(s.part_dir, p, parts) for p in range(parts)], pairs, j.queries_per_shard)
+        try:
+            check_failures(table, limit, f"judge ({s.part_dir})", "Each part keeps its shards: rerun the part.")
+        except JudgeFailureError as error:
+            raise SystemExit(f"judge failed: {error}") from error
+        write_parquet(table, out / "judge_scores.parquet", JUDGE_SCORES)
+        log.info("gathered %d parts, %d pairs -> %s", parts, table.num_rows, out / "judge_scores.parquet")
+        return table
+    target, shard_dir, plan = out / "judge_scores.parquet", Path(s.checkpoint_dir), None
+    if parts > 1:
+        require(s, "part_dir")
+        pairs, plan = part_pairs(pairs, j.queries_per_shard, int(part), parts)
+        target, shard_dir = part_path(s.part_dir, int(part), parts), shard_dir / f"part-{part}-of-{parts}"
+        if not pairs:   # more parts than shards: this one has none
+            write_part(JUDGE_SCORES.empty_table(), target, plan)
+            log.info("part %s of %d holds no shard (%d shards in all) -> %s", part, parts, plan["num_shards"], target)
+            return JUDGE_SCORES.empty_table()
     model = "simulated" if j.backend == "simulated" else j.model or cfg.judge_model.path
-    log.info("judging %d pairs of %d queries with %s (%s)", len(pairs), len(set(mined["query_id"].to_pylist())),
-             model, j.backend)
+    log.info("judging %d pairs of %d queries with %s (%s)%s", len(pairs), len({p.query_id for p in pairs}), model,
+             j.backend, f", part {part} of {parts}" if plan else "")
     try:
-        with open_backend(j, model, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log",
-                          data_root=cfg.data.root) as backend:
-            table = score_pairs(pairs, backend, out / "judge_scores.parquet", s.checkpoint_dir,
-                                queries_per_shard=j.queries_per_shard, progress=s.progress, max_failed_fraction=limit)
+        with open_backend(j, model, cfg.recipe.device, shard_dir / "vllm-serve.log", data_root=cfg.data.root) as backend:
+            table = score_pairs(pairs, backend, target, shard_dir, queries_per_shard=j.queries_per_shard,
+                                progress=s.progress, max_failed_fraction=limit, part_plan=plan)
     except JudgeFailureError as error:
         log.error("%s", error)
         raise SystemExit(f"judge failed: {error}") from error
     failed = int(pc.sum(pc.equal(table["status"], "failed")).as_py() or 0)
-    log.info("judged %d pairs (%d failed) -> %s", table.num_rows, failed, out / "judge_scores.parquet")
+    log.info("judged %d pairs (%d failed) -> %s", table.num_rows, failed, target)
     return table
 
 
