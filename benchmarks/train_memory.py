@@ -72,7 +72,9 @@ def random_hard_negatives(curated: Path, path: Path, k: int = 49, seed: int = 0)
     for q in pq.read_table(curated / "queries.parquet").to_pylist():
         negatives = rng.sample([c for c in pool if c not in q["positive_ids"]], k)
         rows.append({"query_id": q["query_id"], "negative_ids": negatives, "negative_scores": [rng.random() for _ in negatives],
-                     "positive_score": 0.9, "strategy": "random", "params": "{}", "outcome": "selected",
+                     "positive_score": 0.9, "positive_ids": q["positive_ids"],
+                     "positive_scores": [0.9] * len(q["positive_ids"]), "strategy": "random", "params": "{}",
+                     "outcome": "selected",
                      "false_negatives_removed": 0})
     pq.write_table(pa.Table.from_pylist(rows, HARD_NEGATIVES), path)
     return path

@@ -21,6 +21,14 @@ def test_the_reference_pages_are_what_the_code_gives():
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_every_benchmark_has_its_output_on_the_results_page():
+    """Every script of benchmarks/ is in benchmarks/suite.yaml, each entry has its kept output and
+    docs/benchmark-results.md is exactly what those outputs give (scripts/docs_benchmarks.py)."""
+    done = subprocess.run([sys.executable, "scripts/docs_benchmarks.py", "--check"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_the_docs_site_builds_strictly(tmp_path):
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
@@ -51,3 +59,20 @@ def test_no_file_cites_a_document_that_does_not_exist():
             if "design.md " + "§" in path.read_text(errors="replace"):
                 missing.append(f"{path.relative_to(ROOT)} cites design.md by section (docs/design.md has none)")
     assert not missing, "\n".join(missing)
+
+
+def test_the_ablations_page_shows_every_study_and_table_of_the_embedded_recipe():
+    """docs/ablations.md is generated from a run (scripts/docs_results.py --ablations): a study or table added to
+    the embedded recipe without rerunning it leaves the page behind, and fails here."""
+    import yaml
+
+    page = (ROOT / "docs" / "ablations.md").read_text()
+    studies = yaml.safe_load((ROOT / "config" / "recipe" / "tiny.yaml").read_text())["ablations"]
+    headings = re.findall(r"^## (\S+)$", page, re.MULTILINE)
+    assert sorted(headings) == sorted(studies), "rerun scripts/docs_results.py RUN --ablations after `snakemake ablations`"
+    for study, spec in studies.items():
+        section = page.split(f"## {study}\n", 1)[1].split("\n## ", 1)[0]
+        for table in spec["tables"]:
+            assert f"**Ablation {study}, {table}:" in section, f"docs/ablations.md lacks {study}'s {table}"
+        seeds = ", ".join(map(str, spec["seeds"]))
+        assert f"over seeds [{seeds}]" in section, f"docs/ablations.md: {study} ran on other seeds than the recipe's"
