@@ -20,7 +20,8 @@ PAPER_STAGES = {
 }
 
 
-UNIME_V2 = {"curate", "evaluate", "tables", "mine", "judge", "filter", "train_hn", "train_reranker", "rerank"}
+UNIME_V2 = {"curate", "evaluate", "tables", "mine", "judge", "judge_part", "filter", "train_hn", "train_reranker",
+            "rerank"}   # the judge in recipe.judge.parts = 8 parts
 PAPER_STAGES.update(dict.fromkeys(("unime_v2_qwen2vl_2b", "unime_v2_qwen2vl_7b", "unime_v2_llavaov_7b"), UNIME_V2))
 #: How the data sources of the real config are pointed at the synthetic world.
 WORLD_PATHS = {"mbeir": ["root={root}/mbeir"], "mmeb": ["root={root}/mmeb", "image_root={root}/mmeb"],
