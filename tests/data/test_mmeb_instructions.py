@@ -152,11 +152,21 @@ def test_real_config_default_resolves_vlm2vec_layout_without_missing_images(tmp_
     _vlm2vec_layout(tmp_path)
     cfg = compose_config(["data=real", f"data.root={tmp_path}"], ROOT / "config")
     spec = OmegaConf.to_container(cfg.data.sources.mmeb)
-    assert spec.pop("format") == "mmeb"
+    assert spec.pop("format") == "mmeb" and spec.pop("declared")["queries"]["train"] == 662_000   # the plan's
     out = finalize(read_mmeb("mmeb", **spec), progress=False)
     assert out.summary["reasons"] == {} and out.summary["kept"] == out.summary["rows_in"] == 3
     paths = [p for p in out.tables["queries"].column("image_path").to_pylist() if p]
     assert all("images/images" not in p and Path(p).is_file() for p in paths)
+
+
+def test_the_curate_stage_reads_the_real_config_with_its_declared_sizes(tmp_path):
+    """The data section's `declared` sizes are the cost plan's: the curate stage does not pass them to the reader."""
+    from uniembed.stages.curate import curate_source
+
+    _vlm2vec_layout(tmp_path)
+    cfg = compose_config(["data=real", f"data.root={tmp_path}"], ROOT / "config")
+    summary = curate_source(cfg, "mmeb", tmp_path / "curated" / "mmeb", progress=False)
+    assert summary["kept"] == summary["rows_in"] == 3
 
 
 def test_image_root_per_split_must_name_every_split(tmp_path):

@@ -31,6 +31,7 @@ def curate_source(cfg, name: str, out_dir, progress: bool = True) -> dict:
     if name not in sources:
         raise SystemExit(f"unknown source {name!r}: data config {cfg.data.name!r} defines {sorted(sources)}")
     spec = OmegaConf.to_container(sources[name])
+    spec.pop("declared", None)   # the cost plan's sizes (uniembed.plan), not the reader's
     fmt = spec.pop("format")
     if fmt not in FORMATS:
         raise SystemExit(f"source {name!r}: unknown format {fmt!r}; expected one of {sorted(FORMATS)}")
