@@ -84,12 +84,11 @@ def plan(snakemake_config: dict, gpu: str, mfu: float, measure: bool = False, be
     rows = []
     for job in jobs:
         job_gpus = _gpus(snakemake_config, job.rule, gpus)
-        zero2 = job.kind == "train" and "zero2" in str(_stage_backend(cfg, job))
         hours = gpu_hours(job, gpu, mfu)
         row = {"job": job.name, "rule": job.rule, "model": costs[job.role].name, "kind": job.kind,
                "sequences": job.sequences, "tokens_per_sequence": job.text_tokens, "images_per_sequence": job.images,
                "image_side": job.side, "flops": job.flops, "gpu_hours": hours, "gpus": job_gpus,
-               "wall_hours": hours / job_gpus, "memory_gib_per_gpu": memory_gib(job, costs[job.role], job_gpus, zero2)}
+               "wall_hours": hours / job_gpus, "memory_gib_per_gpu": memory_gib(job, costs[job.role], job_gpus)}
         if rates is not None:
             row["cpu_seconds"] = cpu_seconds(job, rates)
         if benchmarks is not None:
@@ -101,14 +100,6 @@ def plan(snakemake_config: dict, gpu: str, mfu: float, measure: bool = False, be
             "sizes": {name: {**s.__dict__} for name, s in sizes.items()},
             "cpu_rates": rates.__dict__ if rates else None, "jobs": rows,
             "total_gpu_hours": sum(r["gpu_hours"] for r in rows)}
-
-
-def _stage_backend(cfg, job) -> str:
-    recipe = cfg.recipe
-    name = job.name.split("_", 1)[-1]
-    section = {"pretrain": (recipe.get("pretrain") or {}).get("stages"), "train_hn": (recipe.get("train_hn") or {}).get("objectives"),
-               "train_reranker": (recipe.get("rerank") or {}).get("rerankers")}.get(job.rule) or {}
-    return (section.get(name) or {}).get("backend", "ddp")
 
 
 def markdown(result: dict) -> str:

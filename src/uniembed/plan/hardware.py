@@ -27,7 +27,7 @@ def gpu_hours(job: Job, gpu: str, mfu: float) -> float:
     return job.flops / (GPUS[gpu][0] * mfu) / 3600
 
 
-def memory_gib(job: Job, cost: ModelCost, gpus: int, zero2: bool, lora_rank: int = 16) -> float:
+def memory_gib(job: Job, cost: ModelCost, gpus: int, lora_rank: int = 16) -> float:
     """Peak memory per GPU, estimated: bf16 weights; for training the LoRA factors in fp32 with their gradients
     and Adam moments (ZeRO-2 shards the gradients and moments over ``gpus``), the activations of the
     sequences in flight (GradCache's chunk, else the per-GPU batch; with activation checkpointing each
@@ -36,7 +36,7 @@ def memory_gib(job: Job, cost: ModelCost, gpus: int, zero2: bool, lora_rank: int
     if job.kind != "train":
         return weights / 2 ** 30
     lora = cost.lora_parameters(lora_rank)
-    states = lora * FP32 + lora * (FP32 + 2 * FP32) / (gpus if zero2 else 1)
+    states = lora * FP32 + lora * (FP32 + 2 * FP32) / (gpus if job.zero2 else 1)
     per_example = job.sequences / (job.steps * job.batch)
     in_flight = job.chunk if job.chunk else per_example * job.batch / gpus
     tokens = job.text_tokens + job.images * cost.image_tokens(job.side)[1]

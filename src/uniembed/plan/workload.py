@@ -8,6 +8,7 @@ prompt template, plus each image's decoder tokens (:meth:`ModelCost.image_tokens
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ..workflow_checks import run_model_tags
@@ -37,6 +38,7 @@ class Job:
     batch: int | None = None
     chunk: int | None = None
     checkpointing: bool = False
+    zero2: bool = False  # DeepSpeed ZeRO-2 shards the gradients and optimizer states over the job's GPUs
 
 
 class Workload:
@@ -91,7 +93,8 @@ class Workload:
             negatives = objective.get("num_negatives") or 0
             parts = [(examples, *self._items(source, "query")), (examples * (1 + negatives), *self._items(source, "candidate"))]
         return self._job(name, rule, role, "train", parts, steps=stage.max_steps, batch=stage.batch_size,
-                         chunk=stage.get("chunk_size"), checkpointing=bool(stage.get("activation_checkpointing")))
+                         chunk=stage.get("chunk_size"), checkpointing=bool(stage.get("activation_checkpointing")),
+                         zero2="zero2" in str(stage.get("backend") or ""))
 
     def _encode(self, name: str, rule: str, role: str, queries: list[tuple[str, int]], candidates: list[tuple[str, int]]) -> Job:
         parts = [(n, *self._items(source, "query")) for source, n in queries]
@@ -113,7 +116,7 @@ class Workload:
             pool = s.pool if mine.pool == "global" else s.candidates   # own pools: every candidate is in one
             job = self._encode("mine", "mine", "miner", [(mine.source, queries)], [(mine.source, pool)])
             search = 2.0 * queries * s.pool * self.costs["miner"].hidden_size   # exact inner products
-            jobs.append(Job(**{**job.__dict__, "flops": job.flops + search}))
+            jobs.append(dataclasses.replace(job, flops=job.flops + search))
             if recipe.get("judge"):
                 judged = min(queries, recipe.judge.get("max_queries") or queries)
                 jobs.append(self._job("judge", "judge", "judge_model", "score",
