@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "uniembed"
-BASE = {"artifacts", "ranges", "provenance"}
+BASE = {"artifacts", "ranges", "provenance", "parts"}
 #: package -> the packages it may not import
 FORBIDDEN = {
     "model": {"data", "embed", "vision", "train", "judge", "rerank", "instruct", "mine", "negatives", "evaluate",

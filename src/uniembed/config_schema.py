@@ -122,6 +122,7 @@ class MineSettings:
     from_: Optional[str] = field(default="pretrain_mbeir", metadata={"key": "from"})  # a model tag of this run
     # or a local embedder checkpoint instead of `from` (UniME-V2 §4.1 mines with VLM2Vec, Qwen2-VL-7B)
     checkpoint: Optional[str] = None
+    parts: Count = 1  # cluster jobs the encoding of queries and pool is split over (whole cache shards), then mined
 
 
 @dataclass

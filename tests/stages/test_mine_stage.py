@@ -39,3 +39,23 @@ def test_mine_stage_writes_top_k_without_positives(tiny_qwen2vl, small_world, tm
 def test_mine_stage_rejects_an_unknown_pool_choice(tiny_qwen2vl, small_world, tmp_path):
     with pytest.raises(SystemExit, match="must be 'global' or 'own'"):
         mine.run(cfg(tmp_path, small_world["curated"]["mbeir"].parent, tiny_qwen2vl, "recipe.mine.pool=nearby"))
+
+
+def test_mine_in_parts_gives_the_one_job_bytes_and_refuses_a_missing_part(tiny_qwen2vl, small_world, tmp_path):
+    """recipe.mine.parts: 3 encode parts of whole cache shards, then the mine from their shards, equal to one job's."""
+    curated = small_world["curated"]["mbeir"].parent
+    mine.run(cfg(tmp_path / "one", curated, tiny_qwen2vl, "recipe.evaluate.shard_size=16"))
+    split = (tmp_path / "split", "recipe.evaluate.shard_size=16", "stage.parts=3", f"stage.part_dir={tmp_path / 'parts'}")
+    records = [mine.run(cfg(split[0], curated, tiny_qwen2vl, *split[1:], f"stage.part={p}")) for p in range(3)]
+    assert [[e["rows"] for e in r["entries"]] for r in records][1] != [[0, 0]] * 2     # every part holds shards
+    assert not (split[0] / "mining" / "mined.parquet").exists()
+    (tmp_path / "parts" / "part-1-of-3.json").rename(tmp_path / "part-1.json")
+    with pytest.raises(SystemExit, match="part-1-of-3.json: mine encode part 1 of 3 is missing"):
+        mine.run(cfg(split[0], curated, tiny_qwen2vl, *split[1:]))
+    (tmp_path / "part-1.json").rename(tmp_path / "parts" / "part-1-of-3.json")
+    mine.run(cfg(split[0], curated, tiny_qwen2vl, *split[1:]))
+    assert (split[0] / "mining" / "mined.parquet").read_bytes() == (tmp_path / "one" / "mining" / "mined.parquet").read_bytes()
+    entries = sorted((tmp_path / "one" / "cache").iterdir())
+    assert [e.name for e in entries] == sorted(e.name for e in (split[0] / "cache").iterdir())
+    for entry in entries:
+        assert (entry / "embeddings.npy").read_bytes() == (split[0] / "cache" / entry.name / "embeddings.npy").read_bytes()

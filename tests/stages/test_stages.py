@@ -3,6 +3,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from uniembed.artifacts import read_parquet
@@ -140,6 +141,38 @@ def test_rerank_stage_scores_the_recall_top_k_with_the_judge_backend(tiny_qwen2v
     assert all(0.0 <= s <= 1.0 for s in pairs["score"].to_pylist())
     with pytest.raises(SystemExit, match="reranker_dir"):
         rerank.run(stage_cfg(tmp_path, *[a for a in args if not a.startswith("stage.reranker_dir")]))
+
+
+@pytest.mark.parametrize("reranker", ["pointwise", "listwise"])
+def test_rerank_in_parts_gives_the_one_job_bytes(tiny_qwen2vl, small_world, tmp_path, reranker):
+    """recipe.rerank.scoring.parts: 3 part jobs (shards of pairs, or chunks of lists) and the gather write the
+    one-job run's files byte for byte; a part of another split is refused, naming it."""
+    from uniembed.stages import evaluate, rerank
+
+    curated = small_world["curated"]["mbeir"].parent
+    common = [f"stage.model_dir={tiny_qwen2vl}", f"stage.curated_dir={curated}", f"stage.cache_dir={tmp_path / 'cache'}",
+              "stage.progress=false", "recipe.device=cpu", "data.sources={mbeir: {format: mbeir}}",
+              "recipe.rerank.recall=zero_shot", "recipe.rerank.top_k=3", "recipe.rerank.choose_alpha=null",
+              "recipe.rerank.scoring.queries_per_shard=8", f"stage.reranker_dir={tiny_qwen2vl}",
+              f"stage.tag=zero_shot+{reranker}"]
+    evaluate.run(stage_cfg(tmp_path, *common[:6], "stage.tag=zero_shot", f"stage.out_dir={tmp_path / 'eval'}"))
+    one = [*common, f"stage.out_dir={tmp_path / 'one'}", f"stage.checkpoint_dir={tmp_path / 'shards-one'}"]
+    rerank.run(stage_cfg(tmp_path, *one))
+    split = [*common, f"stage.out_dir={tmp_path / 'split'}", f"stage.checkpoint_dir={tmp_path / 'shards-split'}",
+             "stage.parts=3", f"stage.part_dir={tmp_path / 'parts'}"]
+    for part in range(3):
+        assert rerank.run(stage_cfg(tmp_path, *split, f"stage.part={part}")) == []
+    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == [f"part-{p}-of-3.parquet" for p in range(3)]
+    assert all(pq.read_metadata(tmp_path / "parts" / f"part-{p}-of-3.parquet").num_rows for p in range(3))
+    (tmp_path / "parts" / "part-1-of-3.parquet").rename(tmp_path / "part-1.parquet")
+    (tmp_path / "parts" / "part-2-of-3.parquet").rename(tmp_path / "parts" / "part-1-of-3.parquet")
+    with pytest.raises(SystemExit, match="part-1-of-3.parquet: rerank zero_shot.* part 1 of 3 .*part is 2, expected 1"):
+        rerank.run(stage_cfg(tmp_path, *split))
+    (tmp_path / "parts" / "part-1-of-3.parquet").rename(tmp_path / "parts" / "part-2-of-3.parquet")
+    (tmp_path / "part-1.parquet").rename(tmp_path / "parts" / "part-1-of-3.parquet")
+    rerank.run(stage_cfg(tmp_path, *split))
+    for name in ("rerank_scores.parquet", "scores.parquet", "rerank_summary.json"):
+        assert (tmp_path / "split" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
 
 
 def test_distill_data_then_distillation_training(tiny_qwen2vl, small_world, tmp_path):

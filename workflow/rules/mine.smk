@@ -3,11 +3,17 @@
 # select hard negatives (U-MARVEL filters on the mined similarity, without a judge).
 
 
+MINE_PARTS = int(STAGE_CONFIG.recipe.mine.get("parts") or 1) if MINING else 1
+
+
 rule mine:
-    """Every training query's top_k candidates below delta, positives removed (UniME-V2 eq. 1)."""
+    """Every training query's top_k candidates below delta, positives removed (UniME-V2 eq. 1); with
+    recipe.mine.parts N > 1, mined from the cache shards the N mine_encode_part jobs encoded (each verified)."""
     input:
         model=lambda wildcards: STAGE_CONFIG.recipe.mine.get("checkpoint") or EVAL_MODELS[STAGE_CONFIG.recipe.mine["from"]],
         curated=curated(STAGE_CONFIG.recipe.mine.source, "queries") if MINING else [],
+        parts=expand(f"{RUN_DIR}/mining/encode_parts/part-{{part}}-of-{MINE_PARTS}.json",
+                     part=range(MINE_PARTS)) if MINE_PARTS > 1 else [],
     output:
         mined=f"{RUN_DIR}/mining/mined.parquet",
         summary=f"{RUN_DIR}/mining/mined_summary.json",
@@ -24,6 +30,8 @@ rule mine:
         curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
         cache_dir=f"{RUN_DIR}/cache/embeddings",
         out_dir=lambda wildcards, output: Path(output.mined).parent,
+        part_dir=f"{RUN_DIR}/mining/encode_parts",
+        parts=MINE_PARTS,
     resources:
         **rule_resources("mine"),
     conda:
@@ -31,7 +39,43 @@ rule mine:
     shell:
         "python -m uniembed.stages.mine --stage model_dir {params.model_dir:q}"
         " --stage curated_dir {params.curated_dir:q} --stage cache_dir {params.cache_dir:q}"
-        " --stage out_dir {params.out_dir:q} > {log:q} 2>&1"
+        " --stage out_dir {params.out_dir:q} --stage parts {params.parts:q} --stage part_dir {params.part_dir:q}"
+        " > {log:q} 2>&1"
+
+
+if MINE_PARTS > 1:
+
+    rule mine_encode_part:
+        """Part {wildcards.part} of the mine's encoding (recipe.mine.parts): whole shards of every cache entry."""
+        input:
+            model=rules.mine.input.model,
+            curated=rules.mine.input.curated,
+        output:
+            part=f"{RUN_DIR}/mining/encode_parts/part-{{part}}-of-{MINE_PARTS}.json",
+        log:
+            f"{LOGS}/mine_encode_part{{part}}.log",
+        benchmark:
+            f"{BENCHMARKS}/mine_encode_part{{part}}.tsv"
+        params:
+            settings=rules.mine.params.settings,
+            miner=rules.mine.params.miner,
+            model_dir=lambda wildcards, input: loadable(input.model),
+            curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
+            cache_dir=rules.mine.params.cache_dir,
+            out_dir=f"{RUN_DIR}/mining",
+            part_dir=lambda wildcards, output: Path(output.part).parent,
+            parts=MINE_PARTS,
+        wildcard_constraints:
+            part=r"\d+",
+        resources:
+            **rule_resources("mine_encode"),
+        conda:
+            "../../envs/mine.yaml"
+        shell:
+            "python -m uniembed.stages.mine --stage model_dir {params.model_dir:q}"
+            " --stage curated_dir {params.curated_dir:q} --stage cache_dir {params.cache_dir:q}"
+            " --stage out_dir {params.out_dir:q} --stage part {wildcards.part:q} --stage parts {params.parts:q}"
+            " --stage part_dir {params.part_dir:q} > {log:q} 2>&1"
 
 
 if JUDGING:

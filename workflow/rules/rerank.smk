@@ -38,15 +38,21 @@ rule train_reranker:
         " --stage checkpoint_dir {params.checkpoint_dir:q} --stage log_dir {params.log_dir:q} >> {log:q} 2>&1"
 
 
+RERANK_PARTS = int(STAGE_CONFIG.recipe.rerank.scoring.get("parts") or 1) if RERANK_TAGS else 1
+
+
 rule rerank:
     """Recall-then-rerank evaluation (U-MARVEL+): the recall model's top-k of every evaluation query scored
     by the reranker's P(Yes) through the judge's backends, fused with the recall score (alpha: configured,
-    or chosen on a held-out split with recipe.rerank.choose_alpha)."""
+    or chosen on a held-out split with recipe.rerank.choose_alpha); with recipe.rerank.scoring.parts N > 1,
+    the gather of the N rerank_part jobs (every part verified, each shard or chunk of lists once)."""
     input:
         recall=lambda wildcards: EVAL_MODELS[STAGE_CONFIG.recipe.rerank.recall],
         recall_scores=lambda wildcards: f"{RUN_DIR}/eval/{STAGE_CONFIG.recipe.rerank.recall}/scores.parquet",
         reranker=lambda wildcards: stage_output(f"reranker_{RERANK_TAGS[wildcards.tag]}"),
         curated=expand(curated("{source}", "candidates"), source=EVAL_SOURCES),
+        parts=lambda wildcards: expand(f"{RUN_DIR}/eval/{wildcards.tag}/rerank_parts/part-{{part}}-of-{RERANK_PARTS}.parquet",
+                                       part=range(RERANK_PARTS)) if RERANK_PARTS > 1 else [],
     output:
         scores=f"{RUN_DIR}/eval/{{tag}}/scores.parquet",
         csv=f"{RUN_DIR}/eval/{{tag}}/scores.csv",
@@ -66,17 +72,60 @@ rule rerank:
         curated_dir=lambda wildcards, input: Path(input.curated[0]).parents[1],
         cache_dir=f"{RUN_DIR}/cache/embeddings",
         checkpoint_dir=lambda wildcards: f"{RUN_DIR}/checkpoints/rerank/{wildcards.tag}",
+        part_dir=lambda wildcards: f"{RUN_DIR}/eval/{wildcards.tag}/rerank_parts",
+        parts=RERANK_PARTS,
     wildcard_constraints:
         tag="|".join(re.escape(t) for t in RERANK_TAGS) or "none",
     resources:
-        **rule_resources("rerank"),
+        **rule_resources("rerank" if RERANK_PARTS == 1 else "rerank_gather"),
     conda:
         "../../envs/eval.yaml"
     shell:
         "python -m uniembed.stages.rerank --stage tag {wildcards.tag:q} --stage model_dir {params.model_dir:q}"
         " --stage reranker_dir {params.reranker_dir:q} --stage curated_dir {params.curated_dir:q}"
         " --stage cache_dir {params.cache_dir:q} --stage out_dir {params.out_dir:q}"
-        " --stage checkpoint_dir {params.checkpoint_dir:q} > {log:q} 2>&1"
+        " --stage checkpoint_dir {params.checkpoint_dir:q} --stage parts {params.parts:q}"
+        " --stage part_dir {params.part_dir:q} > {log:q} 2>&1"
+
+
+if RERANK_PARTS > 1:
+
+    rule rerank_part:
+        """Part {wildcards.part} of a rerank's pairs or lists (recipe.rerank.scoring.parts): its own engine."""
+        input:
+            recall=rules.rerank.input.recall,
+            recall_scores=rules.rerank.input.recall_scores,
+            reranker=rules.rerank.input.reranker,
+            curated=rules.rerank.input.curated,
+        output:
+            part=f"{RUN_DIR}/eval/{{tag}}/rerank_parts/part-{{part}}-of-{RERANK_PARTS}.parquet",
+        log:
+            f"{LOGS}/rerank_{{tag}}_part{{part}}.log",
+        benchmark:
+            f"{BENCHMARKS}/rerank_{{tag}}_part{{part}}.tsv"
+        params:
+            settings=lambda wildcards: rerank_settings(wildcards.tag),
+            model_dir=lambda wildcards, input: loadable(input.recall),
+            reranker_dir=lambda wildcards, input: loadable(input.reranker),
+            out_dir=lambda wildcards: f"{RUN_DIR}/eval/{wildcards.tag}",
+            curated_dir=lambda wildcards, input: Path(input.curated[0]).parents[1],
+            cache_dir=f"{RUN_DIR}/cache/embeddings",
+            checkpoint_dir=lambda wildcards: f"{RUN_DIR}/checkpoints/rerank/{wildcards.tag}",
+            part_dir=lambda wildcards, output: Path(output.part).parent,
+            parts=RERANK_PARTS,
+        wildcard_constraints:
+            tag="|".join(re.escape(t) for t in RERANK_TAGS) or "none",
+            part=r"\d+",
+        resources:
+            **rule_resources("rerank"),
+        conda:
+            "../../envs/eval.yaml"
+        shell:
+            "python -m uniembed.stages.rerank --stage tag {wildcards.tag:q} --stage model_dir {params.model_dir:q}"
+            " --stage reranker_dir {params.reranker_dir:q} --stage curated_dir {params.curated_dir:q}"
+            " --stage cache_dir {params.cache_dir:q} --stage out_dir {params.out_dir:q}"
+            " --stage checkpoint_dir {params.checkpoint_dir:q} --stage part {wildcards.part:q}"
+            " --stage parts {params.parts:q} --stage part_dir {params.part_dir:q} > {log:q} 2>&1"
 
 
 rule distill_data:

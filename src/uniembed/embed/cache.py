@@ -268,12 +268,13 @@ def _owned(entry: Path) -> Iterator[bool]:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def encode_cached(encode: Callable[[range], np.ndarray], ids: Sequence[str], key: dict, cache_root: str | os.PathLike,
-                  shard_size: int = 4096) -> CachedEmbeddings:
+def encode_cached(encode: Callable[[range], np.ndarray] | None, ids: Sequence[str], key: dict,
+                  cache_root: str | os.PathLike, shard_size: int = 4096) -> CachedEmbeddings:
     """Encode rows ``0..len(ids)`` with ``encode(row_range)`` into the entry for ``key``, resuming verified shards.
 
     Before meta.json is written the shards must cover every row exactly once; shards from a run with
-    another ``shard_size`` are reused where they verify, the gaps are encoded.
+    another ``shard_size`` are reused where they verify, the gaps are encoded. ``encode=None`` gathers the
+    shards that parts encoded (:mod:`uniembed.embed.cache_parts`): a gap is an error naming its rows.
     """
     if not ids:
         raise ValueError("nothing to encode: empty id list")
@@ -300,6 +301,16 @@ def encode_cached(encode: Callable[[range], np.ndarray], ids: Sequence[str], key
         write_json(key, entry / "key.json")
         dtype = DTYPES[key["dtype"]]
         plan, dim = _plan(entry, ids, dtype, shard_size)
+        gaps = [(start, stop) for start, stop, _, exists in plan if not exists]
+        if encode is None and gaps:
+            merged = [list(gaps[0])]
+            for start, stop in gaps[1:]:
+                if start == merged[-1][1]:
+                    merged[-1][1] = stop
+                else:
+                    merged.append([start, stop])
+            raise ValueError(f"{entry}: rows {', '.join(f'{a}..{b}' for a, b in merged)} of {len(ids)} have no verified "
+                             f"shard and this job only gathers the parts' shards; rerun the encode part that owns them")
         for start, stop, path, exists in plan:
             if exists:
                 continue

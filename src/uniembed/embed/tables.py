@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from ..artifacts import read_parquet
 from ..data.schemas import CANDIDATES, QUERIES
 from .cache import CachedEmbeddings, cache_key, encode_cached
+from .cache_parts import encode_part, part_plan
 from .embedder import EmbedItem, Embedder
 
 _ID = {"queries": "query_id", "candidates": "candidate_id"}
@@ -40,10 +41,29 @@ def compute_setting(embedder: Embedder) -> dict:
 
 def embed_table(embedder: Embedder, table_path: str | os.PathLike, kind: str, cache_root: str | os.PathLike, *,
                 model_dir, adapter_dir=None, ids: Sequence[str] | None = None, dtype: str = "float32",
-                shard_size: int = 4096, batch_size: int = 32, progress: bool = True) -> CachedEmbeddings:
-    """Embeddings of a curated table's rows (or ``ids``) through the cache entry keyed by what makes them."""
+                shard_size: int = 4096, batch_size: int = 32, progress: bool = True, part: tuple[int, int] | None = None,
+                gather_only: bool = False) -> CachedEmbeddings | dict:
+    """Embeddings of a curated table's rows (or ``ids``) through the cache entry keyed by what makes them.
+
+    ``part=(p, N)`` encodes only part p of N of the entry and returns its plan (:mod:`uniembed.embed.cache_parts`);
+    ``gather_only`` assembles the entry from the parts' shards and encodes nothing (a missing shard is an error).
+    """
     row_ids, items = table_items(table_path, kind, ids)
     key = cache_key(model_dir, adapter_dir, Path(table_path), row_ids, embedder.mode.as_dict(), dtype,
                     compute=compute_setting(embedder))
-    return encode_cached(lambda rows: embedder.encode([items[i] for i in rows], batch_size=batch_size, progress=progress),
-                         row_ids, key, cache_root, shard_size=shard_size)
+
+    def encode(rows):
+        return embedder.encode([items[i] for i in rows], batch_size=batch_size, progress=progress)
+    if part is not None:
+        return encode_part(encode, row_ids, key, cache_root, shard_size, *part)
+    return encode_cached(None if gather_only else encode, row_ids, key, cache_root, shard_size=shard_size)
+
+
+def table_part_plan(embedder: Embedder, table_path: str | os.PathLike, kind: str, *, model_dir, adapter_dir=None,
+                    ids: Sequence[str] | None = None, dtype: str = "float32", shard_size: int = 4096,
+                    part: tuple[int, int]) -> dict:
+    """The plan :func:`embed_table` with ``part`` returns, computed without encoding (the gather checks against it)."""
+    row_ids, _ = table_items(table_path, kind, ids)
+    key = cache_key(model_dir, adapter_dir, Path(table_path), row_ids, embedder.mode.as_dict(), dtype,
+                    compute=compute_setting(embedder))
+    return part_plan(len(row_ids), key, shard_size, *part)

@@ -40,19 +40,39 @@ def listwise_order(candidate_ids: Sequence[str], choice: int | None) -> list[str
     return [ids[choice - 1], *ids[: choice - 1], *ids[choice:]]
 
 
-def listwise_rerank(lists: Sequence[RecallList], queries: dict[str, EmbedItem], items: dict[str, EmbedItem],
-                    depth: int, backend, max_new_tokens: int = 8) -> tuple[list[list[str]], pa.Table]:
-    """Each list's new order and the table of its prompt's generation (LISTWISE schema), in list order."""
+def listwise_generate(lists: Sequence[RecallList], queries: dict[str, EmbedItem], items: dict[str, EmbedItem],
+                      depth: int, backend, max_new_tokens: int = 8) -> pa.Table:
+    """The table of every list's prompt and generation (LISTWISE schema), in list order: one ``generate`` call."""
     if depth < 1:
         raise ValueError(f"the listwise depth must be >= 1, got {depth}")
     tops = [list(lst.candidate_ids[:depth]) for lst in lists]
     prompts = [build_listwise_prompt(queries[lst.query_id], [items[c] for c in top]) for lst, top in zip(lists, tops)]
     generations = backend.generate(prompts, max_new_tokens) if prompts else []
-    orders, records = [], []
+    records = []
     for lst, top, gen in zip(lists, tops, generations):
         choice = parse_listwise_answer(gen.text, len(top)) if gen.status == OK else None
         status = FAILED if gen.status != OK else OK if choice is not None else UNPARSED
-        orders.append(listwise_order(top, choice) + list(lst.candidate_ids[depth:]))
         records.append({"query_id": lst.query_id, "setting": lst.setting, "dataset": lst.dataset, "candidate_ids": top,
                         "generation": gen.text, "choice": choice, "status": status, "error": gen.error})
-    return orders, pa.Table.from_pylist(records, LISTWISE)
+    return pa.Table.from_pylist(records, LISTWISE)
+
+
+def listwise_orders(lists: Sequence[RecallList], table: pa.Table, depth: int) -> list[list[str]]:
+    """Each list's new order from its row of ``table`` (row i is list i's prompt: checked)."""
+    if table.num_rows != len(lists):
+        raise ValueError(f"{table.num_rows} listwise generations for {len(lists)} lists")
+    orders = []
+    for lst, row in zip(lists, table.to_pylist()):
+        if (row["query_id"], row["setting"], row["candidate_ids"]) != (lst.query_id, lst.setting,
+                                                                      list(lst.candidate_ids[:depth])):
+            raise ValueError(f"the listwise generation of {row['query_id']} ({row['setting']}) is not for list "
+                             f"{lst.query_id} ({lst.setting}) and its top {depth}")
+        orders.append(listwise_order(row["candidate_ids"], row["choice"]) + list(lst.candidate_ids[depth:]))
+    return orders
+
+
+def listwise_rerank(lists: Sequence[RecallList], queries: dict[str, EmbedItem], items: dict[str, EmbedItem],
+                    depth: int, backend, max_new_tokens: int = 8) -> tuple[list[list[str]], pa.Table]:
+    """Each list's new order and the table of its prompt's generation (LISTWISE schema), in list order."""
+    table = listwise_generate(lists, queries, items, depth, backend, max_new_tokens)
+    return listwise_orders(lists, table, depth), table

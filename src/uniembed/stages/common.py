@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from ..embed.cache import CachedEmbeddings
 from ..embed.embedder import Embedder, EmbeddingMode
-from ..embed.tables import embed_table
+from ..embed.tables import embed_table, table_part_plan
 
 
 def require(stage, *keys: str) -> None:
@@ -29,15 +29,22 @@ def model_section(cfg):
     return cfg[role]
 
 
-def cached_embedder(cfg, model_dir, adapter_dir=None) -> Callable[[Path, str, Sequence[str]], CachedEmbeddings]:
+def cached_embedder(cfg, model_dir, adapter_dir=None, *, gather_only: bool = False) -> Callable[..., CachedEmbeddings]:
     """Load ``model_dir`` (+ adapter) with ``recipe.embedding`` on ``recipe.device``; return
-    ``embed(curated_source_dir, "queries" | "candidates", ids)`` going through the embedding cache."""
+    ``embed(curated_source_dir, "queries" | "candidates", ids, part=None)`` going through the embedding cache
+    (``part=(p, N)``: encode part p of N and return its plan; ``gather_only``: assemble the parts' shards, encode
+    nothing). ``embed.plan(curated_source_dir, kind, ids, part)`` is the plan of a part, computed without encoding."""
     mode = EmbeddingMode(**OmegaConf.to_container(cfg.recipe.embedding))
     embedder = Embedder.from_pretrained(model_dir, adapter_dir, mode, device=cfg.recipe.device)
     ev = cfg.recipe.evaluate
+    where = dict(model_dir=model_dir, adapter_dir=adapter_dir, dtype=ev.cache_dtype, shard_size=ev.shard_size)
 
-    def embed(source_dir: Path, kind: str, ids: Sequence[str]) -> CachedEmbeddings:
-        return embed_table(embedder, Path(source_dir) / f"{kind}.parquet", kind, cfg.stage.cache_dir,
-                           model_dir=model_dir, adapter_dir=adapter_dir, ids=ids, dtype=ev.cache_dtype,
-                           shard_size=ev.shard_size, batch_size=ev.batch_size, progress=cfg.stage.progress)
+    def embed(source_dir: Path, kind: str, ids: Sequence[str], part: tuple[int, int] | None = None):
+        return embed_table(embedder, Path(source_dir) / f"{kind}.parquet", kind, cfg.stage.cache_dir, ids=ids,
+                           batch_size=ev.batch_size, progress=cfg.stage.progress, part=part, gather_only=gather_only,
+                           **where)
+
+    def plan(source_dir: Path, kind: str, ids: Sequence[str], part: tuple[int, int]) -> dict:
+        return table_part_plan(embedder, Path(source_dir) / f"{kind}.parquet", kind, ids=ids, part=part, **where)
+    embed.plan = plan
     return embed

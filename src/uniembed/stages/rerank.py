@@ -23,6 +23,8 @@ test list (M-BEIR and MMEB: MMEB has no held-out split of its own).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import sys
 from pathlib import Path
@@ -31,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from omegaconf import OmegaConf
+from tqdm import tqdm
 
 from ..artifacts import read_parquet, write_json, write_parquet
 from ..config import stage_config
@@ -39,9 +42,13 @@ from ..data.schemas import CANDIDATES, QUERIES
 from ..embed.embedder import EmbedItem
 from ..evaluate.rerank import order_rows, recall_lists, rerank_pairs
 from ..judge.failures import DEFAULT_MAX_FAILED_FRACTION, JudgeFailureError, check_failures, check_limit
+from ..judge.parts import gather, part_pairs
+from ..judge.parts import write_part as write_judge_part
 from ..judge.scoring import score_pairs
+from ..mine.schemas import JUDGE_SCORES
+from ..parts import gather_parts, part_path, part_range, write_part
 from ..rerank.fusion import choose_alpha, rerank_rows
-from ..rerank.listwise import FAILED, LISTWISE, OK, UNPARSED, listwise_rerank
+from ..rerank.listwise import FAILED, LISTWISE, OK, UNPARSED, listwise_generate, listwise_orders
 from .common import cached_embedder, require
 from .evaluate import embedded_sources, write_outputs
 from .judge import open_backend
@@ -86,19 +93,56 @@ def _choose(lists, scores, top_k: int, spec) -> tuple[float, dict]:
                    "recall_at_k": {str(a): v for a, v in by_alpha.items()}}
 
 
-def _listwise(cfg, cached, out: Path, limit: float) -> tuple[list, list, dict]:
-    """Listwise reranking of every test list: (lists, their new orders, the summary)."""
+def _digest(lists, depth: int) -> str:
+    keys = [[lst.query_id, lst.setting, lst.dataset, list(lst.candidate_ids[:depth])] for lst in lists]
+    return hashlib.sha256(json.dumps(keys).encode()).hexdigest()
+
+
+def _listwise_table(cfg, chunks, depth: int) -> pa.Table:
+    """The generations of ``chunks`` ((lists, query items, candidate items) each), one ``generate`` call per chunk."""
+    s, r = cfg.stage, cfg.recipe.rerank
+    tables = [LISTWISE.empty_table()]
+    if chunks:
+        with open_backend(r.scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log",
+                          max_images=depth + 1) as backend:
+            tables += [listwise_generate(found, queries, candidates, depth, backend) for found, queries, candidates
+                       in tqdm(chunks, desc="listwise", unit="chunk", disable=not s.progress, mininterval=1.0)]
+    return pa.concat_tables(tables)
+
+
+def _listwise(cfg, cached, out: Path, limit: float) -> tuple[list, list, dict] | None:
+    """Listwise reranking of every test list: (lists, their new orders, the summary); the lists are generated in
+    chunks of ``recipe.rerank.scoring.queries_per_shard``, the units of a part (None for a part job)."""
     s, r = cfg.stage, cfg.recipe.rerank
     depth = int(OmegaConf.select(r, "listwise_top_k", default=LISTWISE_TOP_K))
-    lists, orders, tables = [], [], []
-    with open_backend(r.scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log",
-                      max_images=depth + 1) as backend:
-        for found, queries, candidates in _recalled(cfg, cached, depth):
-            new, table = listwise_rerank(found, queries, candidates, depth, backend)
-            lists.extend(found)
-            orders.extend(new)
-            tables.append(table)
-    table = pa.concat_tables(tables)
+    size = r.scoring.queries_per_shard
+    lists, chunks = [], []
+    for found, queries, candidates in _recalled(cfg, cached, depth):
+        lists.extend(found)
+        chunks += [(found[i: i + size], queries, candidates) for i in range(0, len(found), size)]
+    parts, part = int(s.get("parts") or 1), s.get("part")
+    plans = []
+    for p in range(parts if parts > 1 else 0):
+        start, stop = part_range(len(chunks), p, parts)
+        own = [lst for found, _, _ in chunks[start:stop] for lst in found]
+        plans.append(({"lists_digest": _digest(lists, depth), "num_lists": len(lists), "chunk": size,
+                       "num_chunks": len(chunks), "part": p, "parts": parts, "chunks": [start, stop],
+                       "part_digest": _digest(own, depth), "part_lists": len(own)},
+                      [(lst.query_id, lst.setting, lst.dataset) for lst in own]))
+    if part is not None and parts > 1:
+        plan = plans[int(part)][0]
+        table = _listwise_table(cfg, chunks[slice(*plan["chunks"])], depth)
+        write_part(table, part_path(s.part_dir, int(part), parts), plan, LISTWISE)
+        log.info("rerank %s: listwise part %s of %d, %d lists", s.tag, part, parts, table.num_rows)
+        return None
+    if parts > 1:
+        try:
+            table = gather_parts([part_path(s.part_dir, p, parts) for p in range(parts)], plans,
+                                 ("query_id", "setting", "dataset"), f"rerank {s.tag}")
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+    else:
+        table = _listwise_table(cfg, chunks, depth)
     write_parquet(table, out / "rerank_scores.parquet", LISTWISE)
     counts = {status: int(pc.sum(pc.equal(table["status"], status)).as_py() or 0) for status in (OK, UNPARSED, FAILED)}
     # the judge's failure ceiling counts failed generations only: an unparsed answer is a result
@@ -108,7 +152,38 @@ def _listwise(cfg, cached, out: Path, limit: float) -> tuple[list, list, dict]:
         check_failures(as_judged, limit, f"rerank {s.tag}", f"errors in {out / 'rerank_scores.parquet'}")
     except JudgeFailureError as error:
         raise SystemExit(str(error)) from None
-    return lists, orders, {"mode": "listwise", "depth": depth, "lists": table.num_rows, **counts}
+    return lists, listwise_orders(lists, table, depth), {"mode": "listwise", "depth": depth, "lists": table.num_rows,
+                                                         **counts}
+
+
+def _score(cfg, pairs, out: Path, limit: float) -> pa.Table | None:
+    """The reranker's scores of ``pairs`` (JUDGE_SCORES; one job, or the gather of its parts), or None for a part
+    job, which scores its shards into ``stage.part_dir`` (:mod:`uniembed.judge.parts`, as the judge's parts)."""
+    s, scoring = cfg.stage, cfg.recipe.rerank.scoring
+    parts, part = int(s.get("parts") or 1), s.get("part")
+    target, shard_dir, plan = out / "rerank_scores.parquet", Path(s.checkpoint_dir), None
+    if parts > 1 and part is None:
+        try:
+            table = gather([part_path(s.part_dir, p, parts) for p in range(parts)], pairs, scoring.queries_per_shard,
+                           what=f"rerank {s.tag}")
+            check_failures(table, limit, f"rerank {s.tag} ({s.part_dir})", "Each part keeps its shards: rerun the part.")
+        except (ValueError, JudgeFailureError) as error:
+            raise SystemExit(str(error)) from None
+        write_parquet(table, target, JUDGE_SCORES)
+        return table
+    if parts > 1:
+        pairs, plan = part_pairs(pairs, scoring.queries_per_shard, int(part), parts)
+        target, shard_dir = part_path(s.part_dir, int(part), parts), shard_dir / f"part-{part}-of-{parts}"
+        if not pairs:   # more parts than shards: this one has none
+            write_judge_part(JUDGE_SCORES.empty_table(), target, plan)
+            return None
+    try:
+        with open_backend(scoring, s.reranker_dir, cfg.recipe.device, shard_dir / "vllm-serve.log") as backend:
+            table = score_pairs(pairs, backend, target, shard_dir, queries_per_shard=scoring.queries_per_shard,
+                                progress=s.progress, max_failed_fraction=limit, part_plan=plan)
+    except JudgeFailureError as error:
+        raise SystemExit(f"rerank {s.tag}: {error}") from None
+    return None if plan else table
 
 
 def run(cfg) -> list[dict]:
@@ -121,7 +196,10 @@ def run(cfg) -> list[dict]:
     scoring, out = r.scoring, Path(s.out_dir)
     if r.rerankers[name].objective.name == "pair_list":
         limit = check_limit(OmegaConf.select(scoring, "max_failed_fraction", default=DEFAULT_MAX_FAILED_FRACTION))
-        lists, orders, summary = _listwise(cfg, cached_embedder(cfg, s.model_dir, None), out, limit)
+        done = _listwise(cfg, cached_embedder(cfg, s.model_dir, None), out, limit)
+        if done is None:   # a part job
+            return []
+        lists, orders, summary = done
         write_json(summary, out / "rerank_summary.json")
         log.info("rerank %s (listwise): %s", s.tag, summary)
         rows = order_rows(lists, orders)
@@ -142,12 +220,9 @@ def run(cfg) -> list[dict]:
     pairs = sorted(pairs + held_out_pairs, key=lambda p: p.query_id)   # a query's pairs contiguous (shards, prefix caching)
     log.info("rerank %s: %d lists (+%d held-out), %d pairs with %s (%s)", s.tag, len(lists), len(held_out), len(pairs),
              s.reranker_dir, scoring.backend)
-    try:
-        with open_backend(scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log") as backend:
-            table = score_pairs(pairs, backend, out / "rerank_scores.parquet", s.checkpoint_dir,
-                                queries_per_shard=scoring.queries_per_shard, progress=s.progress, max_failed_fraction=limit)
-    except JudgeFailureError as error:
-        raise SystemExit(f"rerank {s.tag}: {error}") from None
+    table = _score(cfg, pairs, out, limit)
+    if table is None:   # a part job
+        return []
     failed = [(q, c) for q, c, st in zip(table["query_id"].to_pylist(), table["candidate_id"].to_pylist(),
                                          table["status"].to_pylist()) if st != "ok"]
     if failed:
