@@ -27,16 +27,17 @@ DEFAULT_RULES = {"generate_data", "build_model", "build_judge_model", "instruct_
                  "evaluate", "mine", "judge", "filter", "judge_quality", "train_hn", "train_reranker", "rerank",
                  "distill_data", "distill", "tables", "run_manifest", "all"}
 UNIME_V2_RULES = {"generate_data", "build_model", "build_judge_model", "instruct_judge_model", "curate", "evaluate",
-                  "mine", "judge", "judge_part", "filter", "train_hn", "train_reranker", "rerank", "tables",
-                  "run_manifest", "all"}
+                  "mine", "mine_encode_part", "judge", "judge_part", "filter", "train_hn", "train_reranker", "rerank",
+                  "rerank_part", "tables", "run_manifest", "all"}
 #: UniME-V2's recipe on CPU: the transformers judge and scorer, short training without ZeRO or gradient caching,
 #: images resized to 56 px (the tiny processor's range) instead of 336, the judge's tiny model as the miner, and the
-#: judge in 2 parts instead of 8.
+#: mine's encoding, the judge and the rerank in 2 parts instead of 8, 8 and 4.
 _HN, _RR = "recipe.train_hn.objectives.unime_v2", "recipe.rerank.rerankers.listwise"
 UNIME_V2_ON_CPU = [
     "recipe.mine.checkpoint=${paths.resources}/models/tiny-judge", "recipe.embedding.image_size=56",
     "recipe.judge.backend=transformers", "recipe.judge.batch_size=16", "recipe.judge.queries_per_shard=4",
     "recipe.judge.parts=2",   # the recipe's 8 parts, as 2 on the small world (scatter-gather through a real DAG)
+    "recipe.mine.parts=2", "recipe.rerank.scoring.parts=2",
     "recipe.judge.engine={}", "recipe.rerank.scoring.backend=transformers", "recipe.rerank.scoring.engine={}",
     "recipe.evaluate.batch_size=16", f"{_HN}.chunk_size=null",
     *(f"{entry}.{key}={value}" for entry in (_HN, _RR) for key, value in (

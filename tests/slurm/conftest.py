@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -100,3 +101,15 @@ def copy_of(project: Path, path: Path) -> Path:
     """A copy of a finished project (mtimes kept: run it with --rerun-triggers mtime)."""
     shutil.copytree(project, path / "project", symlinks=True)
     return path / "project"
+
+
+def wait_for(what: str, probe, proc: subprocess.Popen, timeout: float, interval: float = 0.1):
+    """Poll `probe()` until it returns something truthy; fail if Snakemake exits first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        assert proc.poll() is None, f"Snakemake exited ({proc.returncode}) while waiting for {what}"
+        time.sleep(interval)
+    pytest.fail(f"no {what} after {timeout} s")

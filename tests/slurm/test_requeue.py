@@ -8,11 +8,10 @@ import json
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.slurm.conftest import SIZES, slurm_project, snakemake_command, submitted_jobs
+from tests.slurm.conftest import SIZES, slurm_project, snakemake_command, submitted_jobs, wait_for
 
 MAX_STEPS, SAVE_EVERY = 800, 5
 TARGET = "results/default/models/pretrain_nli"
@@ -24,18 +23,6 @@ OVERRIDES = [SIZES, "recipe.pretrain.order=[nli]", "recipe.mine.from=pretrain_nl
              "recipe.ablations.umarvel.variants.progressive.model=pretrain_nli",
              *(f"recipe.pretrain.stages.nli.{key}={value}" for key, value in
                (("max_steps", MAX_STEPS), ("batch_size", 4), ("optimizer.warmup_steps", 1), ("save_every", SAVE_EVERY)))]
-
-
-def wait_for(what: str, probe, proc: subprocess.Popen, timeout: float, interval: float = 0.1):
-    """Poll `probe()` until it returns something truthy; fail if Snakemake exits first or time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        assert proc.poll() is None, f"Snakemake exited ({proc.returncode}) while waiting for {what}"
-        time.sleep(interval)
-    pytest.fail(f"no {what} after {timeout} s")
 
 
 def pretrain_job(cluster, project) -> tuple[str, str] | None:

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from tests.slurm.conftest import ROOT, SIZES, copy_of, planned_jobs, run_slurm, slurm_project, submitted_jobs
+from tests.slurm.conftest import (ROOT, SIZES, copy_of, planned_jobs, run_slurm, slurm_project, snakemake_command,
+                                  submitted_jobs, wait_for)
 
 SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -182,3 +184,74 @@ def test_schema_rejects_a_typo_in_a_resource_key():
     cfg["resources_per_rule"]["pretrain"] = {"gpus": 2, "runtime": "2h"}
     with pytest.raises(WorkflowError, match="is not of type 'integer'"):
         validate(cfg, SCHEMA)
+
+
+#: one query per shard, one pair per forward: each part of the small world's 24 judged queries scores 8 shards,
+#: long enough to requeue it between two of them
+PART_SHARDS = ["recipe.judge.batch_size=1", "recipe.judge.queries_per_shard=1"]
+
+
+def _seconds(record: dict) -> float:
+    return (datetime.fromisoformat(record["EndTime"]) - datetime.fromisoformat(record["StartTime"])).total_seconds()
+
+
+@pytest.mark.slow
+def test_the_judge_in_three_slurm_parts_one_requeued_gathers_to_the_one_job_scores(finished_slurm_run, slurm_cluster,
+                                                                                    tmp_path):
+    """recipe.judge.parts = 3 through profiles/slurm: three judge_part jobs (part 1 requeued by SLURM mid-run, as
+    preemption does, resuming from its shards) and the gather write the one-job run's judge_scores.parquet byte
+    for byte. Prints the wall time of the 3 parts + gather against the one job's (2 cores: they share them)."""
+    project = copy_of(finished_slurm_run[0], tmp_path)
+    config = yaml.safe_load((project / "config" / "config.yaml").read_text())
+    base = list(config["hydra_overrides"])
+
+    def overrides(*extra):
+        config["hydra_overrides"] = [*base, *extra]
+        (project / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+
+    target = "results/default/mining/judge_scores.parquet"
+    overrides(*PART_SHARDS)                        # the one-job run at the parts' shard size
+    one = run_slurm(project, slurm_cluster, target)
+    assert one.returncode == 0, one.output[-4000:]
+    assert planned_jobs(one.output) == {"judge": 1}
+    baseline = (project / target).read_bytes()
+    [one_job] = [r for r in slurm_cluster.records(project) if r["JobId"] in submitted_jobs(project, one.output)]
+
+    overrides(*PART_SHARDS, "recipe.judge.parts=3")
+    shards = project / "results" / "default" / "checkpoints" / "judge_shards" / "part-1-of-3"
+    output_path, job_id = tmp_path / "snakemake.out", None
+    with output_path.open("w") as output:
+        proc = subprocess.Popen(snakemake_command(target), cwd=project, env=slurm_cluster.env, stdout=output,
+                                stderr=subprocess.STDOUT)
+        try:
+            wait_for("part 1's first shard", lambda: list(shards.glob("*/shard-*.parquet")), proc, 240, interval=0.05)
+            rows = subprocess.run(["squeue", "-h", "--states=all", "-o", "%i|%k|%Z"], env=slurm_cluster.env,
+                                  capture_output=True, text=True, check=True).stdout.split()
+            [job_id] = [job for job, comment, workdir in (row.split("|") for row in rows)
+                        if comment == "rule_judge_part_wildcards_1" and workdir == str(project)]
+            subprocess.run(["scontrol", "requeue", job_id], env=slurm_cluster.env, check=True, timeout=30)
+            assert not (project / "results/default/mining/judge_parts/part-1-of-3.parquet").exists(), \
+                "part 1 finished before the requeue: give it more shards"
+            returncode = proc.wait(timeout=600)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=60)
+    out = output_path.read_text()
+    assert returncode == 0, out[-4000:]
+    assert planned_jobs(out) == {"judge_part": 3, "judge": 1}
+    submitted = submitted_jobs(project, out)
+    assert sorted(submitted.values()) == ["judge", "judge_part", "judge_part", "judge_part"], submitted
+    records = [r for r in slurm_cluster.records(project) if r["JobId"] in submitted]
+    requeued = [r for r in records if r["JobId"] == job_id]
+    assert [r["JobState"] for r in requeued][-1] == "COMPLETED" and len(requeued) == 2, requeued
+    log = (project / "results/default/logs/judge_part1.log").read_text()
+    resumed = re.search(r"judge: \d+ pairs in (\d+) shards \((\d+) resumed", log)
+    assert resumed and int(resumed.group(2)) >= 1, log[-3000:]
+    assert (project / target).read_bytes() == baseline
+    finished = [r for r in records if r["JobState"] == "COMPLETED"]
+    span = (max(datetime.fromisoformat(r["EndTime"]) for r in finished)
+            - min(datetime.fromisoformat(r["StartTime"]) for r in records)).total_seconds()
+    print(f"SLURM judge wall time: 1 job {_seconds(one_job):.0f} s; 3 parts + gather {span:.0f} s "
+          f"(ratio {span / max(_seconds(one_job), 1):.2f}; part 1 requeued after {resumed.group(2)} of "
+          f"{resumed.group(1)} shards)")

@@ -15,13 +15,13 @@ RECIPES = sorted(p.stem for p in (ROOT / "config" / "recipe").glob("*.yaml"))
 PAPER_STAGES = {
     "tiny": {"curate", "pretrain", "evaluate", "tables", "mine", "judge", "filter", "judge_quality", "train_hn",
              "train_reranker", "rerank", "distill_data", "distill"},
-    "umarvel_qwen2vl_7b": {"curate", "pretrain", "evaluate", "tables", "mine", "filter", "train_hn", "train_reranker",
-                           "rerank", "distill_data", "distill"},
+    "umarvel_qwen2vl_7b": {"curate", "pretrain", "evaluate", "tables", "mine", "mine_encode_part", "filter", "train_hn",
+                           "train_reranker", "rerank", "rerank_part", "distill_data", "distill"},
 }
 
 
-UNIME_V2 = {"curate", "evaluate", "tables", "mine", "judge", "judge_part", "filter", "train_hn", "train_reranker",
-            "rerank"}   # the judge in recipe.judge.parts = 8 parts
+UNIME_V2 = {"curate", "evaluate", "tables", "mine", "mine_encode_part", "judge", "judge_part", "filter", "train_hn",
+            "train_reranker", "rerank", "rerank_part"}   # the mine's encoding, the judge and the rerank in parts
 PAPER_STAGES.update(dict.fromkeys(("unime_v2_qwen2vl_2b", "unime_v2_qwen2vl_7b", "unime_v2_llavaov_7b"), UNIME_V2))
 #: How the data sources of the real config are pointed at the synthetic world.
 WORLD_PATHS = {"mbeir": ["root={root}/mbeir"], "mmeb": ["root={root}/mmeb", "image_root={root}/mmeb"],
