@@ -55,6 +55,9 @@ def test_a_deleted_intermediate_is_rebuilt_with_everything_after_it(finished_run
     ("data.sources.nli.path=resources/synthetic/nli/other.csv", {"curate", "pretrain", "evaluate", "tables",
                                                                  "mine", "judge", "filter", "judge_quality", "train_hn",
                                                                  "train_reranker", "rerank", "distill_data", "distill"}),
+    # a source's declared sizes feed the cost plan only
+    ("+data.sources.mbeir.declared={queries: {train: 9}, candidates: 9, pool: 9, query_tokens: 9, candidate_tokens: 9}",
+     set()),
 ])
 def test_a_changed_setting_reruns_only_what_depends_on_it(finished_run, tmp_path, override, expected):
     plan = _plan(finished_run, tmp_path, [override])

@@ -253,12 +253,14 @@ def section(key):
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
-def rule_settings(*keys, base_model=None):
+def rule_settings(*keys, base_model=None, ignore=()):
     """The configuration a rule depends on, as canonical JSON (the rule's params), so Snakemake reruns
     the rule (and, through newer outputs, what follows it) exactly when one of these changes.
     ``base_model`` (a model role: "model", "judge_model") adds that model's identity (its config, and for a
-    checkpoint on disk its files)."""
+    checkpoint on disk its files); ``ignore``: keys of the sections that do not change the rule's output."""
     settings = {key: section(key) for key in keys}
+    settings = {key: {k: v for k, v in value.items() if k not in ignore} if isinstance(value, dict) else value
+                for key, value in settings.items()}
     if base_model:
         settings["base_model"] = model_identity(STAGE_CONFIG[base_model])
     return json.dumps(settings, sort_keys=True)

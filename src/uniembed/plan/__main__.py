@@ -54,6 +54,10 @@ def _tokenizer(section):
     return load_processor(path).tokenizer
 
 
+#: the resources_per_rule entry of a stage's part jobs where it is not the stage's own (docs/slurm.md "Parts")
+PART_RESOURCES = {"mine": "mine_encode"}
+
+
 def _gpus(snakemake_config: dict, rule: str, default: int) -> int:
     """The rule's GPUs from ``resources_per_rule`` (x nodes), else ``default``."""
     table = snakemake_config.get("resources_per_rule") or {}
@@ -83,12 +87,12 @@ def plan(snakemake_config: dict, gpu: str, mfu: float, measure: bool = False, be
     rates = measure_cpu(jobs, {role: section["path"] for role, section in sections.items()}, costs) if measure else None
     rows = []
     for job in jobs:
-        job_gpus = _gpus(snakemake_config, job.rule, gpus)
+        job_gpus = _gpus(snakemake_config, PART_RESOURCES.get(job.rule, job.rule) if job.parts > 1 else job.rule, gpus)
         hours = gpu_hours(job, gpu, mfu)
         row = {"job": job.name, "rule": job.rule, "model": costs[job.role].name, "kind": job.kind,
                "sequences": job.sequences, "tokens_per_sequence": job.text_tokens, "images_per_sequence": job.images,
-               "image_side": job.side, "flops": job.flops, "gpu_hours": hours, "gpus": job_gpus,
-               "wall_hours": hours / job_gpus, "memory_gib_per_gpu": memory_gib(job, costs[job.role], job_gpus)}
+               "image_side": job.side, "flops": job.flops, "gpu_hours": hours, "gpus": job_gpus, "jobs": job.parts,
+               "wall_hours": hours / (job_gpus * job.parts), "memory_gib_per_gpu": memory_gib(job, costs[job.role], job_gpus)}
         if rates is not None:
             row["cpu_seconds"] = cpu_seconds(job, rates)
         if benchmarks is not None:
@@ -105,9 +109,10 @@ def plan(snakemake_config: dict, gpu: str, mfu: float, measure: bool = False, be
 def markdown(result: dict) -> str:
     lines = [f"**Cost plan: {result['gpu']} at {result['mfu']:.0%} MFU "
              f"({result['peak_flops'] / 1e12:.0f} TFLOP/s peak bf16, {result['gpu_memory_gib']} GiB)**", "",
-             "| job | model | sequences | tokens / seq | images / seq | PFLOPs | GPU-hours | GPUs | memory GiB / GPU"
+             "| job | model | sequences | tokens / seq | images / seq | PFLOPs | GPU-hours | jobs x GPUs | wall hours "
+             "| memory GiB / GPU"
              + (" | CPU s (predicted) | CPU s (measured) | measured / predicted" if result["cpu_rates"] else "") + " |",
-             "|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if result["cpu_rates"] else "")]
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if result["cpu_rates"] else "")]
     if result["cpu_rates"]:
         rates = result["cpu_rates"]
         measured = ", ".join(f"{key} {rate / 1e9:.2f}" for key, rate in rates["flops"].items())
@@ -115,8 +120,8 @@ def markdown(result: dict) -> str:
                       f"{rates['startup_s']:.1f} s to start a stage.", ""]
     for r in result["jobs"]:
         cells = [f"`{r['job']}`", r["model"], f"{r['sequences']:,.0f}", f"{r['tokens_per_sequence']:.0f}",
-                 f"{r['images_per_sequence']:.2f}", f"{r['flops'] / 1e15:,.3g}", f"{r['gpu_hours']:,.3g}", str(r["gpus"]),
-                 f"{r['memory_gib_per_gpu']:.1f}"]
+                 f"{r['images_per_sequence']:.2f}", f"{r['flops'] / 1e15:,.3g}", f"{r['gpu_hours']:,.3g}",
+                 f"{r.get('jobs', 1)} x {r['gpus']}", f"{r['wall_hours']:,.3g}", f"{r['memory_gib_per_gpu']:.1f}"]
         if result["cpu_rates"]:
             measured = r.get("measured_seconds")
             cells += [f"{r['cpu_seconds']:.1f}", "—" if measured is None else f"{measured:.1f}",

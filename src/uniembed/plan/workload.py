@@ -39,6 +39,7 @@ class Job:
     chunk: int | None = None
     checkpointing: bool = False
     zero2: bool = False  # DeepSpeed ZeRO-2 shards the gradients and optimizer states over the job's GPUs
+    parts: int = 1       # cluster jobs the work is split over (recipe.mine.parts, .judge.parts, .rerank.scoring.parts)
 
 
 class Workload:
@@ -116,11 +117,12 @@ class Workload:
             pool = s.pool if mine.pool == "global" else s.candidates   # own pools: every candidate is in one
             job = self._encode("mine", "mine", "miner", [(mine.source, queries)], [(mine.source, pool)])
             search = 2.0 * queries * s.pool * self.costs["miner"].hidden_size   # exact inner products
-            jobs.append(dataclasses.replace(job, flops=job.flops + search))
+            jobs.append(dataclasses.replace(job, flops=job.flops + search, parts=int(mine.get("parts") or 1)))
             if recipe.get("judge"):
                 judged = min(queries, recipe.judge.get("max_queries") or queries)
-                jobs.append(self._job("judge", "judge", "judge_model", "score",
-                                      [(judged * (mine.top_k + s.positives), *self._pair(mine.source))]))
+                jobs.append(dataclasses.replace(self._job("judge", "judge", "judge_model", "score", [
+                    (judged * (mine.top_k + s.positives), *self._pair(mine.source))]),
+                    parts=int(recipe.judge.get("parts") or 1)))
             jobs += [self._training(f"hn_{name}", "train_hn", "model", stage)
                      for name, stage in ((recipe.get("train_hn") or {}).get("objectives") or {}).items()]
         rerankers = rerank.get("rerankers") or {}
@@ -129,8 +131,10 @@ class Workload:
         evaluated = self._evaluated_queries()
         if rerankers and evaluated:
             pairs = sum(n * rerank.top_k for _, n in evaluated)
-            jobs += [self._job(f"rerank_{rerank.recall}+{name}", "rerank", reranker_role, "score",
-                               [(pairs, *self._pair(evaluated[0][0]))]) for name in rerankers]
+            parts = int(rerank.scoring.get("parts") or 1)
+            jobs += [dataclasses.replace(self._job(f"rerank_{rerank.recall}+{name}", "rerank", reranker_role, "score",
+                                                   [(pairs, *self._pair(evaluated[0][0]))]), parts=parts)
+                     for name in rerankers]
         distill = recipe.get("distill")
         if distill and "distill" in tags:
             source = distill.train.source
