@@ -34,6 +34,22 @@ def pytest_itemcollected(item):
         item.add_marker(pytest.mark.dag)
 
 
+#: Groups handed out first, in this order (``--no-loadscope-reorder``: xdist deals groups in collection order): the
+#: integration run builds the shared resources while the family DAGs, which need none, run beside it; the SLURM and
+#: vLLM groups wait for those resources and come next; the short groups fill in the end.
+FIRST_GROUPS = ("integration", "families/test_dag.py", "families/test_real_size.py", "slurm", "vllm")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Collection order = the order xdist hands groups out (FIRST_GROUPS first, the rest as collected)."""
+    def rank(item):
+        parts = Path(str(item.fspath)).resolve().relative_to(TESTS).parts
+        group = parts[0] if parts[0] in SHARED_STATE else "/".join(parts)
+        return FIRST_GROUPS.index(group) if group in FIRST_GROUPS else len(FIRST_GROUPS)
+    items.sort(key=rank)
+
+
 @pytest.hookimpl(trylast=True)  # after the terminal reporter is registered
 def pytest_configure(config):
     global _reporter

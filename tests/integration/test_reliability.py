@@ -102,20 +102,3 @@ def test_a_change_to_the_generator_or_builder_code_remakes_its_output(finished_r
     plan = planned_jobs(result.output)
     assert remade <= set(plan) and not kept & set(plan), plan
     assert "Nothing to be done" in snakemake(finished_run, "-n").output
-
-
-@pytest.mark.slow
-def test_the_judge_split_over_three_part_jobs_gathers_to_the_one_job_scores(finished_run, tmp_path):
-    """recipe.judge.parts = 3 on a copy of the finished run: three judge_part jobs and a gather, nothing else, and
-    judge_scores.parquet byte-identical to the one-job run's."""
-    project = tmp_path / "project"
-    shutil.copytree(finished_run, project, symlinks=True, ignore=shutil.ignore_patterns("checkpoints", "tensorboard"))
-    extra = tmp_path / "parts.yaml"
-    extra.write_text(yaml.safe_dump({"hydra_overrides": ["recipe.judge.parts=3"]}))
-    target = "results/default/mining/judge_scores.parquet"
-    done = snakemake(project, target, "--configfile", "config/config.yaml", str(extra))
-    assert done.returncode == 0, done.output[-3000:]
-    assert planned_jobs(done.output) == {"judge_part": 3, "judge": 1}
-    assert sorted(p.name for p in (project / "results/default/mining/judge_parts").iterdir()) == [
-        f"part-{p}-of-3.parquet" for p in range(3)]
-    assert (project / target).read_bytes() == (finished_run / target).read_bytes()

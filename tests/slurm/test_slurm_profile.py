@@ -18,8 +18,8 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from tests.slurm.conftest import (ROOT, SIZES, copy_of, planned_jobs, run_slurm, slurm_project, snakemake_command,
-                                  submitted_jobs, wait_for)
+from tests.slurm.conftest import (ROOT, SIZES, copy_of, planned_jobs, run_slurm, short_training, slurm_project,
+                                  snakemake_command, submitted_jobs, wait_for)
 
 SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -42,11 +42,17 @@ def add_gpu_probe(project: Path) -> None:
         snakefile.write('\n\ninclude: "workflow/rules/gpu_probe.smk"\n')
 
 
+#: one query per shard, one pair per forward: each part of the small world's 24 judged queries scores 8 shards,
+#: long enough to requeue it between two of them (the whole DAG judges so: the one-job run to compare with)
+PART_SHARDS = ["recipe.judge.batch_size=1", "recipe.judge.queries_per_shard=1"]
+
+
 @pytest.fixture(scope="module")
 def finished_slurm_run(slurm_cluster, tmp_path_factory):
     """The embedded default plus the GPU probe, run once through the profile: (project, result)."""
     project = slurm_project(tmp_path_factory.mktemp("slurm_project"),
-                            {"gpu_probe": {"gpus": 2, "gpu_model": "emulated", "tasks": 1}})
+                            {"gpu_probe": {"gpus": 2, "gpu_model": "emulated", "tasks": 1}},
+                            overrides=[SIZES, *short_training(), *PART_SHARDS])
     add_gpu_probe(project)
     return project, run_slurm(project, slurm_cluster, "all", "gpu_probe.txt")
 
@@ -186,11 +192,6 @@ def test_schema_rejects_a_typo_in_a_resource_key():
         validate(cfg, SCHEMA)
 
 
-#: one query per shard, one pair per forward: each part of the small world's 24 judged queries scores 8 shards,
-#: long enough to requeue it between two of them
-PART_SHARDS = ["recipe.judge.batch_size=1", "recipe.judge.queries_per_shard=1"]
-
-
 def _seconds(record: dict) -> float:
     return (datetime.fromisoformat(record["EndTime"]) - datetime.fromisoformat(record["StartTime"])).total_seconds()
 
@@ -202,22 +203,13 @@ def test_the_judge_in_three_slurm_parts_one_requeued_gathers_to_the_one_job_scor
     preemption does, resuming from its shards) and the gather write the one-job run's judge_scores.parquet byte
     for byte. Prints the wall time of the 3 parts + gather against the one job's (2 cores: they share them)."""
     project = copy_of(finished_slurm_run[0], tmp_path)
-    config = yaml.safe_load((project / "config" / "config.yaml").read_text())
-    base = list(config["hydra_overrides"])
-
-    def overrides(*extra):
-        config["hydra_overrides"] = [*base, *extra]
-        (project / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-
     target = "results/default/mining/judge_scores.parquet"
-    overrides(*PART_SHARDS)                        # the one-job run at the parts' shard size
-    one = run_slurm(project, slurm_cluster, target)
-    assert one.returncode == 0, one.output[-4000:]
-    assert planned_jobs(one.output) == {"judge": 1}
     baseline = (project / target).read_bytes()
-    [one_job] = [r for r in slurm_cluster.records(project) if r["JobId"] in submitted_jobs(project, one.output)]
-
-    overrides(*PART_SHARDS, "recipe.judge.parts=3")
+    [one_job] = [r for r in slurm_cluster.records(finished_slurm_run[0])
+                 if submitted_jobs(finished_slurm_run[0], finished_slurm_run[1].output).get(r["JobId"]) == "judge"]
+    config = yaml.safe_load((project / "config" / "config.yaml").read_text())
+    config["hydra_overrides"].append("recipe.judge.parts=3")
+    (project / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     shards = project / "results" / "default" / "checkpoints" / "judge_shards" / "part-1-of-3"
     output_path, job_id = tmp_path / "snakemake.out", None
     with output_path.open("w") as output:
