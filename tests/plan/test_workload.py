@@ -9,7 +9,7 @@ import pytest
 from uniembed.config import compose_config
 from uniembed.plan.model_cost import model_cost
 from uniembed.plan.sizes import SourceSizes
-from uniembed.plan.workload import EMBED_TEMPLATE, JUDGE_TEMPLATE, Workload
+from uniembed.plan.workload import EMBED_TEMPLATE, JUDGE_TEMPLATE, LISTWISE_ANSWER, Workload
 from uniembed.workflow_checks import run_model_tags
 
 
@@ -51,11 +51,28 @@ def test_the_judge_scores_every_mined_candidate_and_the_positives(tiny_plan):
 
 
 def test_every_model_of_the_run_is_evaluated_and_every_reranker_reranks(tiny_plan):
-    cfg, _, _, jobs = tiny_plan
+    cfg, cost, _, jobs = tiny_plan
     assert {n for n in jobs if n.startswith("evaluate_")} == {f"evaluate_{t}" for t in run_model_tags(cfg)}
     assert {n for n in jobs if n.startswith("rerank_")} == {f"rerank_{cfg.recipe.rerank.recall}+{r}"
                                                             for r in cfg.recipe.rerank.rerankers}
-    assert jobs["rerank_hn_umarvel+pointwise"].sequences == (40 + 30) * cfg.recipe.rerank.top_k
+    settings, top_k = len(cfg.recipe.evaluate.mbeir_settings), cfg.recipe.rerank.top_k
+    # pointwise: M-BEIR's test lists in each setting, MMEB's eval lists, the held-out val lists choose_alpha reads
+    pointwise = jobs["rerank_hn_umarvel+pointwise"]
+    assert pointwise.sequences == (40 * settings + 30 + 10 * settings) * top_k
+    assert pointwise.encode_flops == pytest.approx(10 * cost.forward_flops(12 + EMBED_TEMPLATE, 0.5, 56))
+    # listwise: one prompt per list, the query and listwise_top_k candidates, then its answer generated
+    listwise, depth = jobs["rerank_hn_umarvel+listwise"], cfg.recipe.rerank.listwise_top_k
+    assert listwise.sequences == 40 * settings + 30 and listwise.images == 0.5 + depth * 1.0
+    per_list = (cost.forward_flops(12 + depth * 8 + JUDGE_TEMPLATE, 0.5 + depth, 56, 1)
+                + cost.decode_flops(12 + depth * 8 + JUDGE_TEMPLATE, 0.5 + depth, 56, LISTWISE_ANSWER))
+    assert listwise.flops == pytest.approx(listwise.sequences * per_list)
+
+
+def test_decoding_costs_one_decoder_position_and_the_head_per_new_token(tiny_plan):
+    _, cost, _, _ = tiny_plan
+    one = cost.decode_flops(30, 0, 56, 1)
+    assert one == pytest.approx(cost.decoder_flops(1, 30.5) + 2 * max(cost.head_parameters, cost.embedding_parameters))
+    assert cost.decode_flops(30, 0, 56, 8) > 8 * cost.decoder_flops(1, 30)
 
 
 def test_the_plan_of_unime_v2_7b_on_declared_sizes(tmp_path):

@@ -53,6 +53,8 @@ class CpuRates:
     processor included), and a stage process's start."""
     flops: dict[str, float]   # "role/kind" -> FLOP/s
     startup_s: float          # interpreter, imports, model load
+    step_s: float = 0.0       # a training step's optimizer update beside its FLOPs (AdamW over the LoRA factors)
+    save_s: float = 0.0       # one training checkpoint (trainable weights, optimizer, RNG states) written
 
 
 def _items(job: Job, batch: int, image: str, words: int) -> list:
@@ -135,10 +137,45 @@ def measure_cpu(jobs: list[Job], model_dirs: dict[str, str], costs: dict[str, Mo
     for key in dict.fromkeys(f"{job.role}/{job.kind}" for job in jobs):
         job = max((j for j in jobs if f"{j.role}/{j.kind}" == key), key=lambda j: j.sequences)
         seconds = _seconds_per_sequence(job, model_dirs[job.role], min(batch, job.batch or batch), repeats)
-        rates[key] = job.flops / job.sequences / seconds
-    return CpuRates(rates, startup)
+        rates[key] = (job.flops - job.encode_flops) / job.sequences / seconds
+    step, save = _step_and_save_seconds(model_dirs["model"], repeats)
+    return CpuRates(rates, startup, step, save)
+
+
+def _step_and_save_seconds(model_dir: str, repeats: int) -> tuple[float, float]:
+    """Median seconds of an AdamW update of the LoRA factors, and of writing one checkpoint of them, through the
+    trainer's own code (uniembed.train.checkpoint)."""
+    import statistics
+    import tempfile
+
+    import torch
+
+    from ..embed.embedder import Embedder
+    from ..train.checkpoint import save_checkpoint, trainable_state
+    from ..train.lora import apply_lora
+    from ..train.settings import LoraSettings
+
+    model = apply_lora(Embedder.from_pretrained(model_dir, device="cpu").model, LoraSettings(r=8, alpha=16))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.grad = torch.ones_like(p)
+    optimizer = torch.optim.AdamW(trainable, lr=1e-4)
+    steps, saves = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(repeats + 1):
+            start = time.perf_counter()
+            optimizer.step()
+            middle = time.perf_counter()
+            save_checkpoint(tmp, repeat, {"fingerprint": {}, "trainable": trainable_state(model),
+                                          "optimizer": optimizer.state_dict()})
+            steps.append(middle - start)
+            saves.append(time.perf_counter() - middle)
+    return statistics.median(steps[1:]), statistics.median(saves[1:])
 
 
 def cpu_seconds(job: Job, rates: CpuRates) -> float:
-    """A job's predicted seconds on this CPU: its start, then its FLOPs at the rate measured for its kind."""
-    return rates.startup_s + job.flops / rates.flops[f"{job.role}/{job.kind}"]
+    """A job's predicted seconds on this CPU: its start, its FLOPs at the rate measured for its kind (an embedder's
+    encoding inside a scoring job at the encoding rate), and a training job's optimizer updates and checkpoints."""
+    own = (job.flops - job.encode_flops) / rates.flops[f"{job.role}/{job.kind}"]
+    encode = job.encode_flops / rates.flops["model/encode"] if job.encode_flops else 0.0
+    return rates.startup_s + own + encode + (job.steps or 0) * rates.step_s + job.saves * rates.save_s

@@ -76,6 +76,12 @@ class ModelCost:
         return (self.vision_flops(images, side) + self.decoder_flops(sequence, sequence)
                 + 2 * max(self.head_parameters, self.embedding_parameters) * head_tokens)
 
+    def decode_flops(self, text_tokens: float, images: float, side: int, new_tokens: float) -> float:
+        """Greedy generation of ``new_tokens`` after a prompt (the KV cache holds the prompt): each new token one
+        decoder position attending to the sequence so far, and the LM head."""
+        sequence = text_tokens + images * self.image_tokens(side)[1] + new_tokens / 2
+        return new_tokens * (self.decoder_flops(1, sequence) + 2 * max(self.head_parameters, self.embedding_parameters))
+
     def training_flops(self, text_tokens: float, images: float, side: int, checkpointing: bool,
                        gradient_cache: bool) -> float:
         """One sequence's training step with LoRA on the decoder and the tower frozen (module docstring)."""

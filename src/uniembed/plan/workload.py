@@ -19,6 +19,8 @@ from .sizes import SourceSizes
 EMBED_TEMPLATE = 20
 #: tokens the judge's / a reranker's prompt adds to a query and a candidate (its question and answer frame)
 JUDGE_TEMPLATE = 60
+#: tokens a listwise reranker generates per prompt ("Ans: (k)"; uniembed.rerank.listwise's max_new_tokens)
+LISTWISE_ANSWER = 8
 #: image side when neither the recipe (recipe.embedding.image_size) nor the curated images give one
 DEFAULT_SIDE = 448
 
@@ -40,6 +42,8 @@ class Job:
     checkpointing: bool = False
     zero2: bool = False  # DeepSpeed ZeRO-2 shards the gradients and optimizer states over the job's GPUs
     parts: int = 1       # cluster jobs the work is split over (recipe.mine.parts, .judge.parts, .rerank.scoring.parts)
+    saves: int = 0       # training checkpoints written (every save_every steps and the last)
+    encode_flops: float = 0.0   # of ``flops``: the run's embedder encoding inside a scoring job (recall lists)
 
 
 class Workload:
@@ -62,16 +66,18 @@ class Workload:
         s = self.sizes[source]
         return s.query_tokens + s.candidate_tokens + JUDGE_TEMPLATE, s.query_images + s.candidate_images
 
-    def _job(self, name, rule, role, kind, parts: list[tuple[float, float, float]], **training) -> Job:
-        """``parts``: (sequences, text tokens, images) of each kind of sequence the job runs."""
+    def _job(self, name, rule, role, kind, parts: list[tuple[float, float, float]], new_tokens: int = 0,
+             **training) -> Job:
+        """``parts``: (sequences, text tokens, images) of each kind of sequence the job runs; ``new_tokens``: what
+        a scoring job generates after each prompt (listwise reranking)."""
         cost = self.costs[role]
         count = sum(n for n, _, _ in parts)
         if kind == "train":
             flops = sum(n * cost.training_flops(t, i, self.side, training["checkpointing"], training["chunk"] is not None)
                         for n, t, i in parts)
         else:
-            flops = sum(n * cost.forward_flops(t, i, self.side, head_tokens=1 if kind == "score" else 0)
-                        for n, t, i in parts)
+            flops = sum(n * (cost.forward_flops(t, i, self.side, head_tokens=1 if kind == "score" else 0)
+                             + cost.decode_flops(t, i, self.side, new_tokens)) for n, t, i in parts)
         tokens = sum(n * t for n, t, _ in parts) / count if count else 0.0
         images = sum(n * i for n, _, i in parts) / count if count else 0.0
         return Job(name, rule, role, kind, count, tokens, images, self.side, flops, **training)
@@ -95,7 +101,8 @@ class Workload:
             parts = [(examples, *self._items(source, "query")), (examples * (1 + negatives), *self._items(source, "candidate"))]
         return self._job(name, rule, role, "train", parts, steps=stage.max_steps, batch=stage.batch_size,
                          chunk=stage.get("chunk_size"), checkpointing=bool(stage.get("activation_checkpointing")),
-                         zero2="zero2" in str(stage.get("backend") or ""))
+                         zero2="zero2" in str(stage.get("backend") or ""),
+                         saves=stage.max_steps // stage.save_every + (stage.max_steps % stage.save_every > 0))
 
     def _encode(self, name: str, rule: str, role: str, queries: list[tuple[str, int]], candidates: list[tuple[str, int]]) -> Job:
         parts = [(n, *self._items(source, "query")) for source, n in queries]
@@ -130,21 +137,50 @@ class Workload:
                  for name, stage in rerankers.items()]
         evaluated = self._evaluated_queries()
         if rerankers and evaluated:
-            pairs = sum(n * rerank.top_k for _, n in evaluated)
-            parts = int(rerank.scoring.get("parts") or 1)
-            jobs += [dataclasses.replace(self._job(f"rerank_{rerank.recall}+{name}", "rerank", reranker_role, "score",
-                                                   [(pairs, *self._pair(evaluated[0][0]))]), parts=parts)
-                     for name in rerankers]
+            jobs += [self._rerank(name, stage, reranker_role, evaluated) for name, stage in rerankers.items()]
         distill = recipe.get("distill")
         if distill and "distill" in tags:
             source = distill.train.source
-            teacher = sources[source].queries.get("train", 0) * distill.fraction * (distill.candidates + 1)
-            jobs.append(self._job("distill_data", "distill_data", reranker_role, "score",
-                                  [(teacher, *self._pair(source))]))
+            sampled = sources[source].queries.get("train", 0) * distill.fraction
+            job = self._job("distill_data", "distill_data", reranker_role, "score",
+                            [(sampled * (distill.candidates + 1), *self._pair(source))])
+            # the recall model retrieves each sampled query's candidates from the training pool: both encoded
+            encode = self._encode("", "", "model", [(source, sampled)], [(source, sources[source].pool)]).flops
+            jobs.append(dataclasses.replace(job, flops=job.flops + encode, encode_flops=encode))
             jobs.append(self._training("distill", "distill", "model", distill.train))
         candidates = [(source, sources[source].candidates) for source, _ in evaluated]
         jobs += [self._encode(f"evaluate_{tag}", "evaluate", "model", evaluated, candidates) for tag in tags]
         return jobs
+
+    def _rerank(self, name: str, stage, role: str, evaluated: list[tuple[str, int]]) -> Job:
+        """Recall + rerank of the evaluation queries: every M-BEIR setting's list (pointwise: each list's top_k
+        pairs, at most: a pair in two settings' lists is scored once; plus the held-out split choose_alpha reads,
+        whose queries the recall model encodes first), or one listwise prompt of the top listwise_top_k per list,
+        generating its answer."""
+        rerank, sizes = self.cfg.recipe.rerank, self.sizes
+        settings = {"mbeir": len(self.cfg.recipe.evaluate.mbeir_settings)}
+        lists = [(source, n * settings.get(source, 1)) for source, n in evaluated]
+        encode = 0.0
+        if (stage.get("objective") or {}).get("name") == "pair_list":
+            depth = rerank.get("listwise_top_k", 5)
+            parts = [(n, *self._list(source, depth)) for source, n in lists]
+            job = self._job(f"rerank_{rerank.recall}+{name}", "rerank", role, "score", parts, new_tokens=LISTWISE_ANSWER)
+        else:
+            parts = [(n * rerank.top_k, *self._pair(source)) for source, n in lists]
+            choose = rerank.get("choose_alpha")
+            if choose and "mbeir" in sizes:
+                held = sizes["mbeir"].queries.get(choose.get("split", "val"), 0) * settings["mbeir"]
+                parts.append((held * rerank.top_k, *self._pair("mbeir")))
+                encode = self._encode("", "", "model", [("mbeir", held / settings["mbeir"])], []).flops
+            job = self._job(f"rerank_{rerank.recall}+{name}", "rerank", role, "score", parts)
+        return dataclasses.replace(job, flops=job.flops + encode, encode_flops=encode,
+                                   parts=int(rerank.scoring.get("parts") or 1))
+
+    def _list(self, source: str, depth: int) -> tuple[float, float]:
+        """(text tokens, images) of a listwise prompt: the query and ``depth`` candidates."""
+        s = self.sizes[source]
+        return (s.query_tokens + depth * s.candidate_tokens + JUDGE_TEMPLATE,
+                s.query_images + depth * s.candidate_images)
 
     def _evaluated_queries(self) -> list[tuple[str, int]]:
         """(source, queries) evaluated: M-BEIR's and MMEB's evaluation splits where the run has those sources."""
