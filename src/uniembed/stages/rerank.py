@@ -16,6 +16,10 @@ A listwise reranker (objective ``pair_list``, UniME-V2-Reranker) instead reads e
 the candidate it names moves to the top (:mod:`uniembed.rerank.listwise`); ``rerank_scores.parquet``
 then holds every generation (LISTWISE schema) and the summary counts parsed, unparsed and failed ones.
 
+With ``recipe.rerank.scoring.parts`` N > 1 the workflow runs N part jobs (``stage.part`` P of ``stage.parts`` N:
+whole shards of the pairs, as the judge's parts, or whole chunks of ``queries_per_shard`` lists, into
+``stage.part_dir/part-P-of-N.parquet``) and this stage then gathers them (every part verified) before fusing.
+
 alpha is ``recipe.rerank.alpha``, or, with ``recipe.rerank.choose_alpha``, the grid value with the
 best mean Recall@k over the recall + rerank lists of a held-out split's M-BEIR queries (both
 settings; the same scoring run, :func:`uniembed.rerank.fusion.choose_alpha`), then applied to every
