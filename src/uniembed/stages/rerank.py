@@ -42,7 +42,7 @@ from ..judge.failures import DEFAULT_MAX_FAILED_FRACTION, JudgeFailureError, che
 from ..judge.scoring import score_pairs
 from ..rerank.fusion import choose_alpha, rerank_rows
 from ..rerank.listwise import FAILED, LISTWISE, OK, UNPARSED, listwise_rerank
-from .common import cached_embedder, require
+from .common import cached_embedder, loader_settings, require
 from .evaluate import embedded_sources, write_outputs
 from .judge import open_backend
 
@@ -92,7 +92,7 @@ def _listwise(cfg, cached, out: Path, limit: float) -> tuple[list, list, dict]:
     depth = int(OmegaConf.select(r, "listwise_top_k", default=LISTWISE_TOP_K))
     lists, orders, tables = [], [], []
     with open_backend(r.scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log",
-                      max_images=depth + 1) as backend:
+                      max_images=depth + 1, loader=loader_settings(cfg)) as backend:
         for found, queries, candidates in _recalled(cfg, cached, depth):
             new, table = listwise_rerank(found, queries, candidates, depth, backend)
             lists.extend(found)
@@ -143,7 +143,8 @@ def run(cfg) -> list[dict]:
     log.info("rerank %s: %d lists (+%d held-out), %d pairs with %s (%s)", s.tag, len(lists), len(held_out), len(pairs),
              s.reranker_dir, scoring.backend)
     try:
-        with open_backend(scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log") as backend:
+        with open_backend(scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log",
+                          loader=loader_settings(cfg)) as backend:
             table = score_pairs(pairs, backend, out / "rerank_scores.parquet", s.checkpoint_dir,
                                 queries_per_shard=scoring.queries_per_shard, progress=s.progress, max_failed_fraction=limit)
     except JudgeFailureError as error:
