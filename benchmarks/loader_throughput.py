@@ -1,6 +1,6 @@
 """Benchmark: the embedder's input pipeline with and without DataLoader workers, and whether a GPU would wait on it.
 
-    python benchmarks/loader_throughput.py [--items 256] [--batch-size 32] [--workers 2] [--mfu 0.4] [--text-tokens 30] \
+    python benchmarks/loader_throughput.py [--items 1024] [--batch-size 32] [--workers 2] [--mfu 0.4] [--text-tokens 30] \
         [--repeats 3]
 
 Every rate is the best of ``--repeats`` passes (0 and N workers alternating), as timeit takes the fastest
@@ -8,10 +8,11 @@ run: on a shared machine the slower passes measure the neighbours.
 
 Measured in one run:
 
-* items/s of ``Embedder.encode`` on the tiny Qwen2-VL (decode + prompts + processor + forward) with 0 workers
-  against ``--workers`` workers (uniembed.data.loader), on the synthetic M-BEIR candidates that hold an image, at
-  the embedded default's image size (56 x 56) and with the same pictures saved at 336 x 336; the two must give
-  the same embeddings;
+* items/s of the embedder's input pipeline (decode + prompts + processor of encode's batches, through
+  uniembed.data.loader) with 0 workers against ``--workers`` workers, and of the whole ``Embedder.encode`` on the
+  tiny Qwen2-VL (the pipeline + the forward, 2 torch threads) both ways, on the synthetic M-BEIR candidates that
+  hold an image, at the embedded default's image size (56 x 56) and with the same pictures saved at 336 x 336;
+  every pass must give the same embeddings;
 * items/s of the CPU side alone (decode + prompts + processor, one thread) at 336 x 336 with Qwen2-VL-7B's image
   processor settings (min/max pixels 3,136 / 12,845,056: a 336 x 336 image stays 336 x 336, 576 patches, 144
   decoder tokens), against the items/s a 7B forward consumes per GPU: FLOPs per item from the project's cost
@@ -35,7 +36,8 @@ from PIL import Image
 
 from embedded_world import build_embedded_world  # benchmarks/ is the script's directory
 from uniembed.data.loader import LoaderSettings
-from uniembed.embed.embedder import EmbedInputs, EmbedItem, Embedder, EmbeddingMode
+from uniembed.data.loader import batches_of, prepared
+from uniembed.embed.embedder import EmbedInputs, EmbedItem, Embedder, EmbeddingMode, ItemsAt
 from uniembed.embed.tables import table_items
 from uniembed.model.families import family_of, family
 from uniembed.model.prompts import PromptStyle
@@ -68,6 +70,15 @@ def encode_rate(embedder: Embedder, items: list[EmbedItem], batch_size: int, wor
     return len(items) / (time.perf_counter() - start), out
 
 
+def pipeline_rate(embedder: Embedder, items: list[EmbedItem], batch_size: int, workers: int) -> float:
+    """Items/s of encode's input pipeline alone: every batch prepared by ``workers`` loader workers, no forward."""
+    start = time.perf_counter()
+    keys = [list(batch) for batch in batches_of(batch_size, len(items))]
+    for _ in prepared(ItemsAt(embedder.inputs, items), keys, LoaderSettings(workers=workers)):
+        pass
+    return len(items) / (time.perf_counter() - start)
+
+
 def prepare_rate(inputs: EmbedInputs, items: list[EmbedItem], batch_size: int) -> tuple[float, object]:
     """Items/s of decode + prompts + processor on this process's threads."""
     start = time.perf_counter()
@@ -78,7 +89,7 @@ def prepare_rate(inputs: EmbedInputs, items: list[EmbedItem], batch_size: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--items", type=int, default=256)
+    parser.add_argument("--items", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--mfu", type=float, default=0.4)
@@ -98,18 +109,23 @@ def main() -> None:
                  "336 x 336": resized_copies(items, 336, tmp / "336")}
         embedder = Embedder.from_pretrained(model, mode=EmbeddingMode(), device="cpu")
         embedder.encode(items[:8])  # warm-up
-        print(f"{len(items)} items with an image (synthetic M-BEIR candidates), tiny Qwen2-VL encode, batch "
-              f"{args.batch_size}, 2 torch threads in the main process, 1 per worker")
-        print(f"{'image size':24s} {'0 workers':>14s} {f'{args.workers} workers':>14s} {'ratio':>7s}  same embeddings")
+        print(f"{len(items)} items with an image (synthetic M-BEIR candidates), tiny Qwen2-VL, batch {args.batch_size}, "
+              f"2 torch threads in the main process, 1 per worker; best of {args.repeats} passes")
+        print(f"{'':24s} {'input pipeline (decode + prompts + processor)':^42s}   {'encode (pipeline + forward)':^42s}")
+        print(f"{'image size':24s} {'0 workers':>16s} {f'{args.workers} workers':>16s} {'ratio':>7s}   "
+              f"{'0 workers':>16s} {f'{args.workers} workers':>16s} {'ratio':>7s}  same embeddings")
         for name, sized in sizes.items():
+            pipeline = {w: max(pipeline_rate(embedder, sized, args.batch_size, w) for _ in range(args.repeats))
+                        for w in (0, args.workers)}
             rates = {0: [], args.workers: []}
             for _ in range(args.repeats):
                 for workers in rates:
-                    rate, out = encode_rate(embedder, sized, args.batch_size, workers)
-                    rates[workers].append((rate, out))
+                    rates[workers].append(encode_rate(embedder, sized, args.batch_size, workers))
             inline, pooled = (max(rate for rate, _ in rates[w]) for w in rates)
             same = all(np.array_equal(out, rates[0][0][1]) for w in rates for _, out in rates[w])
-            print(f"{name:24s} {inline:8.1f} items/s {pooled:8.1f} items/s {pooled / inline:7.2f}  {same}")
+            print(f"{name:24s} {pipeline[0]:8.1f} items/s {pipeline[args.workers]:8.1f} items/s "
+                  f"{pipeline[args.workers] / pipeline[0]:7.2f}   {inline:8.1f} items/s {pooled:8.1f} items/s "
+                  f"{pooled / inline:7.2f}  {same}")
 
         torch.set_num_threads(1)
         tokenizer = embedder.processor.tokenizer

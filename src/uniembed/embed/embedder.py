@@ -153,7 +153,7 @@ class Embedder:
         was_training = self.model.training
         self.model.eval()
         with tqdm(total=len(items), desc="encode", unit="item", disable=not progress, mininterval=1.0) as bar:
-            for idx, batch in zip(batches, prepared(_ItemsAt(self.inputs, items), batches, self.loader, self.device)):
+            for idx, batch in zip(batches, prepared(ItemsAt(self.inputs, items), batches, self.loader, self.device)):
                 out[idx] = self.forward_prepared(batch).cpu().numpy()
                 bar.update(len(idx))
         self.model.train(was_training)
@@ -172,7 +172,7 @@ def _load_image(path: str, size: int | None = None) -> Image.Image:
 
 
 @dataclass(frozen=True)
-class _ItemsAt:
+class ItemsAt:
     """Prepare the items at some positions of ``items`` (a loader key is a list of positions)."""
     inputs: EmbedInputs
     items: Sequence[EmbedItem]
