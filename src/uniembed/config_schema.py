@@ -17,6 +17,7 @@ from typing import Annotated, Any, Optional, Union
 
 from omegaconf import DictConfig, OmegaConf
 
+from .data.loader import LoaderSettings
 from .instruct.settings import InstructSettings
 from .judge.engine import JudgeEngine
 from .negatives.params import STRATEGY_PARAMS
@@ -203,6 +204,9 @@ KEY_DOCS = {
     "recipe.name": "the recipe's label", "recipe.seed": "the run's seed", "recipe.device": "auto | cpu | cuda",
     "recipe.embedding": "how embeddings are extracted (uniembed.embed.embedder.EmbeddingMode)",
     "recipe.evaluate": "evaluation and the embedding cache",
+    "recipe.loader": "the data-loader workers that prepare model inputs (image decode, prompts, processor) for "
+                     "encoding, training and the transformers judge; results are identical for any value, so no "
+                     "rule reruns when it changes",
     "recipe.pretrain": "the progressive transition (U-MARVEL §3.1.3); null: none",
     "recipe.pretrain.order": "the stages in training order, each starting from the previous one's model",
     "recipe.pretrain.stages": "one training stage per name",
@@ -264,7 +268,7 @@ def _recipe_schema():
                                    ("distill", distill))]
     return dataclasses.make_dataclass("Recipe", [("name", str), ("seed", Seed), ("device", str),
                                                  ("embedding", EmbeddingMode), ("evaluate", EvaluateSettings),
-                                                 *optional])
+                                                 *optional, ("loader", LoaderSettings, field(default_factory=LoaderSettings))])
 
 
 def validate_groups(cfg: DictConfig) -> None:

@@ -257,7 +257,10 @@ def rule_settings(*keys, base_model=None, ignore=()):
     """The configuration a rule depends on, as canonical JSON (the rule's params), so Snakemake reruns
     the rule (and, through newer outputs, what follows it) exactly when one of these changes.
     ``base_model`` (a model role: "model", "judge_model") adds that model's identity (its config, and for a
-    checkpoint on disk its files); ``ignore``: keys of the sections that do not change the rule's output."""
+    checkpoint on disk its files); ``ignore``: keys of the sections that do not change the rule's output.
+    ``recipe.loader`` (the input workers) is in no rule's settings on purpose: embeddings, losses, weights and judge
+    scores are identical for any worker count (tests/embed, tests/train, tests/judge *workers*), so changing it
+    reruns nothing; only run_manifest.json, which records the whole recipe."""
     settings = {key: section(key) for key in keys}
     settings = {key: {k: v for k, v in value.items() if k not in ignore} if isinstance(value, dict) else value
                 for key, value in settings.items()}

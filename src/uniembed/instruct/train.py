@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..artifacts import atomic_path, write_json
+from ..data.loader import to_device
 from ..embed.cache import file_digest, fingerprint_model_dir
 from ..model.chat import yes_no_token_ids
 from ..model.families import family_of
@@ -147,11 +148,12 @@ class InstructTask:
     def attach(self, encoder) -> None:
         self.encoder = encoder
 
-    def next_batch(self):
-        """(examples, listwise terms): the sampled entries, then each listwise term's rows (the batch's RNG)."""
+    def prepare(self, step: int):
+        """(examples, listwise terms, collated CPU tensors) of ``step``: the sampled entries, then each listwise
+        term's rows (the batch's RNG). The world's pictures are drawn into this task's scratch directory, so the
+        core prepares instruct steps in its own process (the default loader, no workers)."""
         s = self.settings
-        step = self.sampler.epoch * self.sampler.batches_per_epoch + self.sampler.batch   # steps done (resumable)
-        indices, rng = self.sampler.next()
+        indices, rng = self.sampler.at(step)
         examples = [make_example(self.data, self.entries[i], rng) for i in indices]
         terms = []   # (name, settings, rows): each group kind's rows follow the previous kind's
         if s.group is not None:
@@ -162,12 +164,12 @@ class InstructTask:
             rows = [example for g in range(s.world.groups)
                     for example in self.world.group(rng, s.world.negatives, f"{step}-{g}")]
             terms.append(("world", s.world, rows))
-        return examples + [example for _, _, rows in terms for example in rows], terms
+        examples = examples + [example for _, _, rows in terms for example in rows]
+        return examples, terms, collate(self.processor, examples, self.end_of_turn)
 
     def step(self, batch, objective: InstructObjective, backend, settings: TrainSettings) -> tuple[torch.Tensor, int]:
-        examples, terms = batch
-        inputs = {k: v.to(self.device) for k, v in collate(self.processor, examples, self.end_of_turn).items()}
-        row_sums, lengths, first = answer_forward(self.encoder, inputs)
+        examples, terms, tensors = batch
+        row_sums, lengths, first = answer_forward(self.encoder, to_device(tensors, self.device))
         loss = objective.combine(examples, row_sums, lengths, first, terms)
         backend.backward(loss)
         return loss.detach(), len(examples)

@@ -1,4 +1,5 @@
-"""What several stage entry points share: required arguments, the model section a rule makes, the cached embedder."""
+"""What several stage entry points share: required arguments, the model section a rule makes, the input loader's
+settings, the cached embedder."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +7,7 @@ from typing import Callable, Sequence
 
 from omegaconf import OmegaConf
 
+from ..data.loader import LoaderSettings
 from ..embed.cache import CachedEmbeddings
 from ..embed.embedder import Embedder, EmbeddingMode
 from ..embed.tables import embed_table, table_part_plan
@@ -29,13 +31,20 @@ def model_section(cfg):
     return cfg[role]
 
 
+def loader_settings(cfg) -> LoaderSettings:
+    """``recipe.loader`` (the data-loader workers that prepare model inputs); absent: the defaults (no workers).
+    Rules leave it out of their rerun key (``rule_settings``): results are identical for any worker count."""
+    section = cfg.recipe.get("loader")
+    return LoaderSettings(**OmegaConf.to_container(section, resolve=True)) if section is not None else LoaderSettings()
+
+
 def cached_embedder(cfg, model_dir, adapter_dir=None, *, gather_only: bool = False) -> Callable[..., CachedEmbeddings]:
     """Load ``model_dir`` (+ adapter) with ``recipe.embedding`` on ``recipe.device``; return
     ``embed(curated_source_dir, "queries" | "candidates", ids, part=None)`` going through the embedding cache
     (``part=(p, N)``: encode part p of N and return its plan; ``gather_only``: assemble the parts' shards, encode
     nothing). ``embed.plan(curated_source_dir, kind, ids, part)`` is the plan of a part, computed without encoding."""
     mode = EmbeddingMode(**OmegaConf.to_container(cfg.recipe.embedding))
-    embedder = Embedder.from_pretrained(model_dir, adapter_dir, mode, device=cfg.recipe.device)
+    embedder = Embedder.from_pretrained(model_dir, adapter_dir, mode, device=cfg.recipe.device, loader=loader_settings(cfg))
     ev = cfg.recipe.evaluate
     where = dict(model_dir=model_dir, adapter_dir=adapter_dir, dtype=ev.cache_dtype, shard_size=ev.shard_size)
 

@@ -30,7 +30,7 @@ from ..judge.pairs import build_judge_pairs
 from ..judge.scoring import score_pairs
 from ..mine.schemas import HARD_NEGATIVES
 from ..rerank.teacher import sample_queries, teacher_table
-from .common import cached_embedder, require
+from .common import cached_embedder, loader_settings, require
 from .judge import open_backend
 from .mine import mine_table, split_queries
 
@@ -65,7 +65,8 @@ def run(cfg) -> dict:
              s.reranker_dir)
     out = Path(s.out_dir)
     try:
-        with open_backend(scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log") as backend:
+        with open_backend(scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log",
+                          loader=loader_settings(cfg)) as backend:
             scores = score_pairs(pairs, backend, out / "rerank_scores.parquet", s.checkpoint_dir,
                                  queries_per_shard=scoring.queries_per_shard, progress=s.progress,
                                  max_failed_fraction=limit)

@@ -42,7 +42,8 @@ from ..judge.pairs import build_judge_pairs
 from ..judge.parts import gather, part_pairs, part_path, write_part
 from ..judge.scoring import score_pairs
 from ..mine.schemas import JUDGE_SCORES, MINED
-from .common import require
+from ..data.loader import LoaderSettings
+from .common import loader_settings, require
 
 log = logging.getLogger("uniembed.judge")
 DEFAULT_API_KEY_ENV = "UNIEMBED_JUDGE_API_KEY"
@@ -83,11 +84,12 @@ def simulated_judge(j, data_root: str | None):
 
 @contextlib.contextmanager
 def open_backend(j, model: str, device: str, server_log: Path | None = None, max_images: int = 2,
-                 data_root: str | None = None):
+                 data_root: str | None = None, loader: LoaderSettings = LoaderSettings()):
     """The configured judge backend (a started server is stopped when the block ends); vLLM engines accept
     up to ``max_images`` images per prompt (a pair: 2; a listwise prompt: its candidates + the query).
     A local ``model`` directory with an artifact manifest is verified before any backend reads it;
-    ``simulated`` reads the world's truth under ``data_root`` instead of a model."""
+    ``simulated`` reads the world's truth under ``data_root`` instead of a model. ``loader`` (``recipe.loader``) sets
+    the transformers backend's input workers."""
     if j.backend == "simulated":
         yield simulated_judge(j, data_root)
         return
@@ -100,7 +102,7 @@ def open_backend(j, model: str, device: str, server_log: Path | None = None, max
         engine = engine_settings(OmegaConf.to_container(engine, resolve=True) if engine is not None else None)
     if j.backend == "transformers":
         from ..judge.transformers_backend import TransformersJudge
-        yield TransformersJudge(model, batch_size=j.batch_size, device=device)
+        yield TransformersJudge(model, batch_size=j.batch_size, device=device, loader=loader)
     elif j.backend == "vllm_offline":
         from ..judge.engine import engine_env, llm_kwargs
         from ..judge.vllm_backend import VllmOfflineJudge
@@ -160,7 +162,8 @@ def run(cfg):
     log.info("judging %d pairs of %d queries with %s (%s)%s", len(pairs), len({p.query_id for p in pairs}), model,
              j.backend, f", part {part} of {parts}" if plan else "")
     try:
-        with open_backend(j, model, cfg.recipe.device, shard_dir / "vllm-serve.log", data_root=cfg.data.root) as backend:
+        with open_backend(j, model, cfg.recipe.device, shard_dir / "vllm-serve.log", data_root=cfg.data.root,
+                          loader=loader_settings(cfg)) as backend:
             table = score_pairs(pairs, backend, target, shard_dir, queries_per_shard=j.queries_per_shard,
                                 progress=s.progress, max_failed_fraction=limit, part_plan=plan)
     except JudgeFailureError as error:

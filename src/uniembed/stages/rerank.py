@@ -53,7 +53,7 @@ from ..mine.schemas import JUDGE_SCORES
 from ..parts import gather_parts, part_path, part_range, write_part
 from ..rerank.fusion import choose_alpha, rerank_rows
 from ..rerank.listwise import FAILED, LISTWISE, OK, UNPARSED, listwise_generate, listwise_orders
-from .common import cached_embedder, require
+from .common import cached_embedder, loader_settings, require
 from .evaluate import embedded_sources, write_outputs
 from .judge import open_backend
 
@@ -108,7 +108,7 @@ def _listwise_table(cfg, chunks, depth: int) -> pa.Table:
     tables = [LISTWISE.empty_table()]
     if chunks:
         with open_backend(r.scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log",
-                          max_images=depth + 1) as backend:
+                          max_images=depth + 1, loader=loader_settings(cfg)) as backend:
             tables += [listwise_generate(found, queries, candidates, depth, backend) for found, queries, candidates
                        in tqdm(chunks, desc="listwise", unit="chunk", disable=not s.progress, mininterval=1.0)]
     return pa.concat_tables(tables)
@@ -182,7 +182,8 @@ def _score(cfg, pairs, out: Path, limit: float) -> pa.Table | None:
             write_judge_part(JUDGE_SCORES.empty_table(), target, plan)
             return None
     try:
-        with open_backend(scoring, s.reranker_dir, cfg.recipe.device, shard_dir / "vllm-serve.log") as backend:
+        with open_backend(scoring, s.reranker_dir, cfg.recipe.device, shard_dir / "vllm-serve.log",
+                          loader=loader_settings(cfg)) as backend:
             table = score_pairs(pairs, backend, target, shard_dir, queries_per_shard=scoring.queries_per_shard,
                                 progress=s.progress, max_failed_fraction=limit, part_plan=plan)
     except JudgeFailureError as error:

@@ -28,7 +28,7 @@ from ..embed.embedder import EmbeddingMode
 from ..train.settings import ablation_entry, study_variants
 from ..train.objectives import objective_task
 from ..train.trainer import TrainSettings, train_contrastive, train_reranker
-from .common import require
+from .common import loader_settings, require
 
 log = logging.getLogger("uniembed.train")
 SECTIONS = {
@@ -71,7 +71,8 @@ def run(cfg) -> dict:
         require(s, "retrieval")
         summary = train_reranker(settings, base_model=s.model_dir, curated_dir=Path(s.curated_dir) / source,
                                  retrieval=s.retrieval, out_dir=s.out_dir, checkpoint_dir=s.checkpoint_dir,
-                                 log_dir=s.log_dir, device=cfg.recipe.device, progress=s.progress)
+                                 log_dir=s.log_dir, device=cfg.recipe.device, progress=s.progress,
+                                 loader=loader_settings(cfg))
         log.info("train %s.%s done: %d steps, dropped queries %s", s.section, s.name, summary["step"],
                  summary.get("dropped_queries"))
         return summary
@@ -79,7 +80,7 @@ def run(cfg) -> dict:
         settings, base_model=s.model_dir, curated_dir=Path(s.curated_dir) / source, out_dir=s.out_dir,
         checkpoint_dir=s.checkpoint_dir, log_dir=s.log_dir, hard_negatives=s.hard_negatives or None,
         mode=EmbeddingMode(**OmegaConf.to_container(cfg.recipe.embedding)), device=cfg.recipe.device,
-        progress=s.progress)
+        progress=s.progress, loader=loader_settings(cfg))
     log.info("train %s.%s done: %d steps, final temperature %.4f, dropped queries %s", s.section, s.name,
              summary["step"], summary.get("final_temperature", float("nan")), summary.get("dropped_queries"))
     return summary

@@ -7,6 +7,12 @@ a *backend* (:mod:`uniembed.train.backends`) executes backward/step and checkpoi
 here owns what every training stage shares: the optimiser and schedule, the run fingerprint and
 its checkpoint directory (resume after a kill, start over after a finished run), logging to
 TensorBoard and the progress bar, and the final save.
+
+A step's batch is prepared on the CPU by the task's ``prepare`` (a pure function of the step: the sampler's
+batch for that step, images decoded, processor run) in data-loader workers ahead of the step
+(:func:`uniembed.data.loader.prepared`, ``loader`` settings); the step itself runs the model in this process.
+The loader starts at the resumed step, so a resumed run sees exactly the batches of an uninterrupted one, and
+the worker count is no part of the run's fingerprint: any count gives the same batches and the same weights.
 """
 from __future__ import annotations
 
@@ -16,12 +22,13 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 from tqdm import tqdm
 from transformers import get_scheduler
 
+from ..data.loader import LoaderSettings, prepared
 from ..provenance import code_version
 from .backends import make_backend
 from .checkpoint import discard_if_finished, mark_finished
@@ -36,11 +43,12 @@ class Task(Protocol):
     """What the loop needs from a task (the embedding task, a reranker task)."""
 
     model: torch.nn.Module
-    sampler: object   # .state() / .load_state(state)
+    device: torch.device
+    sampler: object   # .seek(steps) / .state() / .load_state(state)
+    prepare: Callable[[int], Any]   # step -> its prepared batch, on the CPU (runs in loader workers: no model)
 
     def fingerprint(self) -> dict: ...
     def attach(self, encoder) -> None: ...
-    def next_batch(self): ...
     def step(self, batch, objective: Objective, backend, settings: TrainSettings) -> tuple[torch.Tensor, int]: ...
     def summary(self) -> dict: ...
     def save(self, out_dir: Path, summary: dict, objective: Objective) -> None: ...
@@ -62,12 +70,13 @@ def build_optimizer(settings: TrainSettings, trainable: list, objective: Objecti
 
 
 def run_training(task: Task, objective: Objective, settings: TrainSettings, *, out_dir, checkpoint_dir, log_dir,
-                 progress: bool = True, stop_after: int | None = None) -> dict:
+                 progress: bool = True, stop_after: int | None = None, loader: LoaderSettings = LoaderSettings()) -> dict:
     """Train ``task`` with ``objective`` for ``settings.max_steps``; save into ``out_dir`` at the end.
 
     Checkpoints go to ``checkpoint_dir/<fingerprint>``: rerunning the same call after a kill resumes
     bit-exactly; rerunning after it finished trains again. ``stop_after`` ends this process's loop
-    after that many steps (to test resume) and returns ``{"finished": False, "step": ...}``.
+    after that many steps (to test resume) and returns ``{"finished": False, "step": ...}``. ``loader`` sets the
+    workers that prepare the steps' batches (results do not depend on it).
     """
     rank, world = world_info()
     trainable = [p for p in task.model.parameters() if p.requires_grad]
@@ -90,12 +99,14 @@ def run_training(task: Task, objective: Objective, settings: TrainSettings, *, o
         log.info("resumed from %s at step %d", checkpoint_dir, step)
     writer = _writer(log_dir) if rank == 0 else None
     bar = tqdm(total=settings.max_steps, initial=step, desc="train", unit="step", disable=not progress or rank)
-    steps_this_run = 0
-    while step < settings.max_steps and (stop_after is None or steps_this_run < stop_after):
+    last = settings.max_steps if stop_after is None else min(settings.max_steps, step + stop_after)
+    batches = prepared(task.prepare, range(step, last), loader, task.device)
+    while step < last:
         start = time.perf_counter()
-        loss, items = task.step(task.next_batch(), objective, backend, settings)
+        loss, items = task.step(next(batches), objective, backend, settings)
         backend.step()
-        step, steps_this_run = step + 1, steps_this_run + 1
+        step = step + 1
+        task.sampler.seek(step)
         record = {"step": step, "loss": float(loss), **objective.parts, **objective.log_values(), "lr": backend.lr,
                   "items_per_s": items * world / (time.perf_counter() - start)}
         history.append(record)
@@ -109,6 +120,7 @@ def run_training(task: Task, objective: Objective, settings: TrainSettings, *, o
             backend.save(checkpoint_dir, step, {"fingerprint": fingerprint, "sampler": task.sampler.state(),
                                                 "history": history})
     bar.close()
+    del batches   # the loader's workers end
     if writer:
         writer.close()
     if step < settings.max_steps:

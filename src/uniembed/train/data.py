@@ -166,8 +166,9 @@ def _read_hard_negatives(path, candidates: dict, num_negatives: int) -> dict[str
 class BatchSampler:
     """Epoch-wise seeded permutations cut into fixed-size batches; its position is checkpointable.
 
-    ``state()`` / ``load_state()`` capture (epoch, batch) so a resumed run sees exactly the batches
-    an uninterrupted run would have seen. The last incomplete batch of an epoch is dropped.
+    The batch of a step is a pure function of (seed, step) (:meth:`at`), so a data loader can prepare any
+    step in any process, and ``state()`` / ``load_state()`` capture (epoch, batch) so a resumed run sees
+    exactly the batches an uninterrupted run would have seen. The last incomplete batch of an epoch is dropped.
     """
 
     def __init__(self, n: int, batch_size: int, seed: int):
@@ -182,15 +183,28 @@ class BatchSampler:
     def batches_per_epoch(self) -> int:
         return self.n // self.batch_size
 
+    def at(self, step: int) -> tuple[np.ndarray, np.random.Generator]:
+        """Indices of the batch of ``step`` (0-based) and an RNG for per-example choices (positives) of that batch."""
+        epoch, batch = divmod(int(step), self.batches_per_epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        start = batch * self.batch_size
+        return order[start: start + self.batch_size], np.random.default_rng([self.seed, epoch, batch])
+
+    @property
+    def position(self) -> int:
+        """Batches drawn so far (the next step's index)."""
+        return self.epoch * self.batches_per_epoch + self.batch
+
     def next(self) -> tuple[np.ndarray, np.random.Generator]:
-        """Indices of the next batch and an RNG for per-example choices (positives) of that batch."""
-        if self.batch >= self.batches_per_epoch:
-            self.epoch, self.batch = self.epoch + 1, 0
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
-        start = self.batch * self.batch_size
-        rng = np.random.default_rng([self.seed, self.epoch, self.batch])
-        self.batch += 1
-        return order[start: start + self.batch_size], rng
+        """The batch of the next step (:meth:`at`); advances the position."""
+        drawn = self.at(self.position)
+        self.seek(self.position + 1)
+        return drawn
+
+    def seek(self, steps: int) -> None:
+        """The position after ``steps`` batches (an epoch's end stays in that epoch until the next draw)."""
+        self.epoch, self.batch = (0, 0) if steps == 0 else ((steps - 1) // self.batches_per_epoch,
+                                                           (steps - 1) % self.batches_per_epoch + 1)
 
     def state(self) -> dict:
         return {"epoch": self.epoch, "batch": self.batch}

@@ -4,28 +4,72 @@ contrastive batches from curated tables, one training step with or without gradi
 U-MARVEL §3.1-3.2 / UniME-V2: queries and candidates share one embedder; a batch holds B queries,
 their B positives and B*k hard negatives; every objective computes from the embeddings, so
 gradient caching (GradCache) and the cross-process gather wrap any of them unchanged.
+
+A step's inputs are prepared on the CPU by :class:`EmbeddingSteps` (the sampler's batch of the step, this
+rank's slice, cut into GradCache's chunks, each through the embedder's processor) in the core's loader workers;
+:meth:`EmbeddingTask.step` runs the embedder on the prepared chunks.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 import torch
 
 from ..artifacts import atomic_path, write_json
 from ..embed.cache import file_digest, fingerprint_model_dir
-from ..embed.embedder import Embedder, EmbeddingMode
-from .data import BatchSampler, assemble_batch, load_training_set
+from ..data.loader import Pinnable
+from ..embed.embedder import EmbedInputs, Embedder, EmbeddingMode, PreparedItems
+from .data import BatchSampler, TrainingSet, assemble_batch, load_training_set
 from .distributed import world_info
-from .gradcache import gradcache_step
+from .gradcache import chunks, gradcache_chunks
 from .lora import apply_lora, enable_activation_checkpointing
 from .objectives import Objective, ObjectiveBatch
 from .settings import TrainSettings
 from .temperature import write_final_temperature
 
 
+@dataclass(frozen=True)
+class PreparedStep(Pinnable):
+    """One step's inputs on this rank: the batch's layout and its query and candidate chunks, prepared."""
+    size: int                       # B, the global batch
+    exclude: np.ndarray
+    scores: np.ndarray | None
+    score_mask: np.ndarray | None
+    queries: list[PreparedItems]     # GradCache's chunks (one chunk without chunk_size)
+    candidates: list[PreparedItems]
+    items: int                      # this rank's queries + candidates
+
+
+@dataclass(frozen=True)
+class EmbeddingSteps:
+    """step -> :class:`PreparedStep`: a pure function of (seed, step), so any loader worker prepares any step."""
+    data: TrainingSet
+    sampler: BatchSampler
+    inputs: EmbedInputs
+    num_negatives: int
+    with_scores: bool
+    mask_fallback: bool
+    rank: int
+    local_size: int
+    chunk_size: int | None
+
+    def __call__(self, step: int) -> PreparedStep:
+        batch = assemble_batch(self.data, *self.sampler.at(step), num_negatives=self.num_negatives,
+                               with_scores=self.with_scores, mask_fallback=self.mask_fallback)
+        r, b, k, n = self.rank, self.local_size, self.num_negatives, batch.size
+        queries = batch.queries[r * b:(r + 1) * b]
+        candidates = batch.candidates[r * b:(r + 1) * b] + batch.candidates[n + r * b * k:n + (r + 1) * b * k]
+        cut = (lambda items: chunks(items, self.chunk_size)) if self.chunk_size else (lambda items: [list(items)])
+        return PreparedStep(n, batch.exclude, batch.scores, batch.score_mask, [self.inputs(c) for c in cut(queries)],
+                            [self.inputs(c) for c in cut(candidates)], len(queries) + len(candidates))
+
+
 class EmbeddingTask:
-    """Builds the LoRA embedder and the training set; ``step`` runs one contrastive step."""
+    """Builds the LoRA embedder and the training set; ``prepare`` makes a step's inputs, ``step`` runs it."""
 
     def __init__(self, settings: TrainSettings, objective: Objective, *, base_model, curated_dir,
                  mode: EmbeddingMode = EmbeddingMode(), hard_negatives=None, device: str = "auto"):
@@ -41,6 +85,7 @@ class EmbeddingTask:
         if settings.activation_checkpointing:
             enable_activation_checkpointing(self.model)
         self.embedder.model = self.model
+        self.device = self.embedder.device
         objective.to(self.embedder.device)
         s = objective.settings
         self.num_negatives, self.with_scores = objective.num_negatives, objective.needs_scores
@@ -50,6 +95,9 @@ class EmbeddingTask:
                                       needs_scores=self.with_scores, fallback_rows=self.fallback_rows)
         self.sampler = BatchSampler(len(self.data.queries), settings.batch_size, settings.seed)
         self.local_size = settings.batch_size // world
+        self.prepare = EmbeddingSteps(self.data, self.sampler, self.embedder.inputs, self.num_negatives,
+                                      self.with_scores, self.fallback_rows == "mask", rank, self.local_size,
+                                      settings.chunk_size)
 
     def fingerprint(self) -> dict:
         return {"task": "embedding", "mode": self.mode.as_dict(),
@@ -61,26 +109,20 @@ class EmbeddingTask:
         """Run the embedder through the backend's module (DDP / DeepSpeed engine)."""
         self.embedder.model = encoder
 
-    def next_batch(self):
-        return assemble_batch(self.data, *self.sampler.next(), num_negatives=self.num_negatives,
-                              with_scores=self.with_scores, mask_fallback=self.fallback_rows == "mask")
-
-    def step(self, batch, objective: Objective, backend, settings: TrainSettings) -> tuple[torch.Tensor, int]:
-        """Accumulate the gradient of the objective on ``batch``; return (detached loss, local items)."""
-        rank, world = world_info()
-        b, k, n = self.local_size, self.num_negatives, batch.size
-        queries = batch.queries[rank * b:(rank + 1) * b]
-        candidates = batch.candidates[rank * b:(rank + 1) * b] + batch.candidates[n + rank * b * k:n + (rank + 1) * b * k]
-        view = ObjectiveBatch(n, k, batch.exclude, batch.scores, batch.score_mask)
+    def step(self, batch: PreparedStep, objective: Objective, backend, settings: TrainSettings) -> tuple[torch.Tensor, int]:
+        """Accumulate the gradient of the objective on a prepared step; return (detached loss, local items)."""
+        _, world = world_info()
+        view = ObjectiveBatch(batch.size, self.num_negatives, batch.exclude, batch.scores, batch.score_mask)
         loss_fn = lambda q, c: objective(q, c, view, world)  # noqa: E731
         if settings.chunk_size:
-            loss = gradcache_step(self.embedder.forward, queries, candidates, loss_fn, settings.chunk_size,
-                                  no_sync=backend.no_sync)
+            loss = gradcache_chunks(self.embedder.forward_prepared, batch.queries, batch.candidates, loss_fn,
+                                    no_sync=backend.no_sync)
         else:
-            loss = loss_fn(self.embedder.forward(queries), self.embedder.forward(candidates))
+            loss = loss_fn(self.embedder.forward_prepared(batch.queries[0]),
+                           self.embedder.forward_prepared(batch.candidates[0]))
             backend.backward(loss)
             loss = loss.detach()
-        return loss, len(queries) + len(candidates)
+        return loss, batch.items
 
     def summary(self) -> dict:
         summary = {"source": self.data.source, "num_queries": len(self.data.queries),

@@ -44,7 +44,10 @@ class RngState:
             yield
 
 
-def _chunks(items: Sequence, size: int) -> list[list]:
+def chunks(items: Sequence, size: int) -> list[list]:
+    """``items`` cut into consecutive chunks of ``size`` (the last may be shorter): one encoder call each."""
+    if size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {size}")
     return [list(items[start:start + size]) for start in range(0, len(items), size)]
 
 
@@ -68,24 +71,31 @@ def gradcache_step(encode: Callable[[list], Tensor], query_items: Sequence, cand
     Returns:
         The loss, detached. Gradients are accumulated (not zeroed) as by ``loss.backward()``.
     """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    chunks = _chunks(query_items, chunk_size) + _chunks(candidate_items, chunk_size)
-    num_query_chunks = -(-len(query_items) // chunk_size)
+    return gradcache_chunks(encode, chunks(query_items, chunk_size), chunks(candidate_items, chunk_size), loss_fn,
+                            no_sync=no_sync)
+
+
+def gradcache_chunks(encode: Callable[[object], Tensor], query_chunks: Sequence, candidate_chunks: Sequence,
+                     loss_fn: Callable[[Tensor, Tensor], Tensor], *,
+                     no_sync: Callable[[], ContextManager] | None = None) -> Tensor:
+    """:func:`gradcache_step` on chunks already cut (and possibly prepared ahead by a data loader): ``encode``
+    maps one chunk to its embeddings; each chunk's cached gradient is the slice of its own rows."""
+    all_chunks = list(query_chunks) + list(candidate_chunks)
     states, cached = [], []
     with torch.no_grad():
-        for chunk in chunks:
+        for chunk in all_chunks:
             states.append(RngState())
             cached.append(encode(chunk))
-    queries = torch.cat(cached[:num_query_chunks]).requires_grad_()
-    candidates = torch.cat(cached[num_query_chunks:]).requires_grad_()
+    queries = torch.cat(cached[:len(query_chunks)]).requires_grad_()
+    candidates = torch.cat(cached[len(query_chunks):]).requires_grad_()
     loss = loss_fn(queries, candidates)
     loss.backward()
     if queries.grad is None or candidates.grad is None:
         raise RuntimeError("loss_fn must depend on both the query and the candidate embeddings")
-    grads = list(queries.grad.split(chunk_size)) + list(candidates.grad.split(chunk_size))
-    for position, (chunk, state, grad) in enumerate(zip(chunks, states, grads)):
-        last = position == len(chunks) - 1
+    sizes = [len(embeddings) for embeddings in cached]
+    grads = list(queries.grad.split(sizes[:len(query_chunks)])) + list(candidates.grad.split(sizes[len(query_chunks):]))
+    for position, (chunk, state, grad) in enumerate(zip(all_chunks, states, grads)):
+        last = position == len(all_chunks) - 1
         with (nullcontext() if no_sync is None or last else no_sync()):
             with state.replay():
                 embeddings = encode(chunk)

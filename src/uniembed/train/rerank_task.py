@@ -7,12 +7,15 @@ the optimiser, schedule, checkpoints (resume bit-exact), DDP/DeepSpeed backends,
 the progress bar. The objective (:mod:`uniembed.train.objectives.rerank`) says which examples a
 query gives and how their losses combine. Training data (``retrieval``): the mined table
 (U-MARVEL) or a filter's hard-negative table (UniME-V2), recognised by its schema (see
-:mod:`uniembed.rerank.examples` for why each), with the curated queries and candidates.
+:mod:`uniembed.rerank.examples` for why each), with the curated queries and candidates. A step's chat
+examples are drawn and collated (images decoded, processor run) by :class:`RerankSteps` in the core's loader
+workers; :meth:`RerankTask.step` runs the model on them.
 """
 from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ import pyarrow.parquet as pq
 import torch
 
 from ..artifacts import atomic_path, read_parquet, write_json
+from ..data.loader import Pinnable, to_device
 from ..data.schemas import QUERIES
 from ..embed.cache import file_digest, fingerprint_model_dir
 from ..judge.pairs import build_judge_pairs
@@ -30,7 +34,7 @@ from ..model.families import family_of
 from ..model.loading import load_for_generation, set_bidirectional
 from ..model.processor import load_processor
 from ..model.saving import write_model_files
-from ..rerank.examples import count_unusable, group_pairs, ranked_negatives
+from ..rerank.examples import RerankQuery, count_unusable, group_pairs, ranked_negatives
 from .data import BatchSampler
 from .distributed import world_info
 from .generative import answer_token_losses, collate
@@ -39,8 +43,35 @@ from .objectives.rerank import RerankObjective
 from .settings import TrainSettings
 
 
+@dataclass(frozen=True)
+class PreparedExamples(Pinnable):
+    """This rank's share of a step's chat examples: their kinds and the collated CPU tensors (labels included)."""
+    kinds: list[str]
+    tensors: dict
+
+
+@dataclass(frozen=True)
+class RerankSteps:
+    """step -> :class:`PreparedExamples`: the sampler's queries of the step, their examples (choices from the
+    batch's RNG), this rank's share, collated; a pure function of (seed, step)."""
+    queries: list[RerankQuery]
+    objective: RerankObjective
+    sampler: BatchSampler
+    processor: object
+    end_of_turn: str
+    rank: int
+    local_size: int
+
+    def __call__(self, step: int) -> PreparedExamples:
+        indices, rng = self.sampler.at(step)
+        examples = [example for i in indices for example in self.objective.examples(self.queries[i], rng)]
+        per_query = len(examples) // len(indices)
+        mine = examples[self.rank * self.local_size * per_query:(self.rank + 1) * self.local_size * per_query]
+        return PreparedExamples([e.kind for e in mine], collate(self.processor, mine, self.end_of_turn))
+
+
 class RerankTask:
-    """Builds the LoRA reranker and its training queries; ``step`` runs one generative step."""
+    """Builds the LoRA reranker and its training queries; ``prepare`` makes a step's inputs, ``step`` runs it."""
 
     def __init__(self, settings: TrainSettings, objective: RerankObjective, *, base_model, curated_dir, retrieval,
                  device: str = "auto"):
@@ -71,6 +102,8 @@ class RerankTask:
                              f"(dropped: {self.dropped})")
         self.sampler = BatchSampler(len(self.queries), settings.batch_size, settings.seed)
         self.local_size = settings.batch_size // world
+        self.prepare = RerankSteps(self.queries, objective, self.sampler, self.processor, self.end_of_turn, rank,
+                                   self.local_size)
 
     def fingerprint(self) -> dict:
         return {"task": "rerank", "base_model": fingerprint_model_dir(self.base_model, full=True),
@@ -80,20 +113,12 @@ class RerankTask:
     def attach(self, encoder) -> None:
         self.encoder = encoder
 
-    def next_batch(self):
-        """This process's share of the next batch of queries, as chat examples (choices from the batch's RNG)."""
-        rank, _ = world_info()
-        indices, rng = self.sampler.next()
-        examples = [example for i in indices for example in self.objective.examples(self.queries[i], rng)]
-        per_query = len(examples) // len(indices)
-        return examples[rank * self.local_size * per_query:(rank + 1) * self.local_size * per_query]
-
-    def step(self, examples, objective: RerankObjective, backend, settings: TrainSettings) -> tuple[torch.Tensor, int]:
-        batch = {k: v.to(self.device) for k, v in collate(self.processor, examples, self.end_of_turn).items()}
-        row_sums, lengths = answer_token_losses(self.encoder, batch)
-        loss = objective.combine([e.kind for e in examples], row_sums, lengths)
+    def step(self, batch: PreparedExamples, objective: RerankObjective, backend,
+             settings: TrainSettings) -> tuple[torch.Tensor, int]:
+        row_sums, lengths = answer_token_losses(self.encoder, to_device(batch.tensors, self.device))
+        loss = objective.combine(batch.kinds, row_sums, lengths)
         backend.backward(loss)
-        return loss.detach(), len(examples)
+        return loss.detach(), len(batch.kinds)
 
     def summary(self) -> dict:
         return {"num_queries": len(self.queries), "dropped_queries": self.dropped,

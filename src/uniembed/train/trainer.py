@@ -10,6 +10,7 @@ that ZeRO buys little for the embedder.
 """
 from __future__ import annotations
 
+from ..data.loader import LoaderSettings
 from ..embed.embedder import EmbeddingMode
 from .core import build_optimizer, init_distributed, run_training
 from .embedding_task import EmbeddingTask
@@ -24,12 +25,14 @@ __all__ = ["LoraSettings", "OptimizerSettings", "TrainSettings", "build_optimize
 
 def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_dir, checkpoint_dir, log_dir,
                       mode: EmbeddingMode = EmbeddingMode(), hard_negatives=None, device: str = "auto",
-                      progress: bool = True, stop_after: int | None = None) -> dict:
+                      progress: bool = True, stop_after: int | None = None,
+                      loader: LoaderSettings = LoaderSettings()) -> dict:
     """Train, checkpointing every ``save_every`` steps; save adapter + merged model into ``out_dir``.
 
     Rerunning the same call resumes from the latest checkpoint in ``checkpoint_dir/<fingerprint>``
     (settings, objective, embedding mode, world size, code, base model and data); rerunning a
     finished run trains again. ``stop_after`` ends the process-local loop early (to test resume).
+    ``loader`` sets the workers that prepare each step's batch (no part of the fingerprint: results do not change).
     """
     if objective_task(settings.objective.get("name")) != "embedding":
         raise ValueError(f"objective {settings.objective.get('name')!r} is not a contrastive objective")
@@ -38,11 +41,12 @@ def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_d
     task = EmbeddingTask(settings, objective, base_model=base_model, curated_dir=curated_dir, mode=mode,
                          hard_negatives=hard_negatives, device=device)
     return run_training(task, objective, settings, out_dir=out_dir, checkpoint_dir=checkpoint_dir, log_dir=log_dir,
-                        progress=progress, stop_after=stop_after)
+                        progress=progress, stop_after=stop_after, loader=loader)
 
 
 def train_reranker(settings: TrainSettings, *, base_model, curated_dir, retrieval, out_dir, checkpoint_dir, log_dir,
-                   device: str = "auto", progress: bool = True, stop_after: int | None = None) -> dict:
+                   device: str = "auto", progress: bool = True, stop_after: int | None = None,
+                   loader: LoaderSettings = LoaderSettings()) -> dict:
     """Train a generative reranker (objective ``pointwise`` or ``pair_list``) with the same loop,
     checkpoints and backends as :func:`train_contrastive`; ``retrieval`` is the mined table."""
     if objective_task(settings.objective.get("name")) != "rerank":
@@ -52,4 +56,4 @@ def train_reranker(settings: TrainSettings, *, base_model, curated_dir, retrieva
     task = RerankTask(settings, objective, base_model=base_model, curated_dir=curated_dir, retrieval=retrieval,
                       device=device)
     return run_training(task, objective, settings, out_dir=out_dir, checkpoint_dir=checkpoint_dir, log_dir=log_dir,
-                        progress=progress, stop_after=stop_after)
+                        progress=progress, stop_after=stop_after, loader=loader)
