@@ -86,5 +86,9 @@ def test_the_plan_of_unime_v2_7b_on_declared_sizes(tmp_path):
     assert jobs["hn_unime_v2"]["sequences"] == 2000 * 1024 * 10          # §4.1: 2,000 steps of 1024, k = 8
     assert jobs["judge"]["sequences"] == pytest.approx(662_000 * 51)     # 50 mined + the positive per query
     assert all(row["memory_gib_per_gpu"] < 80 for row in jobs.values()), jobs
+    # the recipe's parts: 8 single-GPU judge jobs side by side; training holds the 8 GPUs of one job
+    assert (jobs["judge"]["jobs"], jobs["judge"]["gpus"]) == (8, 1) and (jobs["mine"]["jobs"], jobs["mine"]["gpus"]) == (8, 1)
+    assert jobs["judge"]["wall_hours"] == pytest.approx(jobs["judge"]["gpu_hours"] / 8)
+    assert (jobs["hn_unime_v2"]["jobs"], jobs["hn_unime_v2"]["gpus"]) == (1, 8)
     assert plan["total_gpu_hours"] == pytest.approx(sum(row["gpu_hours"] for row in jobs.values()))
     assert "| `judge` | Qwen2.5-VL-7B-Instruct |" in (tmp_path / "plan.md").read_text()

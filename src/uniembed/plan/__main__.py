@@ -87,7 +87,9 @@ def plan(snakemake_config: dict, gpu: str, mfu: float, measure: bool = False, be
     rates = measure_cpu(jobs, {role: section["path"] for role, section in sections.items()}, costs) if measure else None
     rows = []
     for job in jobs:
-        job_gpus = _gpus(snakemake_config, PART_RESOURCES.get(job.rule, job.rule) if job.parts > 1 else job.rule, gpus)
+        # a stage split into part jobs runs one GPU per part unless resources_per_rule says otherwise
+        job_gpus = (_gpus(snakemake_config, PART_RESOURCES.get(job.rule, job.rule), 1) if job.parts > 1
+                    else _gpus(snakemake_config, job.rule, gpus))
         hours = gpu_hours(job, gpu, mfu)
         row = {"job": job.name, "rule": job.rule, "model": costs[job.role].name, "kind": job.kind,
                "sequences": job.sequences, "tokens_per_sequence": job.text_tokens, "images_per_sequence": job.images,
