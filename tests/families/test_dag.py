@@ -1,8 +1,9 @@
-"""The whole DAG per family: every stage of the embedded default's recipe (progressive transition, mining, judge,
-filters, judge quality, hard-negative training, rerankers, recall + rerank, distillation, evaluation, tables) on the
-small synthetic world with each registered family as embedder, judge and reranker base, and UniME-V2's own recipe
-(MMEB-train mining with an external embedder, 336-px style resizing, no progressive transition) on LLaVA-OneVision,
-the backbone UniME-V2 trains besides Qwen2-VL. Qwen2-VL runs the whole default at full size in tests/integration.
+"""A whole DAG per family, each family as embedder, judge and reranker base on the small synthetic world: every stage
+of the embedded default's recipe (progressive transition, mining, judge, filters, judge quality, hard-negative
+training, rerankers, recall + rerank, distillation, evaluation, tables) on Qwen3-VL and LLaVA-OneVision, and
+UniME-V2's own recipe (MMEB-train mining with an external embedder, 336-px style resizing, no progressive transition,
+the mine, the judge and the rerank in parts) on Qwen2.5-VL, the family of UniME-V2's judge. Qwen2-VL runs the whole
+default at full size in tests/integration (Qwen2.5-VL shares its family module, uniembed.model.families.qwen).
 
 Each run checks what a family could break between stages: every trained model is saved as its family, with LoRA on
 decoder modules only and the vision tower (and projector) bit-identical to the base model's; every evaluation is a
@@ -43,8 +44,7 @@ UNIME_V2_ON_CPU = [
     *(f"{entry}.{key}={value}" for entry in (_HN, _RR) for key, value in (
         ("max_steps", 2), ("batch_size", 4), ("save_every", 1), ("backend", "ddp"), ("optimizer.warmup_steps", 1),
         ("activation_checkpointing", "false")))]
-DAGS = [("qwen2_5_vl", "tiny"), ("qwen3_vl", "tiny"), ("llava_onevision", "tiny"),
-        ("llava_onevision", "unime_v2_qwen2vl_2b")]
+DAGS = [("qwen3_vl", "tiny"), ("llava_onevision", "tiny"), ("qwen2_5_vl", "unime_v2_qwen2vl_2b")]
 
 
 @pytest.fixture(scope="module", params=DAGS, ids=lambda dag: f"{dag[0]}-{dag[1]}")

@@ -13,7 +13,7 @@ import pytest
 
 from tests.slurm.conftest import SIZES, slurm_project, snakemake_command, submitted_jobs, wait_for
 
-MAX_STEPS, SAVE_EVERY = 800, 5
+MAX_STEPS, SAVE_EVERY = 300, 5
 TARGET = "results/default/models/pretrain_nli"
 CHECKPOINTS = "results/default/checkpoints/pretrain_nli"
 RULE_LOG = "results/default/logs/pretrain_nli.log"

@@ -84,7 +84,8 @@ for _role, _prefix in MODEL_ROLES.items():
             params:
                 # the world (the generator's settings, through the input too) and the sources it curates
                 settings=rule_settings(f"{_role}.instruct", "data.generator", "data.validate_images", "recipe.device",
-                                       *(f"data.sources.{source}" for source in INSTRUCT_SOURCES[_role])),
+                                       *(f"data.sources.{source}" for source in INSTRUCT_SOURCES[_role]),
+                                       ignore={"declared"}),   # a source's declared sizes: the cost plan's only
                 code=code_version("instruct", "train", "model", "data", "stages.curate", "stages.instruct"),
                 role=_role,
                 checkpoint_dir=f"{RESOURCES}/checkpoints/{Path(_steps['instruct']).name}",
