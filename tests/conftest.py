@@ -35,9 +35,10 @@ def pytest_itemcollected(item):
 
 
 #: Groups handed out first, in this order (``--no-loadscope-reorder``: xdist deals groups in collection order): the
-#: integration run builds the shared resources while the family DAGs, which need none, run beside it; the SLURM and
-#: vLLM groups wait for those resources and come next; the short groups fill in the end.
-FIRST_GROUPS = ("integration", "families/test_dag.py", "families/test_real_size.py", "slurm", "vllm")
+#: integration run builds the shared resources (~15 min) while the family DAGs and other long groups that need none
+#: run beside it; the SLURM and vLLM groups wait for those resources and come next; the short groups fill the end.
+FIRST_GROUPS = ("integration", "families/test_dag.py", "families/test_real_size.py", "vision/test_vision_pretrain.py",
+                "train/test_trainer.py", "train/test_rerank_training.py", "stages/test_stages.py", "slurm", "vllm")
 
 
 @pytest.hookimpl(tryfirst=True)
