@@ -51,7 +51,7 @@ class CpuRates:
     """This machine's rates on the run's models (:func:`measure_cpu`): FLOP/s per (model role, job kind), each
     measured through the code path the jobs run (embedder forward, LoRA step, the judge's one-token forward,
     processor included), and a stage process's start."""
-    flops: dict[str, float]   # "role/kind" -> FLOP/s
+    flops: dict[str, float]   # Job.rate_key ("role/kind[/generative]") -> FLOP/s
     startup_s: float          # interpreter, imports, model load
     step_s: float = 0.0       # a training step's optimizer update beside its FLOPs (AdamW over the LoRA factors)
     save_s: float = 0.0       # one training checkpoint (trainable weights, optimizer, RNG states) written
@@ -78,7 +78,7 @@ def _seconds_per_sequence(job: Job, model_dir: str, batch: int, repeats: int) ->
     image = str(Path(tempfile.mkdtemp()) / "probe.png")
     Image.new("RGB", (job.side, job.side), (200, 40, 40)).save(image)
     words = max(1, round(job.text_tokens) - 20)
-    if job.kind == "score":
+    if job.kind == "score" or job.generative:
         from transformers import AutoModelForImageTextToText
 
         from ..judge.prompt import build_judge_prompt
@@ -87,7 +87,13 @@ def _seconds_per_sequence(job: Job, model_dir: str, batch: int, repeats: int) ->
         processor = load_processor(model_dir)
         model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
         items = _items(job, batch, image, max(1, words // 2))
-        prompts = [build_judge_prompt(q, c).render(processor) for q, c in zip(items, items[::-1])]
+        if job.images > 2.5:   # a listwise shape: the query and its candidates in one prompt
+            from ..rerank.prompts import build_listwise_prompt
+
+            listed = max(2, round(job.images) - 1)
+            prompts = [build_listwise_prompt(q, [c] * listed).render(processor) for q, c in zip(items, items[::-1])]
+        else:
+            prompts = [build_judge_prompt(q, c).render(processor) for q, c in zip(items, items[::-1])]
         processor.tokenizer.padding_side = "left"
         yes, no = yes_no_token_ids(processor.tokenizer)
 
@@ -96,6 +102,17 @@ def _seconds_per_sequence(job: Job, model_dir: str, batch: int, repeats: int) ->
             inputs = processor(text=[t for t, _ in prompts], images=images or None, padding=True, return_tensors="pt")
             with torch.no_grad():
                 model(**inputs, logits_to_keep=1).logits[:, -1, [no, yes]].softmax(-1)
+        if job.generative:   # a reranker's training step: LoRA, the answer tokens' loss over the full logits
+            from ..train.lora import apply_lora
+            from ..train.settings import LoraSettings
+
+            model = apply_lora(model, LoraSettings(r=8, alpha=16)).train()
+
+            def run():
+                images = [im for _, ims in prompts for im in ims]
+                inputs = processor(text=[t for t, _ in prompts], images=images or None, padding=True,
+                                   return_tensors="pt")
+                model(**inputs, labels=inputs["input_ids"]).loss.backward()
     else:
         embedder = Embedder.from_pretrained(model_dir, device="cpu")
         items = _items(job, batch, image, words)
@@ -134,8 +151,8 @@ def measure_cpu(jobs: list[Job], model_dirs: dict[str, str], costs: dict[str, Mo
     AutoModel.from_pretrained(model_dirs["model"])
     startup = time.perf_counter() - start
     rates = {}
-    for key in dict.fromkeys(f"{job.role}/{job.kind}" for job in jobs):
-        job = max((j for j in jobs if f"{j.role}/{j.kind}" == key), key=lambda j: j.sequences)
+    for key in dict.fromkeys(job.rate_key for job in jobs):
+        job = max((j for j in jobs if j.rate_key == key), key=lambda j: j.sequences)
         seconds = _seconds_per_sequence(job, model_dirs[job.role], min(batch, job.batch or batch), repeats)
         rates[key] = (job.flops - job.encode_flops) / job.sequences / seconds
     step, save = _step_and_save_seconds(model_dirs["model"], repeats)
@@ -176,6 +193,6 @@ def _step_and_save_seconds(model_dir: str, repeats: int) -> tuple[float, float]:
 def cpu_seconds(job: Job, rates: CpuRates) -> float:
     """A job's predicted seconds on this CPU: its start, its FLOPs at the rate measured for its kind (an embedder's
     encoding inside a scoring job at the encoding rate), and a training job's optimizer updates and checkpoints."""
-    own = (job.flops - job.encode_flops) / rates.flops[f"{job.role}/{job.kind}"]
+    own = (job.flops - job.encode_flops) / rates.flops[job.rate_key]
     encode = job.encode_flops / rates.flops["model/encode"] if job.encode_flops else 0.0
     return rates.startup_s + own + encode + (job.steps or 0) * rates.step_s + job.saves * rates.save_s

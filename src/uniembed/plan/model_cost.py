@@ -83,12 +83,15 @@ class ModelCost:
         return new_tokens * (self.decoder_flops(1, sequence) + 2 * max(self.head_parameters, self.embedding_parameters))
 
     def training_flops(self, text_tokens: float, images: float, side: int, checkpointing: bool,
-                       gradient_cache: bool) -> float:
-        """One sequence's training step with LoRA on the decoder and the tower frozen (module docstring)."""
+                       gradient_cache: bool, generative: bool = False) -> float:
+        """One sequence's training step with LoRA on the decoder and the tower frozen (module docstring); a
+        ``generative`` one (a reranker's answer tokens) also runs the frozen LM head over every position, forward
+        and activation gradients."""
         sequence = text_tokens + images * self.image_tokens(side)[1]
         vision, decoder = self.vision_flops(images, side), self.decoder_flops(sequence, sequence)
         passes = 1 + 2 + (1 if checkpointing else 0)          # forward, activation gradients, recompute
-        return (2 if gradient_cache else 1) * vision + (passes + (1 if gradient_cache else 0)) * decoder
+        head = 2 * 2 * max(self.head_parameters, self.embedding_parameters) * sequence if generative else 0.0
+        return (2 if gradient_cache else 1) * vision + (passes + (1 if gradient_cache else 0)) * decoder + head
 
 
 def _config(section) -> object:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ..train.objectives.rerank import PairListSettings
 from ..workflow_checks import run_model_tags
 from .model_cost import ModelCost
 from .sizes import SourceSizes
@@ -44,6 +45,13 @@ class Job:
     parts: int = 1       # cluster jobs the work is split over (recipe.mine.parts, .judge.parts, .rerank.scoring.parts)
     saves: int = 0       # training checkpoints written (every save_every steps and the last)
     encode_flops: float = 0.0   # of ``flops``: the run's embedder encoding inside a scoring job (recall lists)
+    generative: bool = False    # a reranker's training: the generative model and its LM head, not the embedder
+
+    @property
+    def rate_key(self) -> str:
+        """Which measured rate the job runs at: its model and kind; a generative training job its own (its
+        sequences mix pairs and lists of several images)."""
+        return f"{self.role}/{self.kind}" + (f"/generative/{self.name}" if self.generative else "")
 
 
 class Workload:
@@ -73,8 +81,8 @@ class Workload:
         cost = self.costs[role]
         count = sum(n for n, _, _ in parts)
         if kind == "train":
-            flops = sum(n * cost.training_flops(t, i, self.side, training["checkpointing"], training["chunk"] is not None)
-                        for n, t, i in parts)
+            flops = sum(n * cost.training_flops(t, i, self.side, training["checkpointing"], training["chunk"] is not None,
+                                                training.get("generative", False)) for n, t, i in parts)
         else:
             flops = sum(n * (cost.forward_flops(t, i, self.side, head_tokens=1 if kind == "score" else 0)
                              + cost.decode_flops(t, i, self.side, new_tokens)) for n, t, i in parts)
@@ -90,18 +98,18 @@ class Workload:
         if pair:   # a reranker: judge-style prompts; pointwise a Yes and a No pair, pair_list two pairs and a list
             tokens, images = self._pair(source)
             lists = objective.get("name") == "pair_list"
-            k = self.cfg.recipe.rerank.get("listwise_top_k", 5)
+            k = objective.get("list_size") or PairListSettings.list_size   # the positive + list_size - 1 negatives
             candidate = self.sizes[source]
             parts = [(2 * examples, tokens, images)]
-            if lists:
-                parts.append((examples, tokens + k * candidate.candidate_tokens,
-                              images + k * candidate.candidate_images))
+            if lists:   # the query and k candidates (one already counted in the pair's tokens)
+                parts.append((examples, tokens + (k - 1) * candidate.candidate_tokens,
+                              images + (k - 1) * candidate.candidate_images))
         else:      # an embedder: the query, its positive and num_negatives negatives
             negatives = objective.get("num_negatives") or 0
             parts = [(examples, *self._items(source, "query")), (examples * (1 + negatives), *self._items(source, "candidate"))]
         return self._job(name, rule, role, "train", parts, steps=stage.max_steps, batch=stage.batch_size,
                          chunk=stage.get("chunk_size"), checkpointing=bool(stage.get("activation_checkpointing")),
-                         zero2="zero2" in str(stage.get("backend") or ""),
+                         zero2="zero2" in str(stage.get("backend") or ""), generative=pair,
                          saves=stage.max_steps // stage.save_every + (stage.max_steps % stage.save_every > 0))
 
     def _encode(self, name: str, rule: str, role: str, queries: list[tuple[str, int]], candidates: list[tuple[str, int]]) -> Job:
