@@ -51,7 +51,7 @@ class CpuRates:
     """This machine's rates on the run's models (:func:`measure_cpu`): FLOP/s per (model role, job kind), each
     measured through the code path the jobs run (embedder forward, LoRA step, the judge's one-token forward,
     processor included), and a stage process's start."""
-    flops: dict[str, float]   # Job.rate_key ("role/kind[/generative]") -> FLOP/s
+    flops: dict[str, float]   # Job.rate_key ("role/kind", a training job "role/train/<job>") -> FLOP/s
     startup_s: float          # interpreter, imports, model load
     step_s: float = 0.0       # a training step's optimizer update beside its FLOPs (AdamW over the LoRA factors)
     save_s: float = 0.0       # one training checkpoint (trainable weights, optimizer, RNG states) written

@@ -49,9 +49,10 @@ class Job:
 
     @property
     def rate_key(self) -> str:
-        """Which measured rate the job runs at: its model and kind; a generative training job its own (its
-        sequences mix pairs and lists of several images)."""
-        return f"{self.role}/{self.kind}" + (f"/generative/{self.name}" if self.generative else "")
+        """Which measured rate the job runs at: an encoding or scoring job its model's and kind's; a training job
+        its own, measured at its shape (text, images per sequence, embedder or generative: the tiny tower and the
+        decoder run at different rates on a CPU, so one shape's rate does not carry to another's)."""
+        return f"{self.role}/{self.kind}" + (f"/{self.name}" if self.kind == "train" else "")
 
 
 class Workload:
