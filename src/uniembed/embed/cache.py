@@ -268,6 +268,26 @@ def _owned(entry: Path) -> Iterator[bool]:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def claim_entry(entry: Path, key: dict) -> None:
+    """Write ``key.json`` into ``entry``, or check the one there is ``key`` (never write into another key's entry)."""
+    if (entry / "key.json").is_file():
+        if json.loads((entry / "key.json").read_text()) != key:
+            raise ValueError(f"{entry / 'key.json'}: this entry belongs to a different key; refusing to write into it")
+    else:
+        write_json(key, entry / "key.json")
+
+
+def encode_shard(encode: Callable[[range], np.ndarray], path: Path, start: int, stop: int, ids: Sequence[str],
+                 dtype, dim: int | None) -> int:
+    """Encode rows ``start..stop`` into the shard at ``path``, checking the block's shape; the width."""
+    block = np.asarray(encode(range(start, stop)), dtype=dtype)
+    if block.ndim != 2 or block.shape[0] != stop - start or (dim is not None and block.shape[1] != dim):
+        raise ValueError(f"{path.parent}: the encoder returned shape {list(block.shape)} for rows {start}..{stop}, "
+                         f"expected [{stop - start}, {dim if dim is not None else 'd'}]")
+    write_shard(path, start, stop, ids, block)
+    return block.shape[1]
+
+
 def encode_cached(encode: Callable[[range], np.ndarray] | None, ids: Sequence[str], key: dict,
                   cache_root: str | os.PathLike, shard_size: int = 4096) -> CachedEmbeddings:
     """Encode rows ``0..len(ids)`` with ``encode(row_range)`` into the entry for ``key``, resuming verified shards.
@@ -296,9 +316,7 @@ def encode_cached(encode: Callable[[range], np.ndarray] | None, ids: Sequence[st
         if owned and (orphans := remove_orphans(entry)):
             log.info("%s: removed %d orphan temporaries of killed jobs: %s", entry, len(orphans),
                      ", ".join(p.name for p in orphans))
-        if (entry / "key.json").is_file() and json.loads((entry / "key.json").read_text()) != key:
-            raise ValueError(f"{entry / 'key.json'}: this entry belongs to a different key; refusing to write into it")
-        write_json(key, entry / "key.json")
+        claim_entry(entry, key)
         dtype = DTYPES[key["dtype"]]
         plan, dim = _plan(entry, ids, dtype, shard_size)
         gaps = [(start, stop) for start, stop, _, exists in plan if not exists]
@@ -314,12 +332,7 @@ def encode_cached(encode: Callable[[range], np.ndarray] | None, ids: Sequence[st
         for start, stop, path, exists in plan:
             if exists:
                 continue
-            block = np.asarray(encode(range(start, stop)), dtype=dtype)
-            if block.ndim != 2 or block.shape[0] != stop - start or (dim is not None and block.shape[1] != dim):
-                raise ValueError(f"{entry}: the encoder returned shape {list(block.shape)} for rows {start}..{stop}, "
-                                 f"expected [{stop - start}, {dim if dim is not None else 'd'}]")
-            dim = block.shape[1]
-            write_shard(path, start, stop, ids, block)
+            dim = encode_shard(encode, path, start, stop, ids, dtype, dim)
         _assemble(entry, ids, dtype, dim, [path for *_, path, _ in plan])
         write_json({"key": key, "shape": [len(ids), dim], "ids_sha256": ids_digest(ids)}, entry / "meta.json")
         for *_, path, _ in plan:

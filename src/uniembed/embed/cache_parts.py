@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import math
 import os
@@ -21,9 +20,8 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..artifacts import write_json
 from ..parts import part_range
-from .cache import DTYPES, ShardError, key_digest, read_shard, shard_name, write_shard
+from .cache import DTYPES, ShardError, claim_entry, encode_shard, key_digest, read_shard, shard_name
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +64,7 @@ def encode_part(encode: Callable[[range], np.ndarray], ids: Sequence[str], key: 
     entry.mkdir(parents=True, exist_ok=True)
     dtype = DTYPES[key["dtype"]]
     with _shared(entry):
-        if (entry / "key.json").is_file():
-            if json.loads((entry / "key.json").read_text()) != key:
-                raise ValueError(f"{entry / 'key.json'}: this entry belongs to a different key; refusing to write into it")
-        else:
-            write_json(key, entry / "key.json")
+        claim_entry(entry, key)
         start, stop = plan["rows"]
         dim, encoded = None, 0
         for first in range(start, stop, shard_size):
@@ -83,11 +77,7 @@ def encode_part(encode: Callable[[range], np.ndarray], ids: Sequence[str], key: 
                 except ShardError as error:
                     log.warning("discarding embedding shard: %s", error)
                     path.unlink()
-            block = np.asarray(encode(range(first, last)), dtype=dtype)
-            if block.ndim != 2 or block.shape[0] != last - first or (dim is not None and block.shape[1] != dim):
-                raise ValueError(f"{entry}: the encoder returned shape {list(block.shape)} for rows {first}..{last}")
-            dim = block.shape[1]
-            write_shard(path, first, last, ids, block)
+            dim = encode_shard(encode, path, first, last, ids, dtype, dim)
             encoded += 1
     log.info("%s: part %d of %d, rows %d..%d: %d shards encoded, %d reused", entry, part, parts, start, stop, encoded,
              math.ceil((stop - start) / shard_size) - encoded)

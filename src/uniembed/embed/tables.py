@@ -39,6 +39,14 @@ def compute_setting(embedder: Embedder) -> dict:
     return {"device": embedder.device.type, "torch_dtype": str(weight.dtype) if weight is not None else None}
 
 
+def _keyed(embedder: Embedder, table_path, kind: str, ids, model_dir, adapter_dir, dtype: str):
+    """(row ids, items, cache key) of a curated table's rows (or ``ids``) for ``embedder``."""
+    row_ids, items = table_items(table_path, kind, ids)
+    key = cache_key(model_dir, adapter_dir, Path(table_path), row_ids, embedder.mode.as_dict(), dtype,
+                    compute=compute_setting(embedder))
+    return row_ids, items, key
+
+
 def embed_table(embedder: Embedder, table_path: str | os.PathLike, kind: str, cache_root: str | os.PathLike, *,
                 model_dir, adapter_dir=None, ids: Sequence[str] | None = None, dtype: str = "float32",
                 shard_size: int = 4096, batch_size: int = 32, progress: bool = True, part: tuple[int, int] | None = None,
@@ -48,9 +56,7 @@ def embed_table(embedder: Embedder, table_path: str | os.PathLike, kind: str, ca
     ``part=(p, N)`` encodes only part p of N of the entry and returns its plan (:mod:`uniembed.embed.cache_parts`);
     ``gather_only`` assembles the entry from the parts' shards and encodes nothing (a missing shard is an error).
     """
-    row_ids, items = table_items(table_path, kind, ids)
-    key = cache_key(model_dir, adapter_dir, Path(table_path), row_ids, embedder.mode.as_dict(), dtype,
-                    compute=compute_setting(embedder))
+    row_ids, items, key = _keyed(embedder, table_path, kind, ids, model_dir, adapter_dir, dtype)
 
     def encode(rows):
         return embedder.encode([items[i] for i in rows], batch_size=batch_size, progress=progress)
@@ -63,7 +69,5 @@ def table_part_plan(embedder: Embedder, table_path: str | os.PathLike, kind: str
                     ids: Sequence[str] | None = None, dtype: str = "float32", shard_size: int = 4096,
                     part: tuple[int, int]) -> dict:
     """The plan :func:`embed_table` with ``part`` returns, computed without encoding (the gather checks against it)."""
-    row_ids, _ = table_items(table_path, kind, ids)
-    key = cache_key(model_dir, adapter_dir, Path(table_path), row_ids, embedder.mode.as_dict(), dtype,
-                    compute=compute_setting(embedder))
+    row_ids, _, key = _keyed(embedder, table_path, kind, ids, model_dir, adapter_dir, dtype)
     return part_plan(len(row_ids), key, shard_size, *part)
