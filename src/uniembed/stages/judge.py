@@ -37,12 +37,12 @@ from omegaconf import OmegaConf
 
 from ..artifacts import read_parquet, verify_artifact, write_parquet
 from ..config import stage_config
+from ..data.loader import LoaderSettings
 from ..judge.failures import DEFAULT_MAX_FAILED_FRACTION, JudgeFailureError, check_failures, check_limit
 from ..judge.pairs import build_judge_pairs
 from ..judge.parts import gather, part_pairs, part_path, write_part
 from ..judge.scoring import score_pairs
 from ..mine.schemas import JUDGE_SCORES, MINED
-from ..data.loader import LoaderSettings
 from .common import loader_settings, require
 
 log = logging.getLogger("uniembed.judge")
@@ -139,39 +139,51 @@ def run(cfg):
     mined = subset_queries(read_parquet(mined_path, MINED), j.max_queries, j.seed)
     pairs = build_judge_pairs(cdir / "queries.parquet", cdir / "candidates.parquet", mined)
     parts, part = int(s.get("parts") or 1), s.get("part")
-    if parts > 1 and part is None:
-        require(s, "part_dir")
-        table = gather([part_path(s.part_dir, p, parts) for p in range(parts)], pairs, j.queries_per_shard)
-        try:
-            check_failures(table, limit, f"judge ({s.part_dir})", "Each part keeps its shards: rerun the part.")
-        except JudgeFailureError as error:
-            raise SystemExit(f"judge failed: {error}") from error
-        write_parquet(table, out / "judge_scores.parquet", JUDGE_SCORES)
-        log.info("gathered %d parts, %d pairs -> %s", parts, table.num_rows, out / "judge_scores.parquet")
-        return table
-    target, shard_dir, plan = out / "judge_scores.parquet", Path(s.checkpoint_dir), None
     if parts > 1:
         require(s, "part_dir")
-        pairs, plan = part_pairs(pairs, j.queries_per_shard, int(part), parts)
-        target, shard_dir = part_path(s.part_dir, int(part), parts), shard_dir / f"part-{part}-of-{parts}"
-        if not pairs:   # more parts than shards: this one has none
-            write_part(JUDGE_SCORES.empty_table(), target, plan)
-            log.info("part %s of %d holds no shard (%d shards in all) -> %s", part, parts, plan["num_shards"], target)
-            return JUDGE_SCORES.empty_table()
     model = "simulated" if j.backend == "simulated" else j.model or cfg.judge_model.path
-    log.info("judging %d pairs of %d queries with %s (%s)%s", len(pairs), len({p.query_id for p in pairs}), model,
-             j.backend, f", part {part} of {parts}" if plan else "")
+
+    def scorer(shard_dir: Path):
+        return open_backend(j, model, cfg.recipe.device, shard_dir / "vllm-serve.log", data_root=cfg.data.root,
+                            loader=loader_settings(cfg))
     try:
-        with open_backend(j, model, cfg.recipe.device, shard_dir / "vllm-serve.log", data_root=cfg.data.root,
-                          loader=loader_settings(cfg)) as backend:
-            table = score_pairs(pairs, backend, target, shard_dir, queries_per_shard=j.queries_per_shard,
-                                progress=s.progress, max_failed_fraction=limit, part_plan=plan)
+        table, target = score_in_parts(pairs, scorer, out / "judge_scores.parquet", s.checkpoint_dir,
+                                       queries_per_shard=j.queries_per_shard, limit=limit, progress=s.progress,
+                                       part=part, parts=parts, part_dir=s.part_dir, what="judge")
     except JudgeFailureError as error:
         log.error("%s", error)
         raise SystemExit(f"judge failed: {error}") from error
     failed = int(pc.sum(pc.equal(table["status"], "failed")).as_py() or 0)
     log.info("judged %d pairs (%d failed) -> %s", table.num_rows, failed, target)
     return table
+
+
+def score_in_parts(pairs, scorer, target: Path, checkpoint_dir, *, queries_per_shard: int, limit: float,
+                   progress: bool, part, parts: int, part_dir, what: str) -> tuple[pa.Table, Path]:
+    """(scores of ``pairs``, where they went): scored by one job into ``target`` (``parts`` 1), part ``part`` of
+    ``parts`` scored into ``part_dir`` (:mod:`uniembed.judge.parts`), or, with ``parts`` > 1 and no part, the parts
+    gathered into ``target``. ``scorer(shard_dir)`` opens the backend; shards resume from ``checkpoint_dir``
+    (a part's from its own ``part-P-of-N/``). The judge's and the reranker's scoring both run through here."""
+    if parts > 1 and part is None:
+        table = gather([part_path(part_dir, p, parts) for p in range(parts)], pairs, queries_per_shard, what=what)
+        check_failures(table, limit, f"{what} ({part_dir})", "Each part keeps its shards: rerun the part.")
+        write_parquet(table, target, JUDGE_SCORES)
+        log.info("gathered %d parts, %d pairs -> %s", parts, table.num_rows, target)
+        return table, target
+    shard_dir, plan = Path(checkpoint_dir), None
+    if parts > 1:
+        pairs, plan = part_pairs(pairs, queries_per_shard, int(part), parts)
+        target, shard_dir = part_path(part_dir, int(part), parts), shard_dir / f"part-{part}-of-{parts}"
+        if not pairs:   # more parts than shards: this one has none
+            write_part(JUDGE_SCORES.empty_table(), target, plan)
+            log.info("part %s of %d holds no shard (%d shards in all) -> %s", part, parts, plan["num_shards"], target)
+            return JUDGE_SCORES.empty_table(), target
+    log.info("%s: scoring %d pairs of %d queries%s", what, len(pairs), len({p.query_id for p in pairs}),
+             f", part {part} of {parts}" if plan else "")
+    with scorer(shard_dir) as backend:
+        table = score_pairs(pairs, backend, target, shard_dir, queries_per_shard=queries_per_shard, progress=progress,
+                            max_failed_fraction=limit, part_plan=plan)
+    return table, target
 
 
 def main(argv=None) -> None:

@@ -46,16 +46,12 @@ from ..data.schemas import CANDIDATES, QUERIES
 from ..embed.embedder import EmbedItem
 from ..evaluate.rerank import order_rows, recall_lists, rerank_pairs
 from ..judge.failures import DEFAULT_MAX_FAILED_FRACTION, JudgeFailureError, check_failures, check_limit
-from ..judge.parts import gather, part_pairs
-from ..judge.parts import write_part as write_judge_part
-from ..judge.scoring import score_pairs
-from ..mine.schemas import JUDGE_SCORES
 from ..parts import gather_parts, part_path, part_range, write_part
 from ..rerank.fusion import choose_alpha, rerank_rows
 from ..rerank.listwise import FAILED, LISTWISE, OK, UNPARSED, listwise_generate, listwise_orders
 from .common import cached_embedder, loader_settings, require
 from .evaluate import embedded_sources, write_outputs
-from .judge import open_backend
+from .judge import open_backend, score_in_parts
 
 log = logging.getLogger("uniembed.rerank")
 
@@ -162,33 +158,22 @@ def _listwise(cfg, cached, out: Path, limit: float) -> tuple[list, list, dict] |
 
 def _score(cfg, pairs, out: Path, limit: float) -> pa.Table | None:
     """The reranker's scores of ``pairs`` (JUDGE_SCORES; one job, or the gather of its parts), or None for a part
-    job, which scores its shards into ``stage.part_dir`` (:mod:`uniembed.judge.parts`, as the judge's parts)."""
+    job, which scores its shards into ``stage.part_dir`` (the judge's parts: :func:`score_in_parts`)."""
     s, scoring = cfg.stage, cfg.recipe.rerank.scoring
     parts, part = int(s.get("parts") or 1), s.get("part")
-    target, shard_dir, plan = out / "rerank_scores.parquet", Path(s.checkpoint_dir), None
-    if parts > 1 and part is None:
-        try:
-            table = gather([part_path(s.part_dir, p, parts) for p in range(parts)], pairs, scoring.queries_per_shard,
-                           what=f"rerank {s.tag}")
-            check_failures(table, limit, f"rerank {s.tag} ({s.part_dir})", "Each part keeps its shards: rerun the part.")
-        except (ValueError, JudgeFailureError) as error:
-            raise SystemExit(str(error)) from None
-        write_parquet(table, target, JUDGE_SCORES)
-        return table
-    if parts > 1:
-        pairs, plan = part_pairs(pairs, scoring.queries_per_shard, int(part), parts)
-        target, shard_dir = part_path(s.part_dir, int(part), parts), shard_dir / f"part-{part}-of-{parts}"
-        if not pairs:   # more parts than shards: this one has none
-            write_judge_part(JUDGE_SCORES.empty_table(), target, plan)
-            return None
+
+    def scorer(shard_dir: Path):
+        return open_backend(scoring, s.reranker_dir, cfg.recipe.device, shard_dir / "vllm-serve.log",
+                            loader=loader_settings(cfg))
     try:
-        with open_backend(scoring, s.reranker_dir, cfg.recipe.device, shard_dir / "vllm-serve.log",
-                          loader=loader_settings(cfg)) as backend:
-            table = score_pairs(pairs, backend, target, shard_dir, queries_per_shard=scoring.queries_per_shard,
-                                progress=s.progress, max_failed_fraction=limit, part_plan=plan)
+        table, _ = score_in_parts(pairs, scorer, out / "rerank_scores.parquet", s.checkpoint_dir,
+                                  queries_per_shard=scoring.queries_per_shard, limit=limit, progress=s.progress,
+                                  part=part, parts=parts, part_dir=s.part_dir, what=f"rerank {s.tag}")
+    except ValueError as error:   # a part that does not fit the gather
+        raise SystemExit(str(error)) from None
     except JudgeFailureError as error:
         raise SystemExit(f"rerank {s.tag}: {error}") from None
-    return None if plan else table
+    return None if parts > 1 and part is not None else table
 
 
 def run(cfg) -> list[dict]:
