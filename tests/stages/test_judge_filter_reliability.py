@@ -182,6 +182,7 @@ def test_a_killed_judge_resumes_and_a_forced_rerun_scores_again(world, server, m
     assert server.state.authorizations == {f"Bearer {KEY}"}
     assert KEY not in log.read_text() and KEY not in caplog.text and "UNIEMBED_JUDGE_API_KEY" in caplog.text
     assert files_holding(world.root, KEY) == []
+    assert "(vllm_server)" in log.read_text()  # the log names the backend that scored
 
 
 def test_a_started_server_gets_the_key_binds_localhost_and_runs_no_remote_code(world, monkeypatch, caplog):

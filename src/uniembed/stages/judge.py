@@ -149,7 +149,8 @@ def run(cfg):
     try:
         table, target = score_in_parts(pairs, scorer, out / "judge_scores.parquet", s.checkpoint_dir,
                                        queries_per_shard=j.queries_per_shard, limit=limit, progress=s.progress,
-                                       part=part, parts=parts, part_dir=s.part_dir, what="judge")
+                                       part=part, parts=parts, part_dir=s.part_dir, what="judge",
+                                       using=f"{model} ({j.backend})")
     except JudgeFailureError as error:
         log.error("%s", error)
         raise SystemExit(f"judge failed: {error}") from error
@@ -159,10 +160,10 @@ def run(cfg):
 
 
 def score_in_parts(pairs, scorer, target: Path, checkpoint_dir, *, queries_per_shard: int, limit: float,
-                   progress: bool, part, parts: int, part_dir, what: str) -> tuple[pa.Table, Path]:
+                   progress: bool, part, parts: int, part_dir, what: str, using: str) -> tuple[pa.Table, Path]:
     """(scores of ``pairs``, where they went): scored by one job into ``target`` (``parts`` 1), part ``part`` of
     ``parts`` scored into ``part_dir`` (:mod:`uniembed.judge.parts`), or, with ``parts`` > 1 and no part, the parts
-    gathered into ``target``. ``scorer(shard_dir)`` opens the backend; shards resume from ``checkpoint_dir``
+    gathered into ``target``. ``scorer(shard_dir)`` opens the backend (``using`` names it in the log); shards resume from ``checkpoint_dir``
     (a part's from its own ``part-P-of-N/``). The judge's and the reranker's scoring both run through here."""
     if parts > 1 and part is None:
         table = gather([part_path(part_dir, p, parts) for p in range(parts)], pairs, queries_per_shard, what=what)
@@ -178,8 +179,8 @@ def score_in_parts(pairs, scorer, target: Path, checkpoint_dir, *, queries_per_s
             write_part(JUDGE_SCORES.empty_table(), target, plan)
             log.info("part %s of %d holds no shard (%d shards in all) -> %s", part, parts, plan["num_shards"], target)
             return JUDGE_SCORES.empty_table(), target
-    log.info("%s: scoring %d pairs of %d queries%s", what, len(pairs), len({p.query_id for p in pairs}),
-             f", part {part} of {parts}" if plan else "")
+    log.info("%s: scoring %d pairs of %d queries with %s%s", what, len(pairs), len({p.query_id for p in pairs}),
+             using, f", part {part} of {parts}" if plan else "")
     with scorer(shard_dir) as backend:
         table = score_pairs(pairs, backend, target, shard_dir, queries_per_shard=queries_per_shard, progress=progress,
                             max_failed_fraction=limit, part_plan=plan)

@@ -168,7 +168,8 @@ def _score(cfg, pairs, out: Path, limit: float) -> pa.Table | None:
     try:
         table, _ = score_in_parts(pairs, scorer, out / "rerank_scores.parquet", s.checkpoint_dir,
                                   queries_per_shard=scoring.queries_per_shard, limit=limit, progress=s.progress,
-                                  part=part, parts=parts, part_dir=s.part_dir, what=f"rerank {s.tag}")
+                                  part=part, parts=parts, part_dir=s.part_dir, what=f"rerank {s.tag}",
+                                  using=f"{s.reranker_dir} ({scoring.backend})")
     except ValueError as error:   # a part that does not fit the gather
         raise SystemExit(str(error)) from None
     except JudgeFailureError as error:
