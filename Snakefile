@@ -2,7 +2,8 @@
 # Thin by design: load + validate config, include one rule file per stage, define `all`.
 from snakemake.utils import min_version, validate
 
-min_version("9.0")
+# 9.20: earlier 9.x run more local jobs at once than --cores and --resources allow (pyproject.toml)
+min_version("9.20")
 
 
 configfile: "config/config.yaml"

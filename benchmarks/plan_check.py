@@ -1,12 +1,14 @@
 """Benchmark: the cost plan's predicted seconds on this CPU against what Snakemake recorded, per heavy job of a
 finished run of the embedded default (the plan's check where it can be checked).
 
-    python benchmarks/plan_check.py [--configfile config/config.yaml]   # after `snakemake` (results/<run>/)
+    snakemake --cores 2 --default-resources serial=1 --resources serial=1   # one job at a time (results/<run>/)
+    python benchmarks/plan_check.py [--configfile config/config.yaml]
 
 The plan times the run's own models on this machine (uniembed.plan.hardware.measure_cpu: one batch per model and
-job kind, through the stages' code, turned into FLOP/s by the plan's own FLOP count) and predicts each job as a
-stage's start plus its FLOPs at that rate; the ratio is measured / predicted from the run's benchmark files. Run it
-on a quiet machine: both sides are wall-clock times.
+job kind, through the stages' code, on one torch thread as Snakemake runs the default's jobs, turned into FLOP/s by
+the plan's own FLOP count of what it ran) and predicts each job as a stage's start plus its FLOPs at that rate; the
+ratio is measured / predicted from the run's benchmark files. Both sides are wall-clock times: run the workflow one
+job at a time (two jobs beside each other on 2 cores slow each other down) on a quiet machine, and this as well.
 """
 from __future__ import annotations
 

@@ -56,6 +56,12 @@ def pytest_configure(config):
     global _reporter
     if not hasattr(config, "workerinput"):
         _reporter = config.pluginmanager.get_plugin("terminalreporter")
+    elif os.environ.get("UNIEMBED_TEST_THREADS", "1") != "0":
+        # an xdist worker computes on UNIEMBED_TEST_THREADS torch threads (1): the workers share the machine's cores
+        # with each other and with the DAG runs' jobs, and small matrices on oversubscribed threads run several times
+        # slower (0: torch's default)
+        import torch
+        torch.set_num_threads(int(os.environ.get("UNIEMBED_TEST_THREADS", "1")))
 
 
 def pytest_runtest_logreport(report):

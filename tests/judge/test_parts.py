@@ -13,14 +13,16 @@ from uniembed.mine.schemas import JUDGE_SCORES
 QUERIES_PER_SHARD = 3
 
 
-def _scatter(pairs, parts, root):
+def _scatter(pairs, parts, root, judge=None):
+    """Every part as its job runs it (uniembed.stages.judge.score_in_parts): its shards of all the pairs, scored
+    into the one shard directory of their key."""
     paths = []
     for part in range(parts):
         subset, plan = part_pairs(pairs, QUERIES_PER_SHARD, part, parts)
         path = part_path(root / "parts", part, parts)
         if subset:
-            score_pairs(subset, FakeJudge(), path, root / "shards" / f"part-{part}", queries_per_shard=QUERIES_PER_SHARD,
-                        progress=False, part_plan=plan)
+            score_pairs(pairs, judge or FakeJudge(), path, root / "shards", queries_per_shard=QUERIES_PER_SHARD,
+                        progress=False, part_plan=plan, shard_range=tuple(plan["shards"]))
         else:
             write_part(JUDGE_SCORES.empty_table(), path, plan)
         paths.append(path)
@@ -56,3 +58,31 @@ def test_a_part_of_another_split_or_other_pairs_is_refused_naming_it(tmp_path):
     pq.write_table(table.replace_schema_metadata(None), paths[1])
     with pytest.raises(ValueError, match="part 1 of 3 .*pairs_digest is None"):
         gather(paths, pairs, QUERIES_PER_SHARD)
+
+
+def test_another_number_of_parts_or_one_job_scores_no_shard_again(tmp_path):
+    """The parts share their key's shard directory: changing N, or going from parts to one job and back, resumes
+    every shard (each verified) and gives the same table; a part removes only its own shards' orphans (the
+    other parts write beside it), and no part marks the directory finished."""
+    pairs = make_pairs(n_queries=11)
+    first = FakeJudge()
+    three = gather(_scatter(pairs, 3, tmp_path, first), pairs, QUERIES_PER_SHARD)
+    [run] = [d for d in (tmp_path / "shards").iterdir() if d.is_dir()]
+    assert len(list(run.glob("shard-*.parquet"))) == len(shard_pairs(pairs, QUERIES_PER_SHARD))
+    assert not (run / "FINISHED").exists()
+    mine, theirs = run / ".shard-00000.parquet.k1ll3d.tmp", run / ".shard-00003.parquet.wr1t1ng.tmp"
+    mine.write_bytes(b"half"), theirs.write_bytes(b"half")
+    again = FakeJudge()
+    subset, plan = part_pairs(pairs, QUERIES_PER_SHARD, 0, 2)   # shards 0-1 of 4
+    score_pairs(pairs, again, tmp_path / "p0.parquet", tmp_path / "shards", queries_per_shard=QUERIES_PER_SHARD,
+                progress=False, part_plan=plan, shard_range=tuple(plan["shards"]))
+    assert not mine.exists() and theirs.exists()
+    assert gather(_scatter(pairs, 2, tmp_path, again), pairs, QUERIES_PER_SHARD).equals(three)
+    one = score_pairs(pairs, again, tmp_path / "one.parquet", tmp_path / "shards",
+                      queries_per_shard=QUERIES_PER_SHARD, progress=False)
+    assert first.scored == len(pairs) and again.scored == 0 and one.equals(three)
+    assert (run / "FINISHED").is_file()   # the one job marks it: parts after it still resume its shards
+    assert gather(_scatter(pairs, 4, tmp_path, again), pairs, QUERIES_PER_SHARD).equals(three) and again.scored == 0
+    changed = FakeJudge(settings={"backend": "fake", "weights": "w1"})   # other weights: another key, all scored
+    _scatter(pairs, 2, tmp_path, changed)
+    assert changed.scored == len(pairs)

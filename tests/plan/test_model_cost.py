@@ -82,3 +82,23 @@ def test_published_models_are_counted_at_their_size(name):
     with torch.device("meta"):
         wrapped = apply_lora(family(section["family"]).model_class(cost.config), LoraSettings(r=16, alpha=32))
     assert cost.lora_parameters(16) == sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
+
+
+def test_a_padded_batch_costs_each_sequence_its_padded_length(tiny_qwen2vl):
+    """A training batch pads a text-only sequence to the length of one with an image: torch counts the decoder
+    and its attention over the padded length for both, the tower for the one image (within 15%, as above)."""
+    config, processor = AutoConfig.from_pretrained(tiny_qwen2vl), load_processor(tiny_qwen2vl)
+    inputs = processor(text=[family(config.model_type).image_token + TEXT, TEXT],
+                       images=[Image.new("RGB", (112, 112), (90, 40, 20))], padding=True, return_tensors="pt")
+    model = apply_lora(AutoModel.from_pretrained(tiny_qwen2vl, attn_implementation="eager"),
+                       LoraSettings(r=8, alpha=16, dropout=0.0)).train()
+    with FlopCounterMode(display=False) as counter:
+        model(**inputs).last_hidden_state.mean().backward()
+    padded, text = inputs["input_ids"].shape[1], int(inputs["attention_mask"][1].sum())
+    cost = _cost(tiny_qwen2vl)
+    predicted = (cost.training_flops(padded - cost.image_tokens(112)[1], 1, 112, False, False, padded_to=padded)
+                 + cost.training_flops(text, 0, 112, False, False, padded_to=padded))
+    assert 0.95 * counter.get_total_flops() <= predicted <= 1.15 * counter.get_total_flops()
+    unpadded = cost.training_flops(padded - cost.image_tokens(112)[1], 1, 112, False, False) + \
+        cost.training_flops(text, 0, 112, False, False)
+    assert unpadded < 0.95 * counter.get_total_flops()   # the padding is a real share of this batch

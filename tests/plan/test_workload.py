@@ -35,9 +35,33 @@ def test_training_jobs_count_the_query_positive_and_negatives_of_every_step(tiny
     job = jobs["hn_umarvel"]
     assert job.sequences == umarvel.max_steps * umarvel.batch_size * (2 + umarvel.objective.num_negatives)
     queries, candidates = umarvel.max_steps * umarvel.batch_size, umarvel.max_steps * umarvel.batch_size * 6
-    expected = (queries * cost.training_flops(12 + EMBED_TEMPLATE, 0.5, 56, False, False)
+    # half the queries have an image: a batch of b pads every query to an image's length unless none has one
+    image = cost.image_tokens(56)[1]
+    padded = 12 + EMBED_TEMPLATE + image * (1 - 0.5 ** umarvel.batch_size)
+    expected = (queries * cost.training_flops(12 + EMBED_TEMPLATE, 0.5, 56, False, False, padded_to=padded)
                 + candidates * cost.training_flops(8 + EMBED_TEMPLATE, 1.0, 56, False, False))
     assert job.flops == pytest.approx(expected)
+    assert job.flops > queries * cost.training_flops(12 + EMBED_TEMPLATE, 0.5, 56, False, False) + candidates * \
+        cost.training_flops(8 + EMBED_TEMPLATE, 1.0, 56, False, False)
+
+
+def test_a_listwise_rerankers_step_pads_its_pairs_to_its_lists(tiny_plan):
+    """UniME-V2-Reranker's step collates two pairs and one list per query into one batch
+    (uniembed.train.rerank_task.RerankSteps): every pair runs the decoder at the list's length."""
+    cfg, cost, _, jobs = tiny_plan
+    stage, job = cfg.recipe.rerank.rerankers.listwise, jobs["reranker_listwise"]
+    k, examples = stage.objective.get("list_size") or 6, stage.max_steps * stage.batch_size
+    pair_tokens, pair_images = 12 + 8 + JUDGE_TEMPLATE, 0.5 + 1.0
+    list_tokens, list_images = pair_tokens + (k - 1) * 8, pair_images + (k - 1) * 1.0
+    image = cost.image_tokens(56)[1]
+    # the lists have int(list_images) images, and one more unless none of the batch's lists has it
+    longest = list_tokens + image * (int(list_images) + 1 - 0.5 ** stage.batch_size)
+    checkpointing = bool(stage.get("activation_checkpointing"))
+    expected = (2 * examples * cost.training_flops(pair_tokens, pair_images, 56, checkpointing, False, True,
+                                                   padded_to=longest)
+                + examples * cost.training_flops(list_tokens, list_images, 56, checkpointing, False, True,
+                                                 padded_to=longest))
+    assert job.sequences == 3 * examples and job.flops == pytest.approx(expected)
 
 
 def test_the_judge_scores_every_mined_candidate_and_the_positives(tiny_plan):
@@ -92,3 +116,22 @@ def test_the_plan_of_unime_v2_7b_on_declared_sizes(tmp_path):
     assert (jobs["hn_unime_v2"]["jobs"], jobs["hn_unime_v2"]["gpus"]) == (1, 8)
     assert plan["total_gpu_hours"] == pytest.approx(sum(row["gpu_hours"] for row in jobs.values()))
     assert "| `judge` | Qwen2.5-VL-7B-Instruct |" in (tmp_path / "plan.md").read_text()
+
+
+def test_the_cpu_rates_are_the_timed_batches_flops_over_their_seconds(tiny_plan, tiny_qwen2vl):
+    """uniembed.plan.hardware.measure_cpu times each kind of job through the stages' code (an embedder's LoRA step
+    and encode, the judge's one-token forward, a listwise reranker's generative step) and rates it by the FLOPs of
+    exactly what it ran: its batch's padded length and images."""
+    from uniembed.plan.hardware import Timed, measure_cpu, timed_flops
+
+    _, cost, _, jobs = tiny_plan
+    chosen = [jobs[name] for name in ("hn_umarvel", "evaluate_zero_shot", "judge", "reranker_listwise")]
+    model_dirs = {role: str(tiny_qwen2vl) for role in ("model", "judge_model", "miner")}
+    rates = measure_cpu(chosen, model_dirs, {role: cost for role in model_dirs}, batch=4, repeats=1)
+    assert set(rates.flops) == {job.rate_key for job in chosen} and all(r > 0 for r in rates.flops.values())
+    assert rates.startup_s > 0 and rates.step_s > 0 and rates.save_s > 0
+    listwise = jobs["reranker_listwise"]
+    assert timed_flops(listwise, cost, Timed(1.0, 90, 3.0)) == pytest.approx(
+        cost.training_flops(0, 3.0, 56, listwise.checkpointing, False, True, padded_to=90))
+    assert timed_flops(jobs["judge"], cost, Timed(1.0, 90, 2.0)) == pytest.approx(
+        cost.forward_flops(0, 2.0, 56, head_tokens=1, padded_to=90))

@@ -20,6 +20,7 @@ from snakemake.utils import validate
 
 from tests.slurm.conftest import (ROOT, SIZES, copy_of, planned_jobs, run_slurm, short_training, slurm_project,
                                   snakemake_command, submitted_jobs, wait_for)
+from uniembed.parts import part_range
 
 SCHEMA = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -210,13 +211,19 @@ def test_the_judge_in_three_slurm_parts_one_requeued_gathers_to_the_one_job_scor
     config = yaml.safe_load((project / "config" / "config.yaml").read_text())
     config["hydra_overrides"].append("recipe.judge.parts=3")
     (project / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    shards = project / "results" / "default" / "checkpoints" / "judge_shards" / "part-1-of-3"
+    # the copied one-job run's shards have the parts' key: they would resume every one (tests/judge/test_parts.py)
+    shard_dir = project / "results" / "default" / "checkpoints" / "judge_shards"
+    [one_job_run] = [d for d in shard_dir.iterdir() if d.is_dir() and (d / "FINISHED").is_file()]
+    start, stop = part_range(len(list(one_job_run.glob("shard-*.parquet"))), 1, 3)
+    shutil.rmtree(shard_dir)
+    part_one = [f"shard-{index:05d}.parquet" for index in range(start, stop)]
     output_path, job_id = tmp_path / "snakemake.out", None
     with output_path.open("w") as output:
         proc = subprocess.Popen(snakemake_command(target), cwd=project, env=slurm_cluster.env, stdout=output,
                                 stderr=subprocess.STDOUT)
         try:
-            wait_for("part 1's first shard", lambda: list(shards.glob("*/shard-*.parquet")), proc, 240, interval=0.05)
+            wait_for("part 1's first shard", lambda: [p for p in shard_dir.glob("*/shard-*.parquet") if p.name in part_one],
+                     proc, 240, interval=0.05)
             rows = subprocess.run(["squeue", "-h", "--states=all", "-o", "%i|%k|%Z"], env=slurm_cluster.env,
                                   capture_output=True, text=True, check=True).stdout.split()
             [job_id] = [job for job, comment, workdir in (row.split("|") for row in rows)

@@ -12,7 +12,9 @@ plan (key digest, index, pair digest, row count, query ids) in its Parquet metad
 resumed shard must match the plan (:func:`read_shard`) or the run is refused. ``FINISHED`` is
 written after the final table: a finished run directory is discarded at the next start, so
 rerunning a finished judge (``snakemake --forcerun judge``) scores again while a killed judge
-resumes. Orphan ``.*.tmp`` files of killed atomic writes are removed at start.
+resumes. Orphan ``.*.tmp`` files of killed atomic writes are removed at start. The parts of a scatter share
+their key's directory, each scoring its own shards (:func:`open_run_dir` ``own``); none marks it finished, so
+changing the number of parts, or going from parts to one job, scores no shard again.
 """
 from __future__ import annotations
 
@@ -85,24 +87,36 @@ def remove_orphans(directory: Path, pattern: str = ".*.tmp") -> int:
     return len(orphans)
 
 
-def open_run_dir(shard_dir: str | os.PathLike, key: dict) -> Path:
-    """``<shard_dir>/<key digest>/``, created or resumed; finished run directories are discarded first."""
+def open_run_dir(shard_dir: str | os.PathLike, key: dict, own: Sequence[int] | None = None) -> Path:
+    """``<shard_dir>/<key digest>/``, created or resumed; finished run directories are discarded first.
+
+    ``own``: the shards a part of a scatter scores (the other parts score theirs into the same directory at the
+    same time): it removes only its own shards' orphans and keeps its key's directory even when finished, so a
+    part resumes every shard of its key a one-job run or parts of another N scored (docs/slurm.md "Parts")."""
     shard_dir = Path(shard_dir)
     shard_dir.mkdir(parents=True, exist_ok=True)
     remove_orphans(shard_dir)
+    digest = key_digest(key)
     for child in sorted(shard_dir.iterdir()):
-        if child.is_dir() and (child / FINISHED).is_file():
+        if child.is_dir() and (child / FINISHED).is_file() and not (own is not None and child.name == digest):
             log.info("discarding the finished judge run %s: a rerun of a finished judge scores again", child)
             trash = Path(tempfile.mkdtemp(prefix=f".{child.name}.", suffix=".tmp", dir=shard_dir))
-            os.replace(child, trash / child.name)  # atomic: a kill now leaves an orphan, never half a run
+            try:
+                os.replace(child, trash / child.name)  # atomic: a kill now leaves an orphan, never half a run
+            except FileNotFoundError:   # another part discarded it first
+                pass
             shutil.rmtree(trash, ignore_errors=True)
     legacy = sorted(shard_dir.glob("shard-*.parquet"))
     if legacy:
         log.warning("%s holds %d judge shards of an older layout (no resume key); they are ignored",
                     shard_dir, len(legacy))
-    run_dir = shard_dir / key_digest(key)
+    run_dir = shard_dir / digest
     run_dir.mkdir(exist_ok=True)
-    remove_orphans(run_dir)
+    if own is None:
+        remove_orphans(run_dir)
+    else:
+        for index in own:
+            remove_orphans(run_dir, f".{shard_path(run_dir, index).name}.*.tmp")
     manifest = run_dir / MANIFEST
     if manifest.is_file():
         found = json.loads(manifest.read_text())

@@ -115,21 +115,27 @@ def _rows(pairs: Sequence[JudgePair], results: Sequence[JudgeResult], model_id: 
 
 def score_pairs(pairs: Sequence[JudgePair], backend: JudgeBackend, out_path: str | os.PathLike,
                 shard_dir: str | os.PathLike, queries_per_shard: int = 64, progress: bool = True,
-                max_failed_fraction: float | None = None, part_plan: dict | None = None) -> pa.Table:
+                max_failed_fraction: float | None = None, part_plan: dict | None = None,
+                shard_range: tuple[int, int] | None = None) -> pa.Table:
     """Score ``pairs`` with ``backend`` shard by shard, resuming from ``shard_dir``; returns the final table,
-    written to ``out_path`` (as a part of a scatter when ``part_plan`` is given: :mod:`uniembed.judge.parts`)."""
+    written to ``out_path``. A part of a scatter (``part_plan``: :mod:`uniembed.judge.parts`) scores the shards
+    ``shard_range`` of ``pairs`` into the directory of all of them and writes them as its part."""
     if not pairs:
         raise ValueError("no pairs to judge")
     limit = None if max_failed_fraction is None else check_limit(max_failed_fraction)
     out_path = Path(out_path)
     phash = prompt_hash()
     shards = shard_pairs(pairs, queries_per_shard)
-    run_dir = open_run_dir(shard_dir, resume_key(pairs, queries_per_shard, backend))
+    start, stop = shard_range or (0, len(shards))
+    run_dir = open_run_dir(shard_dir, resume_key(pairs, queries_per_shard, backend),
+                           own=None if part_plan is None else range(start, stop))
     remove_orphans(out_path.parent, f".{out_path.name}.*.tmp")
-    log.info("judge shards: %s", run_dir)
+    log.info("judge shards: %s%s", run_dir, f" ({start} to {stop - 1} of {len(shards)})" if part_plan else "")
     tables, resumed, retried = [], 0, 0
-    with tqdm(total=len(pairs), desc="judge", unit="pair", disable=not progress, mininterval=1.0) as bar:
-        for index, shard in enumerate(shards):
+    scored_pairs = sum(len(shard) for shard in shards[start:stop])
+    with tqdm(total=scored_pairs, desc="judge", unit="pair", disable=not progress, mininterval=1.0) as bar:
+        for index in range(start, stop):
+            shard = shards[index]
             path, plan = shard_path(run_dir, index), shard_plan(run_dir, index, shard)
             done = read_shard(path, plan, shard, backend.model_id, phash)
             if done is None:
@@ -153,14 +159,14 @@ def score_pairs(pairs: Sequence[JudgePair], backend: JudgeBackend, out_path: str
     result = pa.concat_tables(tables)
     summary = failure_summary(result)
     log.info("judge: %d pairs in %d shards (%d resumed, %d failed rows retried); %d failed %s",
-             len(pairs), len(shards), resumed, retried, summary["failed"], summary["by_kind"] or "")
+             scored_pairs, stop - start, resumed, retried, summary["failed"], summary["by_kind"] or "")
     if limit is not None:
         check_failures(result, limit, f"judge ({run_dir})",
                        "The scored shards are kept: a rerun retries only the failed pairs.")
     if part_plan is None:
         write_parquet(result, out_path, JUDGE_SCORES)
-    else:
+        mark_finished(run_dir, out_path)
+    else:   # the other parts may still be scoring into run_dir: it is never marked finished by a part
         from .parts import write_part
         write_part(result, out_path, part_plan)
-    mark_finished(run_dir, out_path)
     return result

@@ -64,7 +64,16 @@ def _items(job: Job, batch: int, image: str, words: int) -> list:
     return [EmbedItem(" ".join(["shape"] * words), image if i < with_image else None, "Find it.") for i in range(batch)]
 
 
-def _seconds_per_sequence(job: Job, model_dir: str, batch: int, repeats: int) -> float:
+@dataclass(frozen=True)
+class Timed:
+    """What the micro-benchmark ran for one job kind: seconds per sequence, and the shape its FLOPs follow from
+    (each sequence at its batch's padded decoder length, the batch's images per sequence)."""
+    seconds: float
+    padded: int
+    images: float
+
+
+def _seconds_per_sequence(job: Job, model_dir: str, batch: int, repeats: int) -> Timed:
     """Median seconds per sequence of ``job``'s kind at its shape, through the stages' own code."""
     import statistics
     import tempfile
@@ -74,6 +83,8 @@ def _seconds_per_sequence(job: Job, model_dir: str, batch: int, repeats: int) ->
 
     from ..embed.embedder import Embedder
     from ..model.processor import load_processor
+    from ..train.lora import apply_lora, enable_activation_checkpointing
+    from ..train.settings import LoraSettings
 
     image = str(Path(tempfile.mkdtemp()) / "probe.png")
     Image.new("RGB", (job.side, job.side), (200, 40, 40)).save(image)
@@ -96,30 +107,30 @@ def _seconds_per_sequence(job: Job, model_dir: str, batch: int, repeats: int) ->
             prompts = [build_judge_prompt(q, c).render(processor) for q, c in zip(items, items[::-1])]
         processor.tokenizer.padding_side = "left"
         yes, no = yes_no_token_ids(processor.tokenizer)
+        images = [im for _, ims in prompts for im in ims]
 
-        def run():
-            images = [im for _, ims in prompts for im in ims]
-            inputs = processor(text=[t for t, _ in prompts], images=images or None, padding=True, return_tensors="pt")
-            with torch.no_grad():
-                model(**inputs, logits_to_keep=1).logits[:, -1, [no, yes]].softmax(-1)
+        def tensors():
+            return processor(text=[t for t, _ in prompts], images=images or None, padding=True, return_tensors="pt")
+        shape = (tensors()["input_ids"].shape[1], len(images) / len(prompts))
+
         if job.generative:   # a reranker's training step: LoRA, the answer tokens' loss over the full logits
-            from ..train.lora import apply_lora
-            from ..train.settings import LoraSettings
-
-            model = apply_lora(model, LoraSettings(r=8, alpha=16)).train()
+            model = apply_lora(model, LoraSettings(r=8, alpha=16))
+            if job.checkpointing:
+                enable_activation_checkpointing(model)
+            model.train()
 
             def run():
-                images = [im for _, ims in prompts for im in ims]
-                inputs = processor(text=[t for t, _ in prompts], images=images or None, padding=True,
-                                   return_tensors="pt")
+                inputs = tensors()
                 model(**inputs, labels=inputs["input_ids"]).loss.backward()
+        else:
+            def run():
+                with torch.no_grad():
+                    model(**tensors(), logits_to_keep=1).logits[:, -1, [no, yes]].softmax(-1)
     else:
         embedder = Embedder.from_pretrained(model_dir, device="cpu")
         items = _items(job, batch, image, words)
+        shape = (embedder.inputs(items).tensors["input_ids"].shape[1], sum(bool(i.image_path) for i in items) / batch)
         if job.kind == "train":
-            from ..train.lora import apply_lora, enable_activation_checkpointing
-            from ..train.settings import LoraSettings
-
             embedder.model = apply_lora(embedder.model, LoraSettings(r=8, alpha=16))
             if job.checkpointing:
                 enable_activation_checkpointing(embedder.model)
@@ -137,25 +148,41 @@ def _seconds_per_sequence(job: Job, model_dir: str, batch: int, repeats: int) ->
         start = time.perf_counter()
         run()
         times.append(time.perf_counter() - start)
-    return statistics.median(times) / batch
+    return Timed(statistics.median(times) / batch, *shape)
+
+
+def timed_flops(job: Job, cost: ModelCost, timed: Timed) -> float:
+    """FLOPs per sequence of what the micro-benchmark ran for ``job`` (its padded length, its images; a training
+    step without GradCache's extra forward, the job's activation checkpointing, the judge's one-token head)."""
+    if job.kind == "train":
+        return cost.training_flops(0, timed.images, job.side, job.checkpointing, False, job.generative,
+                                   padded_to=timed.padded)
+    return cost.forward_flops(0, timed.images, job.side, head_tokens=1 if job.kind == "score" else 0,
+                              padded_to=timed.padded)
 
 
 def measure_cpu(jobs: list[Job], model_dirs: dict[str, str], costs: dict[str, ModelCost], batch: int = 16,
-                repeats: int = 3) -> CpuRates:
+                repeats: int = 3, threads: int = 1) -> CpuRates:
     """Per (role, kind) of ``jobs``: time the largest such job's shape and turn it into FLOP/s by the same
-    formula the plan counts with; and a stage process's start (imports, then the model loaded)."""
+    formula the plan counts with; and a stage process's start (imports, then the model loaded). On ``threads``
+    torch threads: the embedded default's jobs run on 1 (Snakemake sets OMP_NUM_THREADS to a rule's threads)."""
+    import torch
     from transformers import AutoModel
 
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import uniembed.stages.train"], check=True)
     AutoModel.from_pretrained(model_dirs["model"])
     startup = time.perf_counter() - start
-    rates = {}
-    for key in dict.fromkeys(job.rate_key for job in jobs):
-        job = max((j for j in jobs if j.rate_key == key), key=lambda j: j.sequences)
-        seconds = _seconds_per_sequence(job, model_dirs[job.role], min(batch, job.batch or batch), repeats)
-        rates[key] = (job.flops - job.encode_flops) / job.sequences / seconds
-    step, save = _step_and_save_seconds(model_dirs["model"], repeats)
+    rates, before = {}, torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for key in dict.fromkeys(job.rate_key for job in jobs):
+            job = max((j for j in jobs if j.rate_key == key), key=lambda j: j.sequences)
+            timed = _seconds_per_sequence(job, model_dirs[job.role], min(batch, job.batch or batch), repeats)
+            rates[key] = timed_flops(job, costs[job.role], timed) / timed.seconds
+        step, save = _step_and_save_seconds(model_dirs["model"], repeats)
+    finally:
+        torch.set_num_threads(before)
     return CpuRates(rates, startup, step, save)
 
 

@@ -69,10 +69,11 @@ class ModelCost:
         """Forward FLOPs of the decoder over ``tokens`` tokens in sequences of ``sequence`` tokens."""
         return 2 * self.decoder_parameters * tokens + 4 * self.layers * tokens * sequence * self.attention_width
 
-    def forward_flops(self, text_tokens: float, images: float, side: int, head_tokens: float = 0) -> float:
+    def forward_flops(self, text_tokens: float, images: float, side: int, head_tokens: float = 0,
+                      padded_to: float = 0.0) -> float:
         """One sequence's forward: ``text_tokens`` plus ``images`` images of ``side`` px, and the LM head over
-        ``head_tokens`` positions (the judge reads one)."""
-        sequence = text_tokens + images * self.image_tokens(side)[1]
+        ``head_tokens`` positions (the judge reads one); ``padded_to`` as in :meth:`training_flops`."""
+        sequence = max(text_tokens + images * self.image_tokens(side)[1], padded_to)
         return (self.vision_flops(images, side) + self.decoder_flops(sequence, sequence)
                 + 2 * max(self.head_parameters, self.embedding_parameters) * head_tokens)
 
@@ -83,11 +84,12 @@ class ModelCost:
         return new_tokens * (self.decoder_flops(1, sequence) + 2 * max(self.head_parameters, self.embedding_parameters))
 
     def training_flops(self, text_tokens: float, images: float, side: int, checkpointing: bool,
-                       gradient_cache: bool, generative: bool = False) -> float:
+                       gradient_cache: bool, generative: bool = False, padded_to: float = 0.0) -> float:
         """One sequence's training step with LoRA on the decoder and the tower frozen (module docstring); a
         ``generative`` one (a reranker's answer tokens) also runs the frozen LM head over every position, forward
-        and activation gradients."""
-        sequence = text_tokens + images * self.image_tokens(side)[1]
+        and activation gradients. ``padded_to``: the decoder length its batch pads it to (a training batch pads
+        every sequence to its longest, and the decoder and the head run over the padding; the tower does not)."""
+        sequence = max(text_tokens + images * self.image_tokens(side)[1], padded_to)
         vision, decoder = self.vision_flops(images, side), self.decoder_flops(sequence, sequence)
         passes = 1 + 2 + (1 if checkpointing else 0)          # forward, activation gradients, recompute
         head = 2 * 2 * max(self.head_parameters, self.embedding_parameters) * sequence if generative else 0.0

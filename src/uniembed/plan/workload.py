@@ -75,15 +75,25 @@ class Workload:
         s = self.sizes[source]
         return s.query_tokens + s.candidate_tokens + JUDGE_TEMPLATE, s.query_images + s.candidate_images
 
-    def _job(self, name, rule, role, kind, parts: list[tuple[float, float, float]], new_tokens: int = 0,
-             **training) -> Job:
-        """``parts``: (sequences, text tokens, images) of each kind of sequence the job runs; ``new_tokens``: what
-        a scoring job generates after each prompt (listwise reranking)."""
+    def _padded(self, role: str, batch: list[tuple[float, float, float]]) -> float:
+        """The decoder length a training batch pads to: ``batch`` holds (sequences in one batch, text tokens,
+        images) of each kind of sequence batched together; per kind its whole images and, with the probability that
+        one of its sequences in the batch has one more (share ``f`` of them: ``1 - (1 - f)^n``), that image's tokens;
+        the batch's longest kind. Text lengths at their means (their spread pads further)."""
+        per_image = self.costs[role].image_tokens(self.side)[1]
+        return max(t + per_image * (int(i) + 1 - (1 - (i - int(i))) ** n) for n, t, i in batch)
+
+    def _job(self, name, rule, role, kind, parts: list[tuple[float, ...]], new_tokens: int = 0, **training) -> Job:
+        """``parts``: (sequences, text tokens, images[, decoder length a training batch pads them to]) of each kind
+        of sequence the job runs; ``new_tokens``: what a scoring job generates after each prompt (listwise)."""
         cost = self.costs[role]
-        count = sum(n for n, _, _ in parts)
+        count = sum(part[0] for part in parts)
         if kind == "train":
-            flops = sum(n * cost.training_flops(t, i, self.side, training["checkpointing"], training["chunk"] is not None,
-                                                training.get("generative", False)) for n, t, i in parts)
+            def train(t, i, padded=0.0):
+                return cost.training_flops(t, i, self.side, training["checkpointing"], training["chunk"] is not None,
+                                           training.get("generative", False), padded_to=padded)
+            flops = sum(n * train(t, i, *padded) for n, t, i, *padded in parts)
+            parts = [part[:3] for part in parts]
         else:
             flops = sum(n * (cost.forward_flops(t, i, self.side, head_tokens=1 if kind == "score" else 0)
                              + cost.decode_flops(t, i, self.side, new_tokens)) for n, t, i in parts)
@@ -101,13 +111,18 @@ class Workload:
             lists = objective.get("name") == "pair_list"
             k = objective.get("list_size") or PairListSettings.list_size   # the positive + list_size - 1 negatives
             candidate = self.sizes[source]
-            parts = [(2 * examples, tokens, images)]
+            parts = [(2, tokens, images)]
             if lists:   # the query and k candidates (one already counted in the pair's tokens)
-                parts.append((examples, tokens + (k - 1) * candidate.candidate_tokens,
+                parts.append((1, tokens + (k - 1) * candidate.candidate_tokens,
                               images + (k - 1) * candidate.candidate_images))
-        else:      # an embedder: the query, its positive and num_negatives negatives
-            negatives = objective.get("num_negatives") or 0
-            parts = [(examples, *self._items(source, "query")), (examples * (1 + negatives), *self._items(source, "candidate"))]
+            # a step's pairs and lists are collated into one batch (uniembed.train.rerank_task.RerankSteps)
+            padded = self._padded(role, [(n * stage.batch_size, t, i) for n, t, i in parts])
+            parts = [(n * examples, t, i, padded) for n, t, i in parts]
+        else:      # an embedder: the query, its positive and num_negatives negatives; queries and candidates
+            negatives = objective.get("num_negatives") or 0   # in separate forwards, of chunk_size with GradCache
+            items = ((1, self._items(source, "query")), (1 + negatives, self._items(source, "candidate")))
+            parts = [(n * examples, *item, self._padded(role, [(stage.get("chunk_size") or n * stage.batch_size, *item)]))
+                     for n, item in items]
         return self._job(name, rule, role, "train", parts, steps=stage.max_steps, batch=stage.batch_size,
                          chunk=stage.get("chunk_size"), checkpointing=bool(stage.get("activation_checkpointing")),
                          zero2="zero2" in str(stage.get("backend") or ""), generative=pair,

@@ -13,8 +13,9 @@ rerun of a killed job skips finished shards and retries failed pairs; a rerun of
 e.g. ``--forcerun judge``, scores again), and writes ``judge_scores.parquet``. More failed pairs
 than ``recipe.judge.max_failed_fraction`` is an error (exit 1, counts by error kind; no output).
 With ``recipe.judge.parts`` N > 1 the workflow runs N part jobs (``stage.part`` P of ``stage.parts`` N, each
-its own shards under ``checkpoint_dir/part-P-of-N/`` and its own ``stage.part_dir/part-P-of-N.parquet``) and one
-gather (no ``stage.part``) that verifies and concatenates them (:mod:`uniembed.judge.parts`).
+scoring its own shards into the run's ``checkpoint_dir/<resume key>/``, where any N, or one job, resumes them, and
+writing its own ``stage.part_dir/part-P-of-N.parquet``) and one gather (no ``stage.part``) that verifies and
+concatenates them (:mod:`uniembed.judge.parts`).
 A server's API key is read from the environment variable ``recipe.judge.server.api_key_env``.
 ``recipe.judge.engine`` sets the vLLM engine (dtype, max_model_len, tensor_parallel_size,
 gpu_memory_utilization, enforce_eager, cpu_kvcache_space; :mod:`uniembed.judge.engine`) of both vLLM
@@ -143,8 +144,8 @@ def run(cfg):
         require(s, "part_dir")
     model = "simulated" if j.backend == "simulated" else j.model or cfg.judge_model.path
 
-    def scorer(shard_dir: Path):
-        return open_backend(j, model, cfg.recipe.device, shard_dir / "vllm-serve.log", data_root=cfg.data.root,
+    def scorer(log_dir: Path):
+        return open_backend(j, model, cfg.recipe.device, log_dir / "vllm-serve.log", data_root=cfg.data.root,
                             loader=loader_settings(cfg))
     try:
         table, target = score_in_parts(pairs, scorer, out / "judge_scores.parquet", s.checkpoint_dir,
@@ -163,27 +164,31 @@ def score_in_parts(pairs, scorer, target: Path, checkpoint_dir, *, queries_per_s
                    progress: bool, part, parts: int, part_dir, what: str, using: str) -> tuple[pa.Table, Path]:
     """(scores of ``pairs``, where they went): scored by one job into ``target`` (``parts`` 1), part ``part`` of
     ``parts`` scored into ``part_dir`` (:mod:`uniembed.judge.parts`), or, with ``parts`` > 1 and no part, the parts
-    gathered into ``target``. ``scorer(shard_dir)`` opens the backend (``using`` names it in the log); shards resume from ``checkpoint_dir``
-    (a part's from its own ``part-P-of-N/``). The judge's and the reranker's scoring both run through here."""
+    gathered into ``target``. ``scorer(log_dir)`` opens the backend (``using`` names it in the log; a server logs
+    into ``log_dir``: a part's own ``part-P-of-N/``). Shards resume from ``checkpoint_dir``, keyed by all the pairs:
+    every part scores its shards into the one directory (:func:`uniembed.judge.resume.open_run_dir`), so another N
+    resumes them. The judge's and the reranker's scoring both run through here."""
     if parts > 1 and part is None:
         table = gather([part_path(part_dir, p, parts) for p in range(parts)], pairs, queries_per_shard, what=what)
         check_failures(table, limit, f"{what} ({part_dir})", "Each part keeps its shards: rerun the part.")
         write_parquet(table, target, JUDGE_SCORES)
         log.info("gathered %d parts, %d pairs -> %s", parts, table.num_rows, target)
         return table, target
-    shard_dir, plan = Path(checkpoint_dir), None
+    shard_dir, log_dir, plan, shard_range, todo = Path(checkpoint_dir), Path(checkpoint_dir), None, None, pairs
     if parts > 1:
-        pairs, plan = part_pairs(pairs, queries_per_shard, int(part), parts)
-        target, shard_dir = part_path(part_dir, int(part), parts), shard_dir / f"part-{part}-of-{parts}"
-        if not pairs:   # more parts than shards: this one has none
+        todo, plan = part_pairs(pairs, queries_per_shard, int(part), parts)
+        target, log_dir = part_path(part_dir, int(part), parts), shard_dir / f"part-{part}-of-{parts}"
+        shard_range = tuple(plan["shards"])
+        if not todo:   # more parts than shards: this one has none
             write_part(JUDGE_SCORES.empty_table(), target, plan)
             log.info("part %s of %d holds no shard (%d shards in all) -> %s", part, parts, plan["num_shards"], target)
             return JUDGE_SCORES.empty_table(), target
-    log.info("%s: scoring %d pairs of %d queries with %s%s", what, len(pairs), len({p.query_id for p in pairs}),
+        log_dir.mkdir(parents=True, exist_ok=True)
+    log.info("%s: scoring %d pairs of %d queries with %s%s", what, len(todo), len({p.query_id for p in todo}),
              using, f", part {part} of {parts}" if plan else "")
-    with scorer(shard_dir) as backend:
+    with scorer(log_dir) as backend:
         table = score_pairs(pairs, backend, target, shard_dir, queries_per_shard=queries_per_shard, progress=progress,
-                            max_failed_fraction=limit, part_plan=plan)
+                            max_failed_fraction=limit, part_plan=plan, shard_range=shard_range)
     return table, target
 
 

@@ -103,7 +103,11 @@ def _listwise_table(cfg, chunks, depth: int) -> pa.Table:
     s, r = cfg.stage, cfg.recipe.rerank
     tables = [LISTWISE.empty_table()]
     if chunks:
-        with open_backend(r.scoring, s.reranker_dir, cfg.recipe.device, Path(s.checkpoint_dir) / "vllm-serve.log",
+        log_dir = Path(s.checkpoint_dir)
+        if int(s.get("parts") or 1) > 1 and s.get("part") is not None:   # a part's server logs on its own
+            log_dir = log_dir / f"part-{s.part}-of-{s.parts}"
+            log_dir.mkdir(parents=True, exist_ok=True)
+        with open_backend(r.scoring, s.reranker_dir, cfg.recipe.device, log_dir / "vllm-serve.log",
                           max_images=depth + 1, loader=loader_settings(cfg)) as backend:
             tables += [listwise_generate(found, queries, candidates, depth, backend) for found, queries, candidates
                        in tqdm(chunks, desc="listwise", unit="chunk", disable=not s.progress, mininterval=1.0)]
@@ -162,8 +166,8 @@ def _score(cfg, pairs, out: Path, limit: float) -> pa.Table | None:
     s, scoring = cfg.stage, cfg.recipe.rerank.scoring
     parts, part = int(s.get("parts") or 1), s.get("part")
 
-    def scorer(shard_dir: Path):
-        return open_backend(scoring, s.reranker_dir, cfg.recipe.device, shard_dir / "vllm-serve.log",
+    def scorer(log_dir: Path):
+        return open_backend(scoring, s.reranker_dir, cfg.recipe.device, log_dir / "vllm-serve.log",
                             loader=loader_settings(cfg))
     try:
         table, _ = score_in_parts(pairs, scorer, out / "rerank_scores.parquet", s.checkpoint_dir,
