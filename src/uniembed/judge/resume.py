@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -78,9 +78,12 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def remove_orphans(directory: Path, pattern: str = ".*.tmp") -> int:
-    """Delete what killed atomic writes left in ``directory`` (``pattern``); returns how many."""
+def remove_orphans(directory: Path, pattern: str = ".*.tmp", of: Collection[str] | None = None) -> int:
+    """Delete what killed atomic writes left in ``directory`` (``pattern``; with ``of``, only the temporaries of
+    those final names: ``.<name>.<random>.tmp``); returns how many."""
     orphans = sorted(directory.glob(pattern)) if directory.is_dir() else []
+    if of is not None:
+        orphans = [orphan for orphan in orphans if orphan.name[1:].rsplit(".", 2)[0] in of]
     for orphan in orphans:
         log.info("removing %s, left by a killed write", orphan)
         _remove(orphan)
@@ -112,11 +115,7 @@ def open_run_dir(shard_dir: str | os.PathLike, key: dict, own: Sequence[int] | N
                     shard_dir, len(legacy))
     run_dir = shard_dir / digest
     run_dir.mkdir(exist_ok=True)
-    if own is None:
-        remove_orphans(run_dir)
-    else:
-        for index in own:
-            remove_orphans(run_dir, f".{shard_path(run_dir, index).name}.*.tmp")
+    remove_orphans(run_dir, of=None if own is None else {shard_path(run_dir, index).name for index in own})
     manifest = run_dir / MANIFEST
     if manifest.is_file():
         found = json.loads(manifest.read_text())

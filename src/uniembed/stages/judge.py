@@ -177,7 +177,7 @@ def score_in_parts(pairs, scorer, target: Path, checkpoint_dir, *, queries_per_s
     shard_dir, log_dir, plan, shard_range, todo = Path(checkpoint_dir), Path(checkpoint_dir), None, None, pairs
     if parts > 1:
         todo, plan = part_pairs(pairs, queries_per_shard, int(part), parts)
-        target, log_dir = part_path(part_dir, int(part), parts), shard_dir / f"part-{part}-of-{parts}"
+        target, log_dir = part_path(part_dir, int(part), parts), part_path(shard_dir, int(part), parts, suffix="")
         shard_range = tuple(plan["shards"])
         if not todo:   # more parts than shards: this one has none
             write_part(JUDGE_SCORES.empty_table(), target, plan)

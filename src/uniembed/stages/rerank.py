@@ -105,7 +105,7 @@ def _listwise_table(cfg, chunks, depth: int) -> pa.Table:
     if chunks:
         log_dir = Path(s.checkpoint_dir)
         if int(s.get("parts") or 1) > 1 and s.get("part") is not None:   # a part's server logs on its own
-            log_dir = log_dir / f"part-{s.part}-of-{s.parts}"
+            log_dir = part_path(log_dir, int(s.part), int(s.parts), suffix="")
             log_dir.mkdir(parents=True, exist_ok=True)
         with open_backend(r.scoring, s.reranker_dir, cfg.recipe.device, log_dir / "vllm-serve.log",
                           max_images=depth + 1, loader=loader_settings(cfg)) as backend:
