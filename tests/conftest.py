@@ -1,8 +1,4 @@
-import importlib.util
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -34,11 +30,13 @@ def pytest_itemcollected(item):
         item.add_marker(pytest.mark.dag)
 
 
-#: Groups handed out first, in this order (``--no-loadscope-reorder``: xdist deals groups in collection order): the
-#: integration run builds the shared resources (~15 min) while the family DAGs and other long groups that need none
-#: run beside it; the SLURM and vLLM groups wait for those resources and come next; the short groups fill the end.
-FIRST_GROUPS = ("integration", "families/test_dag.py", "families/test_real_size.py", "vision/test_vision_pretrain.py",
-                "train/test_trainer.py", "train/test_rerank_training.py", "stages/test_stages.py", "slurm", "vllm")
+#: Groups handed out first, longest first (``--no-loadscope-reorder``: xdist deals groups in collection order, a worker
+#: takes the next one when it has at most two tests left): the integration run (the whole embedded default from a fresh
+#: clone, ~20 min, then its tests), the SLURM cluster's runs, the vLLM tier, the family DAGs, the workflow's runs; the
+#: short groups fill the end.
+FIRST_GROUPS = ("integration", "slurm", "vllm", "families/test_dag.py", "workflow", "families/test_real_size.py",
+                "vision/test_vision_pretrain.py", "train/test_trainer.py", "train/test_rerank_training.py",
+                "stages/test_stages.py")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -71,42 +69,6 @@ def pytest_runtest_logreport(report):
         elapsed = time.monotonic() - _STARTED
         _reporter.ensure_newline()
         _reporter.write_line(f"[{elapsed / 60:5.1f} min] {report.duration:6.0f} s {report.when:8s} {report.nodeid}")
-
-#: Directories whose tests run the DAG on the shared built resources (tests.workflow.dag.shared_resources).
-BUILT_RESOURCES_USERS = ("integration", "slurm", "vllm")
-_builder = None
-
-
-def _start_resource_build(nodeids) -> None:
-    """Start building the shared resources in the background as soon as the collected tests need them (once),
-    so that the other tests run meanwhile instead of every DAG fixture waiting for one build at its start; the
-    fixtures then wait on the same file lock only for what is left (tests.workflow.dag)."""
-    global _builder
-    directories = {Path(nodeid.split("::")[0]).parts[1] for nodeid in nodeids if "/" in nodeid.split("::")[0]}
-    needed = bool(directories & set(BUILT_RESOURCES_USERS))
-    if _builder is not None or not needed or importlib.util.find_spec("snakemake") is None:
-        return
-    _builder = subprocess.Popen([sys.executable, "-c", "from tests.workflow.dag import shared_resources; "
-                                 "shared_resources()"], cwd=TESTS.parent, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_node_collection_finished(node, ids):
-    """xdist's controller: a worker's collected node ids."""
-    _start_resource_build(ids)
-
-
-def pytest_collection_finish(session):
-    if not hasattr(session.config, "workerinput"):   # a run without xdist: this process collected the tests
-        _start_resource_build([item.nodeid for item in session.items])
-
-
-def pytest_unconfigure(config):
-    """A build still running when the session ends (no test needed it in the end) is stopped with its children."""
-    if _builder is not None and _builder.poll() is None:
-        os.killpg(_builder.pid, signal.SIGTERM)
-
 
 #: Small sizes of the synthetic world for tests (the default config is larger).
 SMALL_WORLD = {"mbeir_train_queries": 24, "mbeir_test_queries": 12, "mbeir_pool": 60, "mmeb_train_rows": 12,

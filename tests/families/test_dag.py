@@ -1,32 +1,22 @@
 """A whole DAG per family, each family as embedder, judge and reranker base on the small synthetic world: every stage
 of the embedded default's recipe (progressive transition, mining, judge, filters, judge quality, hard-negative
-training, rerankers, recall + rerank, distillation, evaluation, tables) on Qwen3-VL and LLaVA-OneVision, and
-UniME-V2's own recipe (MMEB-train mining with an external embedder, 336-px style resizing, no progressive transition,
-the mine, the judge and the rerank in parts) on Qwen2.5-VL, the family of UniME-V2's judge. Qwen2-VL runs the whole
-default at full size in tests/integration (Qwen2.5-VL shares its family module, uniembed.model.families.qwen).
+training, rerankers, recall + rerank, distillation, evaluation, tables) on LLaVA-OneVision, and UniME-V2's own recipe
+(MMEB-train mining with an external embedder, 336-px style resizing, no progressive transition, the mine, the judge and
+the rerank in parts) on Qwen2.5-VL, the family of UniME-V2's judge. Qwen2-VL runs the whole default at full size in
+tests/integration (Qwen2.5-VL shares its family module, uniembed.model.families.qwen), Qwen3-VL the whole default
+through SLURM in tests/slurm/test_slurm_profile.py.
 
-Each run checks what a family could break between stages: every trained model is saved as its family, with LoRA on
-decoder modules only and the vision tower (and projector) bit-identical to the base model's; every evaluation is a
-finite score; every judge score a probability.
+Each run checks what a family could break between stages (tests/families/checks.py): every trained model is saved as
+its family, with LoRA on decoder modules only and the vision tower (and projector) bit-identical to the base model's;
+every evaluation is a finite score; every judge score a probability.
 """
-import json
-
-import numpy as np
 import pytest
-from safetensors.numpy import load_file
 
-from tests.workflow.dag import SIZES, planned_jobs, scratch_project, short_training, snakemake, write_config
-from uniembed.artifacts import read_parquet
-from uniembed.evaluate.results import SCORES
-from uniembed.mine.schemas import JUDGE_SCORES
-from uniembed.model.families import family
+from tests.families.checks import DEFAULT_RULES, check_scores, check_trained_models
+from tests.workflow.dag import RANDOM_TOWERS, SIZES, planned_jobs, scratch_project, short_training, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
-#: Every rule of the embedded default's DAG (the tiny recipe), which each family runs.
-DEFAULT_RULES = {"generate_data", "build_model", "build_judge_model", "instruct_judge_model", "curate", "pretrain",
-                 "evaluate", "mine", "judge", "filter", "judge_quality", "train_hn", "train_reranker", "rerank",
-                 "distill_data", "distill", "tables", "run_manifest", "all"}
 UNIME_V2_RULES = {"generate_data", "build_model", "build_judge_model", "instruct_judge_model", "curate", "evaluate",
                   "mine", "mine_encode_part", "judge", "judge_part", "filter", "train_hn", "train_reranker", "rerank",
                   "rerank_part", "tables", "run_manifest", "all"}
@@ -44,7 +34,7 @@ UNIME_V2_ON_CPU = [
     *(f"{entry}.{key}={value}" for entry in (_HN, _RR) for key, value in (
         ("max_steps", 2), ("batch_size", 4), ("save_every", 1), ("backend", "ddp"), ("optimizer.warmup_steps", 1),
         ("activation_checkpointing", "false")))]
-DAGS = [("qwen3_vl", "tiny"), ("llava_onevision", "tiny"), ("qwen2_5_vl", "unime_v2_qwen2vl_2b")]
+DAGS = [("llava_onevision", "tiny"), ("qwen2_5_vl", "unime_v2_qwen2vl_2b")]
 
 
 @pytest.fixture(scope="module", params=DAGS, ids=lambda dag: f"{dag[0]}-{dag[1]}")
@@ -52,8 +42,7 @@ def family_run(request, tmp_path_factory):
     """(family name, recipe, project, planned rule counts) after the DAG ran with that family everywhere."""
     name, recipe = request.param
     project = scratch_project(tmp_path_factory.mktemp(f"{name}-{recipe}"))
-    overrides = [SIZES, f"model.family={name}", f"judge_model.family={name}", "model.vision_pretrain=null",
-                 "judge_model.vision_pretrain=null"]
+    overrides = [SIZES, f"model.family={name}", f"judge_model.family={name}", *RANDOM_TOWERS]
     if recipe == "tiny":   # the progressive transition's last stage only: the others run the same rule and trainer
         overrides += [*short_training(), "recipe.pretrain.order=[mbeir]"]
     else:
@@ -72,44 +61,8 @@ def test_every_stage_runs(family_run):
 
 def test_every_trained_model_is_its_family_with_lora_on_the_decoder_and_the_tower_unchanged(family_run):
     name, _, project, _ = family_run
-    run, fam = project / "results" / "default", family(name)
-    bases = {"embedder": project / "resources" / "models" / "tiny-qwen2vl",
-             "judge": project / "resources" / "models" / "tiny-judge-instruct" / "model"}
-    frozen = {role: _vision_weights(path, fam) for role, path in bases.items()}
-    assert all(frozen.values()), "the base models hold no vision weights under the family's module names"
-    models = sorted(p for p in (run / "models").iterdir() if (p / "model" / "config.json").is_file())
-    assert len(models) >= 2
-    for model in models:
-        assert json.loads((model / "model" / "config.json").read_text())["model_type"] == name, model
-        adapter = load_file(model / "adapter" / "adapter_model.safetensors")
-        assert adapter and not [k for k in adapter if any(f".{m}." in k for m in fam.vision_modules)], model
-        base = frozen["judge" if model.name.startswith("reranker_") else "embedder"]
-        trained = _vision_weights(model / "model", fam)
-        assert trained.keys() == base.keys(), model
-        for key, value in base.items():
-            np.testing.assert_array_equal(trained[key], value, err_msg=f"{model.name}: {key}")
+    check_trained_models(project, name)
 
 
 def test_every_evaluation_is_a_finite_score_and_every_judge_score_a_probability(family_run):
-    _, _, project, _ = family_run
-    run = project / "results" / "default"
-    evaluations = sorted((run / "eval").glob("*/scores.parquet"))
-    assert len(evaluations) >= 3
-    for path in evaluations:
-        values = read_parquet(path, SCORES).column("value").to_numpy()
-        assert values.size and np.isfinite(values).all() and ((values >= 0) & (values <= 100)).all(), path
-    judged = read_parquet(run / "mining" / "judge_scores.parquet", JUDGE_SCORES)
-    scores = np.asarray(judged.column("score").to_pylist(), dtype=float)
-    assert scores.size and ((scores >= 0) & (scores <= 1)).all()
-
-
-def _vision_weights(model_dir, fam) -> dict:
-    """The vision tower's (and projector's) weights of a saved model, by name under the backbone (an embedder is
-    saved as the backbone, ``visual.*``; a generative model with its head, ``model.visual.*``)."""
-    weights = {}
-    for shard in sorted(model_dir.glob("*.safetensors")):
-        for key, value in load_file(shard).items():
-            key = key.removeprefix("model.")
-            if key.split(".")[0] in fam.vision_modules:
-                weights[key] = value
-    return weights
+    check_scores(family_run[2])

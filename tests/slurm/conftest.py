@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.workflow.dag import SIZES, scratch_project, short_training  # noqa: F401 (SIZES: the slurm tests')
+from tests.workflow.dag import RANDOM_TOWERS, SIZES, scratch_project, short_training  # noqa: F401 (SIZES: the slurm tests')
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = ROOT / "scripts" / "slurm_cluster.sh"
@@ -60,11 +60,11 @@ def slurm_cluster():
 
 
 def slurm_project(path: Path, resources_per_rule=None, overrides=None) -> Path:
-    """A scratch copy of the workflow on the small synthetic world, with resources_per_rule entries updated (the
-    shared built resources copied in: on the small world only the judge's instruct training reruns)."""
-    scratch_project(path, built=True)
+    """A scratch copy of the workflow on the small synthetic world, with resources_per_rule entries updated; its models
+    are built without tower pretraining (RANDOM_TOWERS: the cluster runs test the profile, not what a model learns)."""
+    scratch_project(path)
     cfg = yaml.safe_load((path / "config" / "config.yaml").read_text())
-    cfg["hydra_overrides"] = [SIZES, *short_training()] if overrides is None else list(overrides)
+    cfg["hydra_overrides"] = [*RANDOM_TOWERS, *([SIZES, *short_training()] if overrides is None else overrides)]
     for rule, spec in (resources_per_rule or {}).items():
         cfg.setdefault("resources_per_rule", {}).setdefault(rule, {}).update(spec)
     (path / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))

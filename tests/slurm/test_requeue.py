@@ -55,7 +55,7 @@ def test_requeued_pretraining_job_resumes_from_its_checkpoint(slurm_cluster, tmp
     # The inputs of pretraining (tiny model, synthetic data, curated NLI) are made locally: only the
     # pretrain job goes through SLURM, so every job-completion record of this project is that job's.
     upstream = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/default", *INPUTS],
-                              cwd=project, env=slurm_cluster.env, capture_output=True, text=True, timeout=300)
+                              cwd=project, env=slurm_cluster.env, capture_output=True, text=True, timeout=600)
     assert upstream.returncode == 0, (upstream.stdout + upstream.stderr)[-4000:]
 
     output_path = tmp_path / "snakemake.out"

@@ -18,6 +18,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from tests.families.checks import DEFAULT_RULES, check_scores, check_trained_models
 from tests.slurm.conftest import (ROOT, SIZES, copy_of, planned_jobs, run_slurm, short_training, slurm_project,
                                   snakemake_command, submitted_jobs, wait_for)
 from uniembed.parts import part_range
@@ -46,14 +47,18 @@ def add_gpu_probe(project: Path) -> None:
 #: one query per shard, one pair per forward: each part of the small world's 24 judged queries scores 8 shards,
 #: long enough to requeue it between two of them (the whole DAG judges so: the one-job run to compare with)
 PART_SHARDS = ["recipe.judge.batch_size=1", "recipe.judge.queries_per_shard=1"]
+#: the family of every model of the SLURM run: it is the family matrix's Qwen3-VL DAG (tests/families/checks.py)
+FAMILY = "qwen3_vl"
 
 
 @pytest.fixture(scope="module")
 def finished_slurm_run(slurm_cluster, tmp_path_factory):
-    """The embedded default plus the GPU probe, run once through the profile: (project, result)."""
+    """The embedded default with Qwen3-VL as every model, plus the GPU probe, run once through the profile:
+    (project, result)."""
     project = slurm_project(tmp_path_factory.mktemp("slurm_project"),
                             {"gpu_probe": {"gpus": 2, "gpu_model": "emulated", "tasks": 1}},
-                            overrides=[SIZES, *short_training(), *PART_SHARDS])
+                            overrides=[SIZES, *short_training(), *PART_SHARDS, f"model.family={FAMILY}",
+                                       f"judge_model.family={FAMILY}"])
     add_gpu_probe(project)
     return project, run_slurm(project, slurm_cluster, "all", "gpu_probe.txt")
 
@@ -72,6 +77,15 @@ def test_embedded_default_runs_through_slurm(finished_slurm_run, slurm_cluster):
     kept_logs = sorted((project / "results" / "slurm_logs").rglob("*.log"))
     assert sorted(log.stem for log in kept_logs) == sorted(submitted)
     assert "Nothing to be done" in run_slurm(project, slurm_cluster, "-n").output
+
+
+@pytest.mark.slow
+def test_the_slurm_run_is_qwen3_vls_whole_dag_with_its_models_and_scores_sound(finished_slurm_run):
+    project, result = finished_slurm_run
+    assert result.returncode == 0, result.output[-4000:]
+    assert set(planned_jobs(result.output)) == DEFAULT_RULES | {"gpu_probe"}
+    check_trained_models(project, FAMILY)
+    check_scores(project)
 
 
 @pytest.mark.slow

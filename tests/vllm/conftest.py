@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.judge import mined_table
-from tests.workflow.dag import ROOT, scratch_project, shared_resources, snakemake
+from tests.workflow.dag import ROOT, scratch_project, snakemake
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 collect_ignore = ["test_tier.py"] if HAS_VLLM else sorted(p.name for p in Path(__file__).parent.glob("test_*.py")
@@ -44,11 +44,18 @@ def judge_overrides(backend: str, retries: int = 1, concurrency: int = 16) -> li
 
 
 @pytest.fixture(scope="session")
-def judge_model() -> Path:
-    """The embedded default's judge (config/judge_model/tiny.yaml: built, tower pretrained, instruct-trained),
-    text head size 32 (64 / 2 heads), which vLLM's CPU attention serves; the shared build of the DAG tests
-    (tests/workflow/dag.py), made by the main env before this tier starts (test_tier.py)."""
-    return shared_resources() / "resources" / "models" / "tiny-judge-instruct" / "model"
+def judge_model(tmp_path_factory) -> Path:
+    """The embedded default's judge as build_judge_model builds it (config/judge_model/tiny.yaml's family and build
+    settings: text head size 32, 64 / 2 heads, which vLLM's CPU attention serves), untrained: the tier compares what
+    the backends compute on one model, which needs no tower pretraining or instruct training (minutes on 2 cores)."""
+    import yaml
+
+    from uniembed.data.synthetic.world import corpus
+    from uniembed.model.tiny import build_tiny_model
+
+    section = yaml.safe_load((ROOT / "config" / "judge_model" / "tiny.yaml").read_text())
+    return build_tiny_model(tmp_path_factory.mktemp("vllm-judge") / section["name"], corpus(section["build"]["seed"]),
+                            family_name=section["family"], **section["build"])
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,6 @@ pytestmark = pytest.mark.vllm
 
 
 def test_the_vllm_tier_passes_in_the_vllm_env():
-    from tests.workflow.dag import shared_resources
-
-    shared_resources()   # the judge model the tier serves, built here (the vLLM env has no snakemake)
     venv = ROOT / os.environ.get("UNIEMBED_VLLM_VENV", ".venv-vllm")
     python = venv / "bin" / "python"
     assert python.is_file(), (f"the vllm test tier needs the vLLM env {venv} (expected {python}); "

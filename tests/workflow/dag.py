@@ -1,88 +1,41 @@
 """Helpers to run Snakemake on a scratch copy of the project, as a user would.
 
-The embedded default's resources (the world, the embedder's model, the judge's model chain: vision
-pretraining and instruct training, several minutes on 2 cores) are built once per machine and code
-version (:func:`shared_resources`, under a file lock, so xdist workers wait for one build) and copied into
-the scratch projects that run the DAG (``scratch_project(..., built=True)``) with their modification times
-and Snakemake's metadata records: Snakemake itself then decides what is still valid (a project whose
-world, model settings or code differ rebuilds exactly what changed).
+Each test that runs the DAG builds what it needs in its own scratch project (the world, the tiny models), as a
+fresh clone does: the integration run the whole embedded default (its models' vision pretraining and the judge's
+instruct training included), the other runs small worlds and models without the towers' pretraining.
 """
-import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
-from filelock import FileLock
 
 from tests.conftest import SMALL_WORLD
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2"]
 PROJECT_FILES = ("Snakefile", "workflow", "config", "profiles", "src", "envs", "data")
-#: the rules whose outputs every DAG run starts from: the world, the embedder's model chain, the judge's model chain
-RESOURCE_RULES = ("generate_data", "pretrain_vision", "instruct_judge_model")
+#: Hydra overrides of a run whose models start from their built, random towers (no vision pretraining, minutes on
+#: 2 cores): the runs that test the workflow's mechanics rather than what the embedded default learns.
+RANDOM_TOWERS = ["model.vision_pretrain=null", "judge_model.vision_pretrain=null"]
 #: The Hydra override of the small synthetic world (tests.conftest.SMALL_WORLD).
 SIZES = "data.generator.sizes={" + ", ".join(f"{k}: {v}" for k, v in SMALL_WORLD.items()) + "}"
 
 
-def scratch_project(tmp_path: Path, hydra_overrides=(), built: bool = False, **config) -> Path:
-    """A copy of the project's workflow files in ``tmp_path`` with config.yaml updated by ``config``; with
-    ``built``, the shared resources too (:func:`shared_resources`)."""
+def scratch_project(tmp_path: Path, hydra_overrides=(), **config) -> Path:
+    """A copy of the project's workflow files in ``tmp_path`` with config.yaml updated by ``config``."""
     for name in PROJECT_FILES:
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name,
                                                               **({"ignore": _IGNORE} if src.is_dir() else {}))
     write_config(tmp_path, hydra_overrides=list(hydra_overrides), **config)
-    if built:
-        copy_resources(tmp_path)
     return tmp_path
 
 
 _IGNORE = shutil.ignore_patterns("__pycache__")
-
-
-def _code_digest() -> str:
-    digest = hashlib.sha256()
-    for name in PROJECT_FILES:
-        paths = sorted(p for p in (ROOT / name).rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
-            if (ROOT / name).is_dir() else [ROOT / name]
-        for path in paths:
-            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def shared_resources() -> Path:
-    """A project directory holding the embedded default's built resources (RESOURCE_RULES) and Snakemake's
-    metadata of them, built on first use for this code version and kept for the next (a changed file gives
-    another directory)."""
-    base = Path(tempfile.gettempdir()) / "uniembed-test-resources"
-    base.mkdir(exist_ok=True)
-    done = base / _code_digest()
-    with FileLock(str(done) + ".lock"):
-        if not (done / "built").is_file():
-            shutil.rmtree(done, ignore_errors=True)
-            done.mkdir()
-            scratch_project(done)
-            result = snakemake(done, *RESOURCE_RULES, timeout=1800)
-            assert result.returncode == 0, f"building the shared resources failed:\n{result.output[-4000:]}"
-            (done / "built").write_text("ok\n")
-    return done
-
-
-def copy_resources(project: Path) -> None:
-    """Copy the shared resources, their Snakemake metadata and their rules' benchmark files into ``project``
-    (modification times kept)."""
-    source = shared_resources()
-    shutil.copytree(source / "resources", project / "resources", dirs_exist_ok=True)
-    shutil.copytree(source / ".snakemake" / "metadata", project / ".snakemake" / "metadata", dirs_exist_ok=True)
-    # a rule's benchmark: file is one of its outputs (the run directory of the default config)
-    shutil.copytree(source / "results" / "default" / "benchmarks", project / "results" / "default" / "benchmarks",
-                    dirs_exist_ok=True)
 
 
 def write_config(project: Path, **changes) -> None:

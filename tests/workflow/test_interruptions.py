@@ -1,8 +1,9 @@
 """When a run is interrupted (docs/interruptions.md): each documented path, for real.
 
 A stage process killed by its PID (as a preemption would) resumes from its checkpoint under a
-plain `snakemake`; a killed `snakemake` leaves its lock, which `--unlock` clears. Each starts from the shared built
-resources (tests.workflow.dag), so only the small world, its curation and the stage under test run.
+plain `snakemake`; a killed `snakemake` leaves its lock, which `--unlock` clears. Each runs on the small world with the
+embedder's model built without tower pretraining (tests.workflow.dag.RANDOM_TOWERS): the world, the model, the curation
+and the stage under test.
 """
 import os
 import signal
@@ -13,11 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMALL_WORLD
-from tests.workflow.dag import SNAKEMAKE, scratch_project, snakemake
+from tests.workflow.dag import RANDOM_TOWERS, SIZES, SNAKEMAKE, scratch_project, snakemake
 
-SIZES = "{" + ", ".join(f"{k}: {v}" for k, v in SMALL_WORLD.items()) + "}"
-LONG_NLI = [f"data.generator.sizes={SIZES}", "recipe.pretrain.stages.nli.max_steps=60",
+LONG_NLI = [SIZES, *RANDOM_TOWERS, "recipe.pretrain.stages.nli.max_steps=60",
             "recipe.pretrain.stages.nli.save_every=10"]
 TARGET = "results/default/models/pretrain_nli"
 
@@ -44,7 +43,7 @@ def _stage_pid(session: int, pattern: str) -> int:
 
 @pytest.mark.slow
 def test_a_killed_training_job_resumes_under_a_plain_rerun(tmp_path):
-    project = scratch_project(tmp_path, hydra_overrides=LONG_NLI, built=True)
+    project = scratch_project(tmp_path, hydra_overrides=LONG_NLI)
     runner = _start(project)
     _wait_for_checkpoint(project)
     os.kill(_stage_pid(runner.pid, "^python -m uniembed.stages.train --stage section pretrain --stage name nli"), signal.SIGKILL)
@@ -58,7 +57,7 @@ def test_a_killed_training_job_resumes_under_a_plain_rerun(tmp_path):
 
 @pytest.mark.slow
 def test_a_killed_snakemake_needs_unlock_then_continues(tmp_path):
-    project = scratch_project(tmp_path, hydra_overrides=LONG_NLI, built=True)
+    project = scratch_project(tmp_path, hydra_overrides=LONG_NLI)
     runner = _start(project)
     _wait_for_checkpoint(project)
     os.killpg(runner.pid, signal.SIGKILL)   # snakemake and its jobs, no chance to clean up
