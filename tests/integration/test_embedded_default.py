@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from uniembed.artifacts import read_parquet
 from uniembed.data.schemas import ARTIFACTS
@@ -13,14 +12,9 @@ from uniembed.evaluate.results import SCORES
 from uniembed.mine.schemas import HARD_NEGATIVES, JUDGE_SCORES, MINED
 from uniembed.model.loading import load_for_embedding
 
-from tests.workflow.dag import scratch_project, snakemake
+from tests.workflow.dag import snakemake
 
 from . import mbeir_averages
-
-SMALL = ["data.generator.sizes={mbeir_train_queries: 24, mbeir_test_queries: 12, mbeir_pool: 60,"
-         " mmeb_train_rows: 12, mmeb_eval_rows: 8, mmeb_candidates: 8, mmeb_gallery: 24, nli_triplets: 20,"
-         " caption_pairs: 12}"]
-
 
 @pytest.mark.slow
 def test_full_run_produces_every_artifact(finished_run):
@@ -195,29 +189,6 @@ def test_rerun_is_a_no_op_and_forcerun_reruns_one_stage(finished_run):
     assert "Nothing to be done" in snakemake(finished_run, "-n").stdout
     plan = snakemake(finished_run, "-n", "--forcerun", "curate").stdout
     assert "curate" in plan and "build_model" not in plan and "generate_data" not in plan
-
-
-def test_config_with_a_typo_fails_naming_the_key(tmp_path):
-    project = scratch_project(tmp_path, hydra_overrides=SMALL)
-    cfg = yaml.safe_load((project / "config" / "config.yaml").read_text())
-    cfg["resourcse"] = cfg.pop("resources")
-    (project / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
-    result = snakemake(project, "-n")
-    assert result.returncode != 0 and "resourcse" in result.output
-
-
-def test_failed_curation_keeps_upstream_outputs_and_names_the_line(tmp_path):
-    project = scratch_project(tmp_path, hydra_overrides=SMALL)
-    assert snakemake(project, "generate_data").returncode == 0
-    bad = sorted((project / "resources" / "synthetic" / "mbeir" / "query" / "test").glob("*.jsonl"))[0]
-    lines = bad.read_text().splitlines()
-    bad.write_text("\n".join(lines[:2] + [lines[2][: len(lines[2]) // 2]]) + "\n")
-    result = snakemake(project, "results/default/curated/mbeir/summary.json")
-    assert result.returncode != 0
-    log = (project / "results" / "default" / "logs" / "curate_mbeir.log").read_text()
-    assert f"{bad.name}:3: expected one complete JSON object per line" in log
-    assert (project / "resources" / "synthetic" / "manifest.json").exists()
-    assert not (project / "results" / "default" / "curated" / "mbeir" / "summary.json").exists()
 
 
 @pytest.mark.slow

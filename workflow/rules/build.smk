@@ -5,9 +5,11 @@
 
 # The model steps of each role (MODEL_STEPS in common.smk): rules build_model, pretrain_vision for the
 # embedder's model; build_judge_model, pretrain_judge_vision, instruct_judge_model for the judge's. Each passes
-# its role to the stage (--stage role), which reads that model section.
+# its role to the stage (--stage role), which reads that model section. The judge's steps go first among ready jobs
+# (priority): its tower pretraining then instruct training is the first run's longest path.
 for _role, _prefix in MODEL_ROLES.items():
     _steps = dict(MODEL_STEPS[_role])
+    _priority = 1 if _role == "judge_model" else 0
 
     if "build" in _steps:
 
@@ -27,6 +29,7 @@ for _role, _prefix in MODEL_ROLES.items():
                                   "model.processor", "model.saving",
                                   "data.synthetic.world", "stages.build_model"),
                 role=_role,
+            priority: _priority
             resources:
                 **rule_resources(f"build_{_prefix}model"),
             conda:
@@ -54,6 +57,7 @@ for _role, _prefix in MODEL_ROLES.items():
                 settings=rule_settings(f"{_role}.vision_pretrain"),
                 code=code_version("vision", "model.families", "data.synthetic.world", "stages.pretrain_vision"),
                 role=_role,
+            priority: _priority
             resources:
                 **rule_resources(f"pretrain_{_prefix}vision"),
             conda:
@@ -91,6 +95,7 @@ for _role, _prefix in MODEL_ROLES.items():
                 checkpoint_dir=f"{RESOURCES}/checkpoints/{Path(_steps['instruct']).name}",
                 log_dir=f"{RESOURCES}/tensorboard/{Path(_steps['instruct']).name}",
             threads: 1
+            priority: _priority
             resources:
                 **rule_resources(f"instruct_{_prefix}model"),
             conda:
