@@ -146,3 +146,21 @@ def test_training_with_groups_logs_both_terms_and_resumes_bit_exactly(tmp_path, 
     assert all(torch.equal(one[name], two[name]) for name in one)
     plain = run(tmp_path, "plain", small_world, tiny_qwen2vl)
     assert plain["history"][0]["loss"] != straight["history"][0]["loss"]
+
+
+def test_a_loader_worker_gives_the_same_weights_straight_and_resumed(tmp_path, small_world, tiny_qwen2vl):
+    """One loader worker preparing the steps (the rule's setting) trains the very weights the step's own process
+    does, groups included, and a run killed after step 2 resumes with the worker to them too."""
+    from uniembed.data.loader import LoaderSettings
+
+    settings = InstructSettings(**{**SETTINGS.__dict__, "group": GroupLoss(queries=2, negatives=2, weight=0.5)})
+    worker = LoaderSettings(workers=1)
+    inline = run(tmp_path, "inline", small_world, tiny_qwen2vl, settings=settings)
+    loaded = run(tmp_path, "worker", small_world, tiny_qwen2vl, settings=settings, loader=worker)
+    assert [r["loss"] for r in loaded["history"]] == [r["loss"] for r in inline["history"]]
+    assert run(tmp_path, "resumed", small_world, tiny_qwen2vl, settings=settings, loader=worker, stop_after=2)["step"] == 2
+    run(tmp_path, "resumed", small_world, tiny_qwen2vl, settings=settings, loader=worker)
+    reference = load_file(tmp_path / "inline" / "out" / "model" / "model.safetensors")
+    for name in ("worker", "resumed"):
+        weights = load_file(tmp_path / name / "out" / "model" / "model.safetensors")
+        assert all(torch.equal(reference[key], weights[key]) for key in reference), name

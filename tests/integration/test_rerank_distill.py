@@ -54,8 +54,9 @@ def test_the_pointwise_reranker_from_the_judge_model_improves_recall_beyond_the_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="distill ends below its start with this machine's packages (local 68.1 -> 67.1, "
-                                       "global 50.5 -> 48.6; an earlier install gave 70.5 -> 71.0, 48.3 -> 48.6): "
+# not strict: which side of its start distill ends on depends on the CPU's floating-point paths (see the reason)
+@pytest.mark.xfail(strict=False, reason="distill ends below its start on an AMD EPYC (local 68.1 -> 67.1, global "
+                                       "50.5 -> 48.6; an Intel Xeon gave 70.5 -> 71.0, 48.3 -> 48.6): "
                                        "locally within hn_umarvel's seed spread (sd 0.8), globally ~2 sd (0.9): "
                                        "docs/rerankers.md")
 def test_distillation_ends_at_or_above_its_start(finished_run):

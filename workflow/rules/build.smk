@@ -71,7 +71,9 @@ for _role, _prefix in MODEL_ROLES.items():
         # The tiny instruct MLLM (docs/hard-negatives.md, the judge's model): the model before it after generative training on the TRAIN split
         # of the world's sources, which the stage curates itself (a resource: it reads no run's data). One
         # thread: on 2 cores it runs beside another job, and tiny matrices on two contended threads are several
-        # times slower than on one.
+        # times slower than on one. One loader worker prepares its batches (prompts, images, processor: a third of
+        # a step, ~0.3 of a core) beside the step: 1.3x faster when a core is free, as at the first run's tail
+        # when the embedder's stages are done (same weights; benchmarks in docs/benchmark-results.md).
         rule:
             """The tiny instruct MLLM: generative training on the world's train split (the judge and rerankers start here)."""
             name:
@@ -103,7 +105,8 @@ for _role, _prefix in MODEL_ROLES.items():
             shell:
                 "OMP_NUM_THREADS={threads} python -m uniembed.stages.instruct --stage role {params.role:q}"
                 " --stage model_dir {input.model:q} --stage out_dir {output.model:q}"
-                " --stage checkpoint_dir {params.checkpoint_dir:q} --stage log_dir {params.log_dir:q} >> {log:q} 2>&1"
+                " --stage checkpoint_dir {params.checkpoint_dir:q} --stage log_dir {params.log_dir:q}"
+                " --stage loader_workers 1 >> {log:q} 2>&1"
 
 
 if STAGE_CONFIG.data.generator is not None:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..artifacts import atomic_path, write_json
-from ..data.loader import to_device
+from ..data.loader import LoaderSettings, to_device
 from ..embed.cache import file_digest, fingerprint_model_dir
 from ..model.chat import yes_no_token_ids
 from ..model.families import family_of
@@ -72,16 +72,21 @@ def train_settings(settings: InstructSettings) -> TrainSettings:
 
 
 def train_instruct(settings: InstructSettings, *, base_model, curated_dir, out_dir, checkpoint_dir, log_dir,
-                   device: str = "auto", progress: bool = True, stop_after: int | None = None) -> dict:
+                   device: str = "auto", progress: bool = True, stop_after: int | None = None,
+                   loader: LoaderSettings = LoaderSettings()) -> dict:
     """Train ``base_model`` into an instruct model on ``curated_dir/<source>`` train records; save to ``out_dir``.
 
-    ``stop_after`` ends this process's loop after that many steps (to test resume).
+    ``stop_after`` ends this process's loop after that many steps (to test resume). ``loader`` sets the workers that
+    prepare the steps' batches (results do not depend on it); with ``world`` questions the steps are prepared in this
+    process, which owns the scratch directory their pictures are drawn into.
     """
     task = InstructTask(settings, base_model=base_model, curated_dir=curated_dir, device=device)
     objective = InstructObjective(settings, *yes_no_token_ids(task.processor.tokenizer))
+    if settings.world is not None:
+        loader = dataclasses.replace(loader, workers=0)
     try:
         return run_training(task, objective, train_settings(settings), out_dir=out_dir, checkpoint_dir=checkpoint_dir,
-                            log_dir=log_dir, progress=progress, stop_after=stop_after)
+                            log_dir=log_dir, progress=progress, stop_after=stop_after, loader=loader)
     finally:
         task.close()
 
@@ -150,8 +155,9 @@ class InstructTask:
 
     def prepare(self, step: int):
         """(examples, listwise terms, collated CPU tensors) of ``step``: the sampled entries, then each listwise
-        term's rows (the batch's RNG). The world's pictures are drawn into this task's scratch directory, so the
-        core prepares instruct steps in its own process (the default loader, no workers)."""
+        term's rows (the batch's RNG): a pure function of the step, so loader workers may run it. The world's
+        pictures are drawn into this task's scratch directory, so with ``world`` questions :func:`train_instruct`
+        prepares the steps in its own process."""
         s = self.settings
         indices, rng = self.sampler.at(step)
         examples = [make_example(self.data, self.entries[i], rng) for i in indices]

@@ -2,7 +2,7 @@
 
     python -m uniembed.stages.instruct [--config-dir config] --stage role judge_model \\
         --stage model_dir VISION_MODEL --stage out_dir resources/models/tiny-judge-instruct \\
-        --stage checkpoint_dir DIR --stage log_dir DIR
+        --stage checkpoint_dir DIR --stage log_dir DIR [--stage loader_workers N]
 
 Real runs judge with an instruction-following MLLM (UniME-V2: Qwen2.5-VL-7B; ``judge_model.instruct``
 is null and this stage is not in the DAG). The embedded default builds a tiny Qwen2-VL for the judge,
@@ -13,7 +13,8 @@ rerankers started from it have real signal. It is a resource, like the model it 
 curates those sources itself (the curate stage's code, into a temporary directory) from the world's
 files, so it reads no run's data and every run reuses it. Writes ``out_dir/model`` (``save_pretrained``
 model + processor + companion files) and ``out_dir/training_summary.json``; a rerun of a killed job
-resumes from ``checkpoint_dir``.
+resumes from ``checkpoint_dir``. ``loader_workers`` (default 0) processes prepare the steps' batches (prompts,
+images, processor: a third of a step on CPU) beside the step; the weights are the same for any count.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ..config import stage_config
+from ..data.loader import LoaderSettings
 from ..instruct.settings import InstructSettings
 from ..instruct.train import train_instruct
 from .common import model_section, require
@@ -54,7 +56,7 @@ def run(cfg) -> dict:
             curate_source(cfg, source, Path(curated) / source, progress=s.progress)
         summary = train_instruct(settings, base_model=s.model_dir, curated_dir=curated, out_dir=s.out_dir,
                                  checkpoint_dir=s.checkpoint_dir, log_dir=s.log_dir, device=cfg.recipe.device,
-                                 progress=s.progress)
+                                 progress=s.progress, loader=LoaderSettings(workers=int(s.get("loader_workers", 0))))
     if summary["finished"]:
         last = summary["history"][-1]
         log.info("instruct done: %d steps (%.2f epochs of %d examples), final loss %.4f -> %s/model",
