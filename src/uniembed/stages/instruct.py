@@ -56,7 +56,7 @@ def run(cfg) -> dict:
             curate_source(cfg, source, Path(curated) / source, progress=s.progress)
         summary = train_instruct(settings, base_model=s.model_dir, curated_dir=curated, out_dir=s.out_dir,
                                  checkpoint_dir=s.checkpoint_dir, log_dir=s.log_dir, device=cfg.recipe.device,
-                                 progress=s.progress, loader=LoaderSettings(workers=int(s.get("loader_workers", 0))))
+                                 progress=s.progress, loader=LoaderSettings(workers=int(s.loader_workers)))
     if summary["finished"]:
         last = summary["history"][-1]
         log.info("instruct done: %d steps (%.2f epochs of %d examples), final loss %.4f -> %s/model",
