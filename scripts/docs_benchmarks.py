@@ -43,7 +43,8 @@ def command(entry: dict) -> list[str]:
     return [f"benchmarks/{entry['script']}", *map(str, entry.get("args", []))]
 
 
-def _cpu() -> str:
+def cpu_model() -> str:
+    """This machine's CPU model (/proc/cpuinfo; the platform's name where there is none)."""
     for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
@@ -71,7 +72,7 @@ def run(name: str, entry: dict) -> Path:
     commit = commit.strip() + (" with local changes to src/ or benchmarks/" if changed else "")
     header = {"command": " ".join(command(entry)), "env": entry.get("env", "project"), "commit": commit,
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
-              "machine": f"{os.cpu_count()} cores, {_cpu()}", "seconds": round(time.perf_counter() - start, 1)}
+              "machine": f"{os.cpu_count()} cores, {cpu_model()}", "seconds": round(time.perf_counter() - start, 1)}
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.txt"
     path.write_text(yaml.safe_dump(header, sort_keys=False) + SEPARATOR + done.stdout)

@@ -19,11 +19,12 @@ import argparse
 import csv
 import json
 import os
-import platform
 import re
 import shutil
 import sys
 from pathlib import Path
+
+from docs_benchmarks import cpu_model   # scripts/ is the script's directory
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "results.md"
@@ -61,11 +62,8 @@ def _manifest(run: Path) -> str:
 
 
 def _machine() -> str:
-    """This machine's cores and CPU model (/proc/cpuinfo), where the page is written from its run."""
-    cpuinfo = Path("/proc/cpuinfo")
-    models = [line.split(":", 1)[1].strip() for line in (cpuinfo.read_text().splitlines() if cpuinfo.is_file() else [])
-              if line.startswith("model name")]
-    return f"{os.cpu_count()} cores ({models[0] if models else platform.processor() or platform.machine()})"
+    """This machine's cores and CPU model, where the page is written from its run."""
+    return f"{os.cpu_count()} cores ({cpu_model()})"
 
 
 def page(run: Path) -> str:
