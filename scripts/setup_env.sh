@@ -10,5 +10,5 @@ PY="${PYTHON:-python3}"
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
 "$VENV/bin/python" -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
   || "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-"$VENV/bin/python" -m pip install -q -e ".[cpu,dev,slurm,docs]"
+"$VENV/bin/python" -m pip install -q -e ".[cpu,dev,slurm,docs,mieb]"
 echo "environment ready: $VENV in ${SECONDS} s (activate with: . $VENV/bin/activate)"

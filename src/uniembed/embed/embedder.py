@@ -22,7 +22,7 @@ with the same :class:`EmbedInputs`.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Annotated, Optional, Sequence
 
 import numpy as np
@@ -60,9 +60,15 @@ class EmbeddingMode:
 
 @dataclass(frozen=True)
 class EmbedItem:
+    """A query or candidate: text, an image (a file, or ``image`` in memory as mteb hands them over), an instruction."""
     text: str | None
     image_path: str | None = None
     instruction: str | None = None
+    image: Image.Image | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def has_image(self) -> bool:
+        return self.image is not None or bool(self.image_path)
 
 
 def _device(device: str) -> torch.device:
@@ -87,9 +93,10 @@ class EmbedInputs:
     image_size: int | None = None
 
     def __call__(self, items: Sequence[EmbedItem]) -> PreparedItems:
-        prompts = [build_prompt(self.processor, self.style, it.text, bool(it.image_path), it.instruction,
+        prompts = [build_prompt(self.processor, self.style, it.text, it.has_image, it.instruction,
                                 self.separator) for it in items]
-        images = [_load_image(it.image_path, self.image_size) for it in items if it.image_path]
+        images = [_load_image(it.image if it.image is not None else it.image_path, self.image_size)
+                  for it in items if it.has_image]
         batch = self.processor(text=[p.text for p in prompts], images=images or None, padding=True, return_tensors="pt")
         return PreparedItems(prompts, dict(batch))
 
@@ -147,7 +154,7 @@ class Embedder:
         The batches are prepared by ``self.loader``'s workers; the same batches, so the same embeddings, for any count."""
         if not items:
             raise ValueError("nothing to encode")
-        order = sorted(range(len(items)), key=lambda i: (bool(items[i].image_path), len(items[i].text or "")))
+        order = sorted(range(len(items)), key=lambda i: (items[i].has_image, len(items[i].text or "")))
         batches = [order[start: start + batch_size] for start in range(0, len(order), batch_size)]
         out = np.empty((len(items), self.hidden_size), dtype=np.float32)
         was_training = self.model.training
@@ -165,9 +172,13 @@ class Embedder:
         return getattr(config, "text_config", config).hidden_size
 
 
-def _load_image(path: str, size: int | None = None) -> Image.Image:
-    with Image.open(path) as image:
-        image = image.convert("RGB")
+def _load_image(source: str | Image.Image, size: int | None = None) -> Image.Image:
+    """An RGB image from a file or from memory, resized to ``size`` x ``size`` if given."""
+    if isinstance(source, Image.Image):
+        image = source.convert("RGB")
+    else:
+        with Image.open(source) as opened:
+            image = opened.convert("RGB")
     return image if size is None else image.resize((size, size), Image.Resampling.BICUBIC)
 
 
