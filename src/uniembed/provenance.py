@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
-from importlib import import_module
+from importlib.util import find_spec
 from pathlib import Path
 
 
@@ -23,8 +23,10 @@ def code_version(*modules: str) -> str:
         raise ValueError("code_version needs at least one module name")
     digest = hashlib.sha256()
     for name in sorted(set(modules)):
-        module = import_module(name if name.startswith("uniembed") else f"uniembed.{name}")
-        origin = Path(module.__file__)
+        spec = find_spec(name if name.startswith("uniembed") else f"uniembed.{name}")   # found, not imported
+        if spec is None or spec.origin is None:
+            raise ModuleNotFoundError(f"code_version: no module {name!r}")
+        origin = Path(spec.origin)
         files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
         for path in files:
             digest.update(str(path.relative_to(origin.parent.parent if origin.name == "__init__.py" else origin.parent)).encode())
