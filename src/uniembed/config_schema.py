@@ -83,7 +83,7 @@ class DeclaredSizes:
 
 @dataclass
 class Source:
-    format: str  # mbeir | mmeb | nli_csv | captions (the reader)
+    format: str  # mbeir | mmeb | nli_csv | captions | karpathy | sugarcrepe (the reader)
     root: Optional[str] = None  # a directory source's root (M-BEIR, MMEB)
     path: Optional[str] = None  # a file source (NLI CSV, caption TSV/Parquet)
     image_root: Union[str, dict[str, str], None] = None  # MMEB: one root per split

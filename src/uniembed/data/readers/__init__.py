@@ -6,7 +6,9 @@ keys of the source are the reader's keyword arguments.
 from .mbeir import read_mbeir
 from .mmeb import read_mmeb
 from .pairs import read_captions, read_nli
+from .zeroshot import read_karpathy, read_sugarcrepe
 
-FORMATS = {"mbeir": read_mbeir, "mmeb": read_mmeb, "nli_csv": read_nli, "captions": read_captions}
+FORMATS = {"mbeir": read_mbeir, "mmeb": read_mmeb, "nli_csv": read_nli, "captions": read_captions,
+           "karpathy": read_karpathy, "sugarcrepe": read_sugarcrepe}
 
-__all__ = ["FORMATS", "read_mbeir", "read_mmeb", "read_nli", "read_captions"]
+__all__ = ["FORMATS", "read_mbeir", "read_mmeb", "read_nli", "read_captions", "read_karpathy", "read_sugarcrepe"]
