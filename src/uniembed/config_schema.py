@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional, Union
 
 from omegaconf import DictConfig, OmegaConf
 
-from .data.loader import LoaderSettings
+from .data.loader_settings import LoaderSettings
 from .instruct.settings import InstructSettings
 from .judge.engine import JudgeEngine
 from .negatives.params import STRATEGY_PARAMS
@@ -242,7 +242,7 @@ def _training_stage_schemas():
 
 
 def _recipe_schema():
-    from .embed.embedder import EmbeddingMode
+    from .embed.mode import EmbeddingMode
 
     stage, hn_stage = _training_stage_schemas()
     # a reranker trains on the mined table, or on the hard negatives of the filter its `negatives` names
@@ -345,16 +345,16 @@ def _check_variant(recipe: dict, variants: dict, variant: str, where: str) -> No
 
 def _check_objective(objective: dict, where: str, task: str) -> None:
     """An objective section against the settings of the objective it names, which must train ``task``."""
-    from .train.objectives import OBJECTIVES, objective_task
+    from .train.objective_settings import OBJECTIVE_SETTINGS, OBJECTIVE_TASKS
 
     name = objective.get("name")
-    fitting = sorted(n for n in OBJECTIVES if objective_task(n) == task)
+    fitting = sorted(n for n in OBJECTIVE_SETTINGS if OBJECTIVE_TASKS[n] == task)
     if name not in fitting:
         raise ConfigTypeError(f"{where}.name: expected one of {fitting} (objectives of the {task} task), got {name!r}")
     values = {k: v for k, v in objective.items() if k != "name"}
-    check(values, OBJECTIVES[name][1], where)
+    check(values, OBJECTIVE_SETTINGS[name], where)
     try:  # the settings' own cross-field rules (__post_init__)
-        settings = OBJECTIVES[name][1](**values)
+        settings = OBJECTIVE_SETTINGS[name](**values)
     except ValueError as error:
         raise ConfigTypeError(f"{where}: {error}") from None
     tau, low, high = (getattr(settings, f"temperature{end}", None) for end in ("", "_min", "_max"))

@@ -169,3 +169,15 @@ def test_unknown_objective_and_settings_are_refused_by_name():
         make_objective({"name": "triplet"})
     with pytest.raises(ValueError, match="objective 'soft_label'.*tau"):
         make_objective({"name": "soft_label", "tau": 0.02})
+
+
+def test_the_light_settings_registry_is_the_objectives_own():
+    """The workflow checks objective sections against uniembed.train.objective_settings (no torch): each objective's
+    settings class and task there are the ones its module trains with."""
+    from uniembed.train.objective_settings import OBJECTIVE_SETTINGS, OBJECTIVE_TASKS
+    from uniembed.train.objectives import OBJECTIVES
+
+    assert set(OBJECTIVE_SETTINGS) == set(OBJECTIVE_TASKS) == set(OBJECTIVES)
+    for name, (objective_class, settings_class) in OBJECTIVES.items():
+        assert OBJECTIVE_SETTINGS[name] is settings_class
+        assert OBJECTIVE_TASKS[name] == getattr(objective_class, "task", "embedding"), name

@@ -16,21 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from ..ranges import Range
-
-
-@dataclass(frozen=True)
-class LoaderSettings:
-    """``recipe.loader``: how inputs are prepared (results are identical for every value)."""
-    # processes preparing batches (image decode, prompts, processor) beside the forward; 0: the main process
-    workers: Annotated[int, Range(ge=0)] = 0
-    prefetch_factor: Annotated[int, Range(ge=1)] = 2  # batches each worker prepares ahead
-    pin_memory: bool = True  # page-locked host memory for faster host-to-GPU copies (on a CUDA device only)
+from .loader_settings import LoaderSettings
 
 
 def limit_threads(worker_id: int) -> None:

@@ -22,8 +22,8 @@ with the same :class:`EmbedInputs`.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
-from typing import Annotated, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -36,27 +36,7 @@ from ..model.loading import load_for_embedding, set_bidirectional
 from ..model.pooling import last_token_pool, mean_pool
 from ..model.processor import load_processor
 from ..model.prompts import Prompt, PromptStyle, build_prompt, content_mask
-from ..ranges import Range
-
-POOLINGS, ATTENTIONS = ("mean", "last"), ("bidirectional", "causal")
-
-
-@dataclass(frozen=True)
-class EmbeddingMode:
-    pooling: str = "mean"  # mean (U-MARVEL, instruction masked) | last (VLM2Vec, UniME-V2)
-    attention: str = "bidirectional"  # bidirectional (U-MARVEL) | causal
-    system: str = PromptStyle.system  # the chat template's system turn
-    compression: str | None = None  # a prompt appended before the last token (E5-V style); null: none
-    normalize: bool = True  # L2-normalise (cosine scores)
-    image_size: Optional[Annotated[int, Range(ge=1)]] = None   # pixels per side; None: the processor's own sizing
-
-    def __post_init__(self):
-        if self.pooling not in POOLINGS or self.attention not in ATTENTIONS:
-            raise ValueError(f"pooling must be one of {POOLINGS} and attention one of {ATTENTIONS}; got {self}")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
+from .mode import EmbeddingMode
 
 @dataclass(frozen=True)
 class EmbedItem:

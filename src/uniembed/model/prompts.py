@@ -23,8 +23,10 @@ token for token (a token across a piece boundary is an error).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:   # torch is imported where a mask is built: the workflow reads PromptStyle without it
+    import torch
 
 _BEFORE_IMAGE, _TEXT = "\ue000", "\ue001"   # private-use stand-ins, never in data
 #: The judge's instruction (UniME-V2 "MLLM-as-a-Judge"; the same text as U-MARVEL's reranker prompt):
@@ -158,6 +160,8 @@ def content_mask(prompts: list[Prompt], input_ids: torch.Tensor, attention_mask:
     (ValueError when one crosses a piece boundary). The image token is repeated as often as the processor
     expanded it (an item has at most one image), and the result must be the row's real tokens exactly.
     """
+    import torch
+
     image_id = tokenizer.convert_tokens_to_ids(image_token)
     encoded = tokenizer([p.text for p in prompts], add_special_tokens=False, return_offsets_mapping=True)
     mask = torch.zeros_like(attention_mask, dtype=torch.bool)

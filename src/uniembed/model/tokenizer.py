@@ -11,8 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from typing import TYPE_CHECKING
+
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import PreTrainedTokenizerFast
+
+if TYPE_CHECKING:   # transformers loads when a tokenizer is built (the workflow reads minimum_vocab_size without it)
+    from transformers import PreTrainedTokenizerFast
 
 # Qwen2's split regex (transformers.models.qwen2.tokenization_qwen2.PRETOKENIZE_REGEX).
 QWEN2_SPLIT_REGEX = (
@@ -85,6 +89,8 @@ def train_tokenizer(corpus: Iterable[str], family, vocab_size: int = 2048) -> Pr
     Special tokens take the first ids (in the family's order); the 256 byte symbols follow, so any text is
     encodable however small the corpus.
     """
+    from transformers import PreTrainedTokenizerFast
+
     minimum = minimum_vocab_size(family)
     if vocab_size < minimum:
         raise ValueError(f"vocab_size={vocab_size} is too small: a byte-level BPE needs at least {minimum}")

@@ -34,11 +34,9 @@ from ..judge.pairs import JudgePair
 from ..mine.schemas import MINED
 from ..judge.prompt import build_judge_prompt
 from ..model.chat import NO, YES, ChatExample
+from .released import RELEASED_POSITION_WEIGHTS
 from .prompts import build_listwise_prompt, listwise_answer
 
-#: UniME-V2-Reranker's released training lists: 5 negatives and the positive at position 1-5 with these
-#: probabilities (never 6th, the last).
-RELEASED_POSITION_WEIGHTS = (0.32, 0.32, 0.20, 0.11, 0.05)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from ..artifacts import read_parquet
 from ..data.schemas import CANDIDATES, QUERIES
 from ..embed.embedder import EmbedItem
 from ..mine.schemas import score_bounds, stored_negatives
+from .objective_settings import FALLBACK_ROWS
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,6 @@ class TrainingSet:
         return sum(q.fallback for q in self.queries) / len(self.queries)
 
 
-FALLBACK_ROWS = ("keep", "drop", "mask")
 
 
 def load_training_set(curated_dir: str | os.PathLike, split: str = "train", *, use_given_negatives: bool = False,

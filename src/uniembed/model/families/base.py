@@ -10,11 +10,13 @@ names, and the tiny offline factory's config. Nothing outside ``model/families/`
 from __future__ import annotations
 
 import abc
+import importlib
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Callable, ClassVar, Sequence
 
-import torch
-from torch import nn
+if TYPE_CHECKING:   # torch and transformers load when a model does: reading the registry (the workflow's parse) is light
+    import torch
+    from torch import nn
 
 #: Text attention head sizes that vLLM's attention backends (CPU included) all support.
 VLLM_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 192, 256)
@@ -22,8 +24,32 @@ VLLM_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 192, 256)
 DECODER_LORA_TARGET = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
 
 
+class loaded:
+    """A family's class attribute made on first access (a transformers class, imported then), the same object after."""
+
+    def __init__(self, make: Callable[[], object]):
+        self.make, self.value = make, None
+
+    def __get__(self, instance, owner=None):
+        if self.value is None:
+            self.value = self.make()
+        return self.value
+
+
+def transformers_class(name: str) -> loaded:
+    """``transformers.<name>``, imported on first access."""
+    return loaded(lambda: getattr(importlib.import_module("transformers"), name))
+
+
+def image_only_processor(name: str) -> loaded:
+    """:func:`image_only` of ``transformers.<name>``, made on first access."""
+    return loaded(lambda: image_only(getattr(importlib.import_module("transformers"), name)))
+
+
 def unwrap(model) -> nn.Module:
     """The transformers model inside a PEFT wrapper or a DDP / DeepSpeed engine (the model itself otherwise)."""
+    from torch import nn
+
     while True:
         if hasattr(model, "get_base_model"):
             model = model.get_base_model()

@@ -11,13 +11,12 @@ up to the processor's max pixels.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
-from torch import nn
-from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, LlavaOnevisionProcessor
+from .base import Family, ImageEncoder, check_head_size, loaded, transformers_class, unwrap
 
-from .base import Family, ImageEncoder, check_head_size, unwrap
+if TYPE_CHECKING:
+    import torch
 
 #: The ``llava-hf/llava-onevision-qwen2-*-ov-hf`` chat template (images, then videos, then each text part after
 #: a newline), with a branch for string content (the released one iterates the parts only).
@@ -34,23 +33,30 @@ _VIDEO_KEYS = ("do_convert_rgb", "do_normalize", "do_rescale", "do_resize", "ima
                "rescale_factor", "size")
 
 
-class ImageOnlyLlavaOnevisionProcessor(LlavaOnevisionProcessor):
-    """``LlavaOnevisionProcessor`` with images and text only (its settings as named arguments: loading passes
-    only the saved settings the constructor's code names)."""
+def _image_only_processor() -> type:
+    """``LlavaOnevisionProcessor`` without its video processor, made when first needed (transformers loads then)."""
+    from transformers import LlavaOnevisionProcessor
 
-    def __init__(self, image_processor=None, tokenizer=None, num_image_tokens=None,
-                 vision_feature_select_strategy=None, chat_template=None, image_token="<image>",
-                 video_token="<video>", vision_aspect_ratio="anyres_max_9", **kwargs):
-        super().__init__(image_processor, tokenizer, video_processor=None, num_image_tokens=num_image_tokens,
-                         vision_feature_select_strategy=vision_feature_select_strategy, chat_template=chat_template,
-                         image_token=image_token, video_token=video_token, vision_aspect_ratio=vision_aspect_ratio,
-                         **kwargs)
+    class ImageOnlyLlavaOnevisionProcessor(LlavaOnevisionProcessor):
+        """``LlavaOnevisionProcessor`` with images and text only (its settings as named arguments: loading passes
+        only the saved settings the constructor's code names)."""
+
+        def __init__(self, image_processor=None, tokenizer=None, num_image_tokens=None,
+                     vision_feature_select_strategy=None, chat_template=None, image_token="<image>",
+                     video_token="<video>", vision_aspect_ratio="anyres_max_9", **kwargs):
+            super().__init__(image_processor, tokenizer, video_processor=None, num_image_tokens=num_image_tokens,
+                             vision_feature_select_strategy=vision_feature_select_strategy, chat_template=chat_template,
+                             image_token=image_token, video_token=video_token, vision_aspect_ratio=vision_aspect_ratio,
+                             **kwargs)
+
+    return ImageOnlyLlavaOnevisionProcessor
 
 
 class LlavaOneVision(Family):
     model_type, title = "llava_onevision", "LLaVA-OneVision"
-    config_class, model_class = LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
-    processor_class, processor_name = ImageOnlyLlavaOnevisionProcessor, "LlavaOnevisionProcessor"
+    config_class = transformers_class("LlavaOnevisionConfig")
+    model_class = transformers_class("LlavaOnevisionForConditionalGeneration")
+    processor_class, processor_name = loaded(_image_only_processor), "LlavaOnevisionProcessor"
     video_processor_name = "LlavaOnevisionVideoProcessor"
     special_tokens = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>")
     named_tokens = {"image_token": "<image>", "video_token": "<video>"}
@@ -131,6 +137,8 @@ class LlavaOneVision(Family):
 
     def image_encoder(self, model, image_processor) -> ImageEncoder:
         """Tower + projector (what vision pretraining trains), read through the model's own anyres packing."""
+        from torch import nn
+
         inner = _named_base(model)
         trained = nn.ModuleDict({"tower": inner.vision_tower, "projector": inner.multi_modal_projector})
         return ImageEncoder(trained, lambda images: self._features(inner, image_processor, images))
@@ -144,6 +152,8 @@ class LlavaOneVision(Family):
         features = getattr(out, "pooler_output", out)
         if len({f.shape for f in features}) != 1:
             raise ValueError(f"images of different sizes: feature shapes {sorted({tuple(f.shape) for f in features})}")
+        import torch
+
         return torch.stack(list(features))
 
 

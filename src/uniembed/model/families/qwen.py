@@ -7,9 +7,10 @@ Qwen2-VL, Qwen2.5-VL and Qwen3-VL (and LLaVA-OneVision's Qwen2 decoder) use the 
 from __future__ import annotations
 
 import abc
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from .base import Family, ImageEncoder, check_head_size
 

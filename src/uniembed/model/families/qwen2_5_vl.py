@@ -5,16 +5,16 @@ SwiGLU MLPs with RMSNorm; ``hidden_size`` is the tower width and ``out_hidden_si
 """
 from __future__ import annotations
 
-from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
-
-from .base import image_only
+from .base import image_only_processor, transformers_class
 from .qwen import QwenVLFamily, chat_template
 
 
 class Qwen25VL(QwenVLFamily):
     model_type, title = "qwen2_5_vl", "Qwen2.5-VL"
-    config_class, model_class = Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-    processor_class, processor_name = image_only(Qwen2_5_VLProcessor), "Qwen2_5_VLProcessor"
+    config_class = transformers_class("Qwen2_5_VLConfig")
+    model_class = transformers_class("Qwen2_5_VLForConditionalGeneration")
+    processor_class = image_only_processor("Qwen2_5_VLProcessor")
+    processor_name = "Qwen2_5_VLProcessor"
     chat_template = chat_template("You are a helpful assistant.")
 
     def tower_config(self, vision: dict, width: int, llm_width: int) -> dict:

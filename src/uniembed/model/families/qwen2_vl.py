@@ -5,16 +5,16 @@ Tower: ViT-675M with 14-pixel patches and a 2x2 patch merger (``embed_dim`` is t
 """
 from __future__ import annotations
 
-from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
-
-from .base import image_only
+from .base import image_only_processor, transformers_class
 from .qwen import QwenVLFamily, chat_template
 
 
 class Qwen2VL(QwenVLFamily):
     model_type, title = "qwen2_vl", "Qwen2-VL"
-    config_class, model_class = Qwen2VLConfig, Qwen2VLForConditionalGeneration
-    processor_class, processor_name = image_only(Qwen2VLProcessor), "Qwen2VLProcessor"
+    config_class = transformers_class("Qwen2VLConfig")
+    model_class = transformers_class("Qwen2VLForConditionalGeneration")
+    processor_class = image_only_processor("Qwen2VLProcessor")
+    processor_name = "Qwen2VLProcessor"
     chat_template = chat_template("You are a helpful assistant.")
 
     def tower_config(self, vision: dict, width: int, llm_width: int) -> dict:

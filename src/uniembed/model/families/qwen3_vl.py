@@ -7,16 +7,16 @@ and a chat template with no default system turn. Video processor: ``Qwen3VLVideo
 """
 from __future__ import annotations
 
-from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor
-
-from .base import image_only
+from .base import image_only_processor, transformers_class
 from .qwen import QwenVLFamily, chat_template
 
 
 class Qwen3VL(QwenVLFamily):
     model_type, title = "qwen3_vl", "Qwen3-VL"
-    config_class, model_class = Qwen3VLConfig, Qwen3VLForConditionalGeneration
-    processor_class, processor_name = image_only(Qwen3VLProcessor), "Qwen3VLProcessor"
+    config_class = transformers_class("Qwen3VLConfig")
+    model_class = transformers_class("Qwen3VLForConditionalGeneration")
+    processor_class = image_only_processor("Qwen3VLProcessor")
+    processor_name = "Qwen3VLProcessor"
     video_processor_name = "Qwen3VLVideoProcessor"
     chat_template = chat_template(None)
     patch_size = 16

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..objective_settings import OBJECTIVE_TASKS
 from .base import Objective, ObjectiveBatch
 from .distill import DistillObjective, DistillSettings
 from .info_nce import InfoNCEObjective, InfoNCESettings
@@ -47,7 +48,7 @@ def objective_settings(config: dict[str, Any]):
 
 def objective_task(name: str) -> str:
     """The task an objective trains: ``embedding`` (contrastive) or ``rerank`` (generative)."""
-    return getattr(OBJECTIVES[name][0], "task", "embedding")
+    return OBJECTIVE_TASKS[name]
 
 
 def make_objective(config: dict[str, Any], *, start_model=None) -> Objective | RerankObjective:

@@ -24,28 +24,12 @@ Paper and released code differ in two places; this module follows:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
-
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...ranges import Range
+from ..objective_settings import DistillSettings
 from .base import ObjectiveBatch, per_query_logits
 from .info_nce import InfoNCEObjective
-
-
-@dataclass
-class DistillSettings:
-    # Table 12 row 5 continues tau from the hard-negative stage
-    temperature: Annotated[float, Range(gt=0)] | str = "previous"
-    learnable_temperature: bool = True
-    temperature_lr: Annotated[float, Range(gt=0)] | None = None
-    temperature_min: Annotated[float, Range(gt=0)] = 0.005
-    temperature_max: Annotated[float, Range(gt=0)] = 1.0
-    num_negatives: Annotated[int, Range(ge=1)] = 49  # non-positive candidates per query (+ the positive = 50)
-    # teacher logits = teacher_scale * S_multi / tau (1 at alpha 0.5 = released)
-    teacher_scale: Annotated[float, Range(gt=0)] = 1.0
 
 
 def teacher_student_kl(teacher_logits: Tensor, student_logits: Tensor) -> Tensor:

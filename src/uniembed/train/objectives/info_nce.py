@@ -7,30 +7,13 @@ first, as the released code: ``train.data.pad_negatives``) and continues the lea
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
-
 import torch
 from torch import Tensor
 
-from ...ranges import Range
+from ..objective_settings import InfoNCESettings
 from ..losses import info_nce
 from ..temperature import Temperature, previous_temperature
 from .base import Objective, ObjectiveBatch
-
-
-@dataclass
-class InfoNCESettings:
-    # a number, or "previous": the final tau of the starting model's stage
-    temperature: Annotated[float, Range(gt=0)] | str = 0.05
-    learnable_temperature: bool = False
-    # tau's own learning rate (no weight decay); None = the optimiser's lr
-    temperature_lr: Annotated[float, Range(gt=0)] | None = None
-    temperature_min: Annotated[float, Range(gt=0)] = 0.005   # 0 < min <= temperature <= max (Temperature)
-    temperature_max: Annotated[float, Range(gt=0)] = 1.0
-    bidirectional: bool = False
-    num_negatives: Annotated[int, Range(ge=0)] = 0  # hard negatives per query (a mined table, or the source's own)
-    use_given_negatives: bool = False    # take them from the curated source instead of a mined table
 
 
 class InfoNCEObjective(Objective):

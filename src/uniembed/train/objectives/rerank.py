@@ -17,39 +17,15 @@ settings, ``config`` for the run fingerprint, ``parts`` for logging) so the one 
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
-from typing import Annotated
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ...ranges import Range
-from ...rerank.examples import RELEASED_POSITION_WEIGHTS, RerankQuery, listwise_example, pairwise_examples, pointwise_examples
+from ...rerank.examples import RerankQuery, listwise_example, pairwise_examples, pointwise_examples
 from ...model.chat import ChatExample
+from ..objective_settings import PairListSettings, PointwiseSettings
 from .base import TrainingObjective
-
-
-@dataclass
-class PointwiseSettings:
-    depth: Annotated[int, Range(ge=1)] = 100  # the "No" candidate is drawn from the recall model's top `depth`
-
-
-@dataclass
-class PairListSettings:
-    # candidates in a listwise example: the positive + list_size - 1 negatives (released code: 6)
-    list_size: Annotated[int, Range(ge=2)] = 6
-    pairwise_weight: Annotated[float, Range(ge=0)] = 1.0
-    listwise_weight: Annotated[float, Range(ge=0)] = 1.0
-    # P(the positive sits at position 1, 2, ...), normalised; positions past the list are never drawn
-    positive_position_weights: list[Annotated[float, Range(ge=0)]] = field(
-        default_factory=lambda: list(RELEASED_POSITION_WEIGHTS))
-
-    def __post_init__(self):
-        weights = self.positive_position_weights
-        if not weights or min(weights) < 0 or sum(weights[: self.list_size]) <= 0:
-            raise ValueError(f"pair_list: positive_position_weights must be non-negative with a positive sum over the "
-                             f"first list_size ({self.list_size}) positions, got {weights}")
 
 
 class RerankObjective(TrainingObjective, metaclass=abc.ABCMeta):

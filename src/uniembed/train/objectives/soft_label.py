@@ -24,31 +24,14 @@ can compare the three; the training summary reports their share either way.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Optional
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...ranges import Range
 from ..losses import info_nce
 from ..temperature import Temperature
-from ..data import FALLBACK_ROWS
+from ..objective_settings import SoftLabelSettings
 from .base import Objective, ObjectiveBatch, per_query_logits
-
-
-@dataclass
-class SoftLabelSettings:
-    temperature: Annotated[float, Range(gt=0)] = 0.02
-    num_negatives: Annotated[int, Range(ge=1)] = 8
-    info_nce_weight: Annotated[float, Range(ge=0)] = 0.0
-    fallback_rows: str = "keep"        # keep | drop | mask (see the module docstring)
-    label_temperature: Optional[Annotated[float, Range(gt=0)]] = None   # Q's tau; None: `temperature` (the paper)
-
-    def __post_init__(self):
-        if self.fallback_rows not in FALLBACK_ROWS:
-            raise ValueError(f"soft_label.fallback_rows must be one of {FALLBACK_ROWS}, got {self.fallback_rows!r}")
 
 
 def kl_directions(logits_p: Tensor, logits_q: Tensor) -> tuple[Tensor, Tensor]:
