@@ -14,7 +14,7 @@ from .world import T2I_PROMPT, WorldDraw, label_texts
 def t2i_retrieval(embedder: Embedder, draw: WorldDraw, k: int = 10, batch_size: int = 32) -> float:
     """nDCG@``k`` of caption -> picture retrieval over ``draw`` (mean over captions, in [0, 1] as mteb reports)."""
     queries = embedder.encode([EmbedItem(text, instruction=T2I_PROMPT) for text in draw.captions], batch_size)
-    corpus = embedder.encode([EmbedItem(None, image=image) for image in draw.images], batch_size)
+    corpus = _pictures(embedder, draw, batch_size)
     ranked = rank_rows_by_score(queries @ corpus.T, draw.ids, k)
     return float(np.mean(ndcg_at_k(ranked, [{i: 1} for i in draw.ids], k)))
 
