@@ -8,7 +8,7 @@ import numpy as np
 
 from ...embed.embedder import EmbedItem, Embedder
 from ..metrics import ndcg_at_k, rank_rows_by_score
-from .world import T2I_PROMPT, WorldDraw, label_texts
+from .world import CHOICE_PROMPT, T2I_PROMPT, WorldDraw, label_texts
 
 
 def t2i_retrieval(embedder: Embedder, draw: WorldDraw, k: int = 10, batch_size: int = 32) -> float:
@@ -73,6 +73,36 @@ def clustering_nmi(embedder: Embedder, draw: WorldDraw, seed: int = 42, batch_si
     labels = draw.labels("shape")
     clusters = MiniBatchKMeans(n_clusters=len(set(labels)), batch_size=500, n_init="auto", random_state=seed)
     return float(normalized_mutual_info_score(labels, clusters.fit(_pictures(embedder, draw, batch_size)).labels_))
+
+
+def swap_accuracy(embedder: Embedder, draw: WorldDraw, attribute: str, batch_size: int = 32) -> float:
+    """Share of pictures whose caption is nearer (cosine) than the caption with ``attribute`` replaced."""
+    pictures = _unit(_pictures(embedder, draw, batch_size))
+    right, swapped = (_unit(embedder.encode([EmbedItem(text) for text in texts], batch_size))
+                      for texts in (draw.captions, draw.swapped_captions(attribute)))
+    return float(np.mean(np.sum(pictures * right, axis=1) > np.sum(pictures * swapped, axis=1)))
+
+
+def visual_sts(embedder: Embedder, draw: WorldDraw, batch_size: int = 32) -> float:
+    """Spearman correlation between the gold similarity of the rendered pairs and the cosine of their embeddings."""
+    from scipy.stats import spearmanr
+
+    first, second, gold = zip(*draw.sts_pairs)
+    a, b = (_unit(embedder.encode([EmbedItem(None, image=image) for image in images], batch_size))
+            for images in (first, second))
+    return float(spearmanr(gold, np.sum(a * b, axis=1))[0])
+
+
+def multiple_choice(embedder: Embedder, draw: WorldDraw, batch_size: int = 32) -> float:
+    """Accuracy of taking, for each picture + question, the most similar of the asked attribute's options."""
+    questions = draw.questions()
+    queries = _unit(embedder.encode([EmbedItem(question, instruction=CHOICE_PROMPT, image=image)
+                                     for (_, question, _), image in zip(questions, draw.images)], batch_size))
+    options = {attribute: label_texts(attribute) for attribute, _, _ in questions}
+    embedded = {a: _unit(embedder.encode([EmbedItem(text) for text in texts], batch_size))
+                for a, texts in options.items()}
+    return float(np.mean([options[a][int(np.argmax(embedded[a] @ query))] == right
+                          for query, (a, _, right) in zip(queries, questions)]))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
