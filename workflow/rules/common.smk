@@ -123,6 +123,9 @@ RERANK_TAGS = {f"{STAGE_CONFIG.recipe.rerank.recall}+{r}": r for r in RERANKERS}
 DISTILL = "distill" in EVAL_MODELS
 # The trained embedders in DAG order (their training summaries feed the report's temperature figure).
 TRAINED_MODELS = [path for tag, path in EVAL_MODELS.items() if tag != "zero_shot"]
+# The MIEB-style evaluation of every model tag (recipe.evaluate.mieb: the synthetic world's tasks, evaluate_mieb).
+MIEB_SCORES = ([f"{RUN_DIR}/eval/{tag}/mieb.parquet" for tag in EVAL_MODELS]
+               if STAGE_CONFIG.recipe.evaluate.get("mieb") else [])
 # Ablation repetitions (recipe.ablations: a separate target per study, not part of `all`), by eval tag.
 # A variant is trained per seed (a hard-negative objective, or a distillation continuing another variant) or
 # is a model of the run (the shared start of U-MARVEL Table 13: evaluated once; uniembed.train.settings.variant_kind).
@@ -239,6 +242,7 @@ def all_targets():
     models = TRAINED_MODELS + [stage_output(f"reranker_{r}") for r in RERANKERS]
     evaluations = [f"{RUN_DIR}/eval/{tag}/scores.parquet" for tag in [*EVAL_MODELS, *RERANK_TAGS]] if EVAL_SOURCES else []
     evaluations += [f"{RUN_DIR}/eval/{tag}/rerank_summary.json" for tag in RERANK_TAGS] if EVAL_SOURCES else []
+    evaluations += MIEB_SCORES
     tables = [f"{RUN_DIR}/tables/{name}" for name in ("per_stage.md", "per_stage.png", "temperature.png",
                                                       "training_curves.png", "papers.md")] if EVAL_SOURCES else []
     mining = [f"{RUN_DIR}/mining/mined.parquet"] + [f for name in FILTERS for f in filter_outputs(name).values()]

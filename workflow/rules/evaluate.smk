@@ -35,11 +35,42 @@ rule evaluate:
         " --stage out_dir {params.out_dir:q} > {log:q} 2>&1"
 
 
+rule evaluate_mieb:
+    """One model on the MIEB-style categories of the synthetic world (MIEB Table 2 layout; docs/evaluation.md):
+    retrieval, clustering, zero-shot, linear probe, compositionality, multiple choice, visual STS."""
+    input:
+        model=lambda wildcards: model_of_tag(wildcards.tag),
+    output:
+        scores=f"{RUN_DIR}/eval/{{tag}}/mieb.parquet",
+        csv=f"{RUN_DIR}/eval/{{tag}}/mieb.csv",
+        tables=f"{RUN_DIR}/eval/{{tag}}/mieb.md",
+        latex=f"{RUN_DIR}/eval/{{tag}}/mieb.tex",
+    log:
+        f"{LOGS}/evaluate_mieb_{{tag}}.log",
+    benchmark:
+        f"{BENCHMARKS}/evaluate_mieb_{{tag}}.tsv"
+    params:
+        settings=lambda wildcards: rule_settings("recipe.embedding", "recipe.device",
+                                                 base_model="model" if wildcards.tag == "zero_shot" else None),
+        code=code_version("evaluate.mieb", "data.synthetic.world", "stages.evaluate_mieb"),
+        model_dir=lambda wildcards, input: loadable(input.model),
+        out_dir=lambda wildcards, output: Path(output.scores).parent,
+    wildcard_constraints:
+        tag="|".join(EVAL_MODELS),
+    resources:
+        **rule_resources("evaluate_mieb"),
+    conda:
+        "../../envs/eval.yaml"
+    shell:
+        "python -m uniembed.stages.evaluate_mieb --stage tag {wildcards.tag:q} --stage model_dir {params.model_dir:q}"
+        " --stage out_dir {params.out_dir:q} > {log:q} 2>&1"
+
+
 rule tables:
     """The per-stage tables (U-MARVEL Table 13 layout: one column per evaluated model, DAG order; then the
     recall-then-rerank columns, U-MARVEL+) and the report's figures."""
     input:
-        scores=expand(f"{RUN_DIR}/eval/{{tag}}/scores.parquet", tag=[*EVAL_MODELS, *RERANK_TAGS]),
+        scores=expand(f"{RUN_DIR}/eval/{{tag}}/scores.parquet", tag=[*EVAL_MODELS, *RERANK_TAGS]) + MIEB_SCORES,
         models=TRAINED_MODELS,
         rerankers=[stage_output(f"reranker_{r}") for r in RERANKERS],
         published=PUBLISHED,

@@ -12,6 +12,7 @@ from collections import defaultdict
 import numpy as np
 
 from .metrics import macro_average
+from .mieb.summary import mieb_summary
 from .mmeb import mmeb_summary
 from .tables import render
 
@@ -30,7 +31,7 @@ def parse_tag(tag: str) -> tuple[str, str, int]:
 
 
 def headline(rows: list[dict]) -> dict[str, float]:
-    """The three headline numbers of one evaluated model's score rows."""
+    """The headline numbers of one evaluated model's score rows (MIEB's mean over tasks when it has MIEB rows)."""
     out = {}
     mmeb = [r for r in rows if r["benchmark"] == "mmeb"]
     if mmeb:
@@ -39,6 +40,9 @@ def headline(rows: list[dict]) -> dict[str, float]:
         per = {(r["task_id"], r["dataset"]): r["value"] for r in rows if r["benchmark"] == "mbeir" and r["setting"] == setting}
         if per:
             out[f"M-BEIR {setting}"] = macro_average(per)
+    mieb = mieb_summary(rows)
+    if mieb:
+        out["MIEB mean"] = mieb["Mean (en)"][0]
     return out
 
 

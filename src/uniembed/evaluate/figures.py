@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from ..artifacts import atomic_path  # noqa: E402
 from .ablation import headline, mean_sd  # noqa: E402
 
-METRICS = ("M-BEIR local", "M-BEIR global", "MMEB overall")
+METRICS = ("M-BEIR local", "M-BEIR global", "MMEB overall", "MIEB mean")
 
 
 def per_stage_figure(rows_by_tag: Mapping[str, Sequence[dict]], path: str | Path) -> dict[str, dict[str, float]]:
@@ -39,7 +39,7 @@ def per_stage_figure(rows_by_tag: Mapping[str, Sequence[dict]], path: str | Path
     width = 0.8 / len(METRICS)
     for i, metric in enumerate(METRICS):
         heights = [values[t].get(metric, float("nan")) for t in tags]
-        bars = ax.bar([x + (i - 1) * width for x in range(len(tags))], heights, width, label=metric)
+        bars = ax.bar([x + (i - (len(METRICS) - 1) / 2) * width for x in range(len(tags))], heights, width, label=metric)
         ax.bar_label(bars, fmt="%.1f", fontsize=6, padding=1)
     ax.set_xticks(range(len(tags)), tags, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("score (%)")

@@ -4,10 +4,13 @@
   (task, dataset, metric) in M-BEIR task order, one column per model tag, then the average.
 * MMEB: UniME-V2 Table 1: one row per model tag; columns are the meta-tasks, IND, OOD and
   Overall, each with its number of datasets.
+* MIEB: Xiao et al. 2025 Table 2: one row per model tag; columns are the task categories (with their
+  number of tasks) and the mean over tasks; a category without a task in the run is "–".
 """
 from __future__ import annotations
 
 from .metrics import macro_average
+from .mieb.summary import CATEGORIES, mieb_summary
 from .mmeb import mmeb_summary
 
 #: U-MARVEL's task notation (q^t -> c^i ...), written in plain text.
@@ -75,9 +78,31 @@ def mmeb_dataset_table(rows: list[dict], fmt: str = "markdown", caption: str = "
     return render(["Meta-task", "Dataset", "Split", *tags], body, fmt, caption)
 
 
+def mieb_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> str:
+    rows = [r for r in rows if r["benchmark"] == "mieb"]
+    if not rows:
+        raise ValueError("no MIEB rows")
+    tags = _ordered(r["tag"] for r in rows)
+    summaries = {tag: mieb_summary([r for r in rows if r["tag"] == tag]) for tag in tags}
+    columns = [*CATEGORIES, "Mean (en)"]
+    counts = {c: max((s[c][1] for s in summaries.values() if c in s), default=0) for c in columns}
+    header = ["Model"] + [f"{c} ({counts[c]})" for c in columns]
+    body = [[tag] + [f"{summaries[tag][c][0]:.1f}" if c in summaries[tag] else "–" for c in columns] for tag in tags]
+    return render(header, body, fmt, caption)
+
+
+def mieb_task_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> str:
+    rows = [r for r in rows if r["benchmark"] == "mieb"]
+    tags = _ordered(r["tag"] for r in rows)
+    keys = _ordered((r["setting"], r["dataset"], r["metric"]) for r in rows)
+    value = {(r["dataset"], r["tag"]): r["value"] for r in rows}
+    body = [[c, d, m] + [f"{value[(d, tag)]:.1f}" if (d, tag) in value else "–" for tag in tags] for c, d, m in keys]
+    return render(["Category", "Task", "Metric", *tags], body, fmt, caption)
+
+
 def render_tables(rows: list[dict], fmt: str, title: str) -> str:
     """Every table the rows support: M-BEIR local (Table 7) and global (Table 14) layouts with one
-    column per model tag (Table 13 when the tags are stages), then MMEB (UniME-V2 Table 1)."""
+    column per model tag (Table 13 when the tags are stages), then MMEB (UniME-V2 Table 1), then MIEB (Table 2)."""
     parts = []
     for setting, layout in (("local", "Table 7/13 layout"), ("global", "Table 14 layout")):
         if any(r["benchmark"] == "mbeir" and r["setting"] == setting for r in rows):
@@ -85,4 +110,7 @@ def render_tables(rows: list[dict], fmt: str, title: str) -> str:
     if any(r["benchmark"] == "mmeb" for r in rows):
         parts.append(mmeb_table(rows, fmt, f"MMEB P@1, UniME-V2 Table 1 layout: {title}"))
         parts.append(mmeb_dataset_table(rows, fmt, f"MMEB P@1 per dataset: {title}"))
+    if any(r["benchmark"] == "mieb" for r in rows):
+        parts.append(mieb_table(rows, fmt, f"MIEB-style categories on the synthetic world, MIEB Table 2 layout: {title}"))
+        parts.append(mieb_task_table(rows, fmt, f"MIEB-style tasks: {title}"))
     return "\n".join(parts)

@@ -29,7 +29,8 @@ from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 from mteb.abstasks.task_metadata import TaskMetadata
 
 from ...data.synthetic.world import ATTRIBUTES, VALUES
-from .world import CHOICE_PROMPT, STS_MAX, T2I_PROMPT, WorldDraw, label_texts
+from .world import (CHOICE_PROMPT, EVAL_DRAW, EXPERIMENTS, LINEAR_PROBE_TRAIN, SHOTS, STS_MAX, T2I_PROMPT,  # noqa: F401
+                    WorldDraw, label_texts)
 
 _COMMON = dict(
     reference="https://github.com/embeddings-benchmark/mteb", dataset={"path": "uniembed/synthetic-world",
@@ -60,10 +61,6 @@ class WorldT2IRetrieval(AbsTaskRetrieval):
         self.data_loaded = True
 
 
-#: MIEB's linear probe: 16 examples per class, mean over 5 experiments (mteb's ``samples_per_label``,
-#: ``n_experiments``); the train draw holds more than 16 per shape, so each experiment samples other ones.
-SHOTS, EXPERIMENTS = 16, 5
-LINEAR_PROBE_TRAIN, EVAL_DRAW = WorldDraw(seed=0, n=192, start=0), WorldDraw(seed=0, n=96, start=192)
 
 
 class _DrawTask:

@@ -97,6 +97,13 @@ class WorldDraw:
         return tuple(pairs)
 
 
+#: MIEB's linear probe: 16 examples per class, mean over 5 experiments (mteb's ``samples_per_label``,
+#: ``n_experiments``); the train draw holds more than 16 per shape, so each experiment samples other ones.
+SHOTS, EXPERIMENTS = 16, 5
+#: The draws every MIEB-style task reads: the evaluation draw and the linear probe's train draw (disjoint objects).
+LINEAR_PROBE_TRAIN, EVAL_DRAW = WorldDraw(seed=0, n=192, start=0), WorldDraw(seed=0, n=96, start=192)
+
+
 def _other(obj: ShapeObject, attribute: str, rng) -> ShapeObject:
     """``obj`` with ``attribute`` set to one of the attribute's other values, drawn from ``rng``."""
     values = [v for v in VALUES[attribute] if v != getattr(obj, attribute)]
