@@ -83,7 +83,9 @@ class DeclaredSizes:
 
 @dataclass
 class Source:
-    format: str  # mbeir | mmeb | nli_csv | captions | karpathy | sugarcrepe (the reader)
+    # the reader: mbeir | mmeb | nli_csv | captions | karpathy | sugarcrepe | sharegpt4v | urban1k | circo | cirr |
+    # fashioniq
+    format: str
     root: Optional[str] = None  # a directory source's root (M-BEIR, MMEB)
     path: Optional[str] = None  # a file source (NLI CSV, caption TSV/Parquet)
     image_root: Union[str, dict[str, str], None] = None  # MMEB: one root per split
@@ -110,6 +112,8 @@ class EvaluateSettings:
     mbeir_split: str  # the M-BEIR split evaluated
     mbeir_settings: list[str]  # local (the task's pool) and/or global (the union pool)
     mmeb_split: str  # the MMEB split evaluated
+    # the MIEB-style tasks on the synthetic world, one evaluate_mieb job per model tag (docs/evaluation.md)
+    mieb: bool = False
 
 
 @dataclass

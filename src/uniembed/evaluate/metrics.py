@@ -194,7 +194,9 @@ def map_at_k(
 
     ``"R"`` (the number of positives) is pytrec_eval ``map_cut.k`` and ranx ``map@k``;
     ``"min(R,k)"`` is VLM2Vec's ``src/eval_utils/metrics.py::average_precision_at_k``, which gives
-    1.0 to a top k made only of positives even when R > k. Report which one is used.
+    1.0 to a top k made only of positives even when R > k. Report which one is used. CIRCO's mAP@k
+    (Baldrati et al. 2023; miccunifi/CIRCO ``src/evaluation.py::compute_metrics``, k = 5, 10, 25,
+    50, R = the query's ``gt_img_ids``) is ``"min(R,k)"``.
     """
     _check_k(k)
     if denominator not in ("R", "min(R,k)"):
