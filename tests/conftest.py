@@ -72,7 +72,8 @@ def pytest_runtest_logreport(report):
 
 #: Small sizes of the synthetic world for tests (the default config is larger).
 SMALL_WORLD = {"mbeir_train_queries": 24, "mbeir_test_queries": 12, "mbeir_pool": 60, "mmeb_train_rows": 12,
-               "mmeb_eval_rows": 8, "mmeb_candidates": 8, "mmeb_gallery": 24, "nli_triplets": 20, "caption_pairs": 12}
+               "mmeb_eval_rows": 8, "mmeb_candidates": 8, "mmeb_gallery": 24, "nli_triplets": 20, "caption_pairs": 12,
+               "zeroshot_images": 12}
 
 
 @pytest.fixture(scope="session")
@@ -107,14 +108,18 @@ def tiny_family_model(request, tmp_path_factory):
 def small_world(tmp_path_factory):
     """A small synthetic world, curated: ``{"root": Path, "curated": {source: Path}}``."""
     from uniembed.data.curate import finalize
-    from uniembed.data.readers import read_mbeir, read_mmeb
+    from uniembed.data.readers import read_karpathy, read_mbeir, read_mmeb, read_sugarcrepe
     from uniembed.data.synthetic import generate_synthetic
 
     base = tmp_path_factory.mktemp("world")
     generate_synthetic(base / "synthetic", seed=0, sizes=SMALL_WORLD)
     curated = {}
+    zeroshot = base / "synthetic" / "zeroshot"
     for name, records in {"mbeir": read_mbeir("mbeir", base / "synthetic" / "mbeir"),
-                          "mmeb": read_mmeb("mmeb", base / "synthetic" / "mmeb")}.items():
+                          "mmeb": read_mmeb("mmeb", base / "synthetic" / "mmeb"),
+                          "shapes2": read_karpathy("shapes2", zeroshot / "dataset_shapes2.json", zeroshot),
+                          "shapes2_crepe": read_sugarcrepe("shapes2_crepe", zeroshot / "sugarcrepe",
+                                                           zeroshot / "images")}.items():
         finalize(records, progress=False).write(base / "curated" / name)
         curated[name] = base / "curated" / name
     return {"root": base / "synthetic", "curated": curated}

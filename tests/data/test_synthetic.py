@@ -334,3 +334,34 @@ def test_the_val_split_is_drawn_last_and_changes_no_train_or_test_byte(root, tmp
     mine, theirs = _files(root), _files(tmp_path / "more_val")
     kept = [name for name in mine if "val" not in Path(name).parts and "_val" not in name and name.endswith((".jsonl", ".txt"))]
     assert kept and all(mine[name] == theirs[name] for name in kept)
+
+
+def test_the_zero_shot_split_is_unseen_and_its_negatives_are_what_their_files_say(root, mbeir):
+    from uniembed.data.synthetic.generate import DEFAULT_SIZES
+    from uniembed.data.synthetic.world import VALUES
+
+    data = json.loads((root / "zeroshot/dataset_shapes2.json").read_text())
+    images = data["images"]
+    assert len(images) == DEFAULT_SIZES["zeroshot_images"] and {i["split"] for i in images} == {"test"}
+    sentences = [s["raw"] for i in images for s in i["sentences"]]
+    training = set((root / "captions/captions.tsv").read_text().splitlines()) | set(corpus(0))
+    training |= {q["query_txt"] for qs in mbeir["queries"].values() for q in qs}
+    assert not set(sentences) & training   # no zero-shot caption is a training text
+    colors = set(VALUES["color"])
+    crepe = {kind: json.loads((root / f"zeroshot/sugarcrepe/{kind}.json").read_text())
+             for kind in ("replace_att", "swap_att", "add_obj")}
+    for n, image in enumerate(images):
+        first = image["sentences"][0]["raw"]
+        a, b = first.split(" and ")
+        assert image["sentences"][1]["raw"] == f"{b} and {a}"
+        with Image.open(root / "zeroshot" / image["filepath"] / image["filename"]) as picture:
+            assert picture.size == (56, 56)
+        entries = {kind: crepe[kind][str(n)] for kind in crepe}
+        assert all(e["caption"] == first and e["filename"] == image["filename"] for e in entries.values())
+        words, swapped = first.split(), entries["swap_att"]["negative_caption"].split()
+        changed = [(x, y) for x, y in zip(words, swapped) if x != y]
+        assert len(changed) == 2 and changed[0] == changed[1][::-1] and set(changed[0]) <= colors  # colours swapped
+        replaced = entries["replace_att"]["negative_caption"].split()
+        (old, new), = [(x, y) for x, y in zip(words, replaced) if x != y]
+        assert old in colors and new in colors and new not in words   # a colour no object has
+        assert entries["add_obj"]["negative_caption"].startswith(first + " and ")

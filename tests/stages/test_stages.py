@@ -91,7 +91,8 @@ def test_evaluate_stage_on_the_untrained_tiny_model(tiny_qwen2vl, small_world, t
     curated = small_world["curated"]["mbeir"].parent
     args = ["stage.tag=zero_shot", f"stage.model_dir={tiny_qwen2vl}", f"stage.curated_dir={curated}",
             f"stage.cache_dir={tmp_path / 'cache'}", f"stage.out_dir={tmp_path / 'eval'}", "stage.progress=false",
-            "recipe.device=cpu", "data.sources={mbeir: {format: mbeir}, mmeb: {format: mmeb}}"]
+            "recipe.device=cpu", "data.sources={mbeir: {format: mbeir}, mmeb: {format: mmeb},"
+            " shapes2: {format: karpathy}, shapes2_crepe: {format: sugarcrepe}}"]
     rows = evaluate.run(stage_cfg(tmp_path, *args))
     scores = read_parquet(tmp_path / "eval" / "scores.parquet", SCORES).to_pylist()
     assert scores == [dict(r) for r in rows]
@@ -101,8 +102,14 @@ def test_evaluate_stage_on_the_untrained_tiny_model(tiny_qwen2vl, small_world, t
     assert all(0.0 <= r["value"] <= 100.0 for r in scores)
     tables = (tmp_path / "eval" / "tables.md").read_text()
     assert "Table 7/13 layout" in tables and "Table 14 layout" in tables and "UniME-V2 Table 1 layout" in tables
+    zeroshot = {(r["dataset"], r["task_id"], r["metric"]): r["n_queries"] for r in scores if r["benchmark"] == "zeroshot"}
+    images = 12   # SMALL_WORLD's zero-shot images: two captions each
+    assert zeroshot[("shapes2", 0, "Recall@1")] == 2 * images and zeroshot[("shapes2", 3, "Recall@10")] == images
+    assert {k: n for k, n in zeroshot.items() if k[2] == "accuracy"} == {
+        (f"sugarcrepe_{kind}", 3, "accuracy"): images for kind in ("add_obj", "replace_att", "swap_att")}
+    assert "UniME-V2 Table 2 layout" in tables and "shapes2 qi→ct R@1" in tables
     entries = sorted(p.name for p in (tmp_path / "cache").iterdir())
-    assert len(entries) == 4  # queries + candidates for each benchmark
+    assert len(entries) == 8  # queries + candidates for each source
     evaluate.run(stage_cfg(tmp_path, *args))  # same keys: served from the cache, no new entries
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == entries
 

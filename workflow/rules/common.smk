@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 from uniembed.config import CONFIG_DIR_ENV, OVERRIDES_ENV, compose_config, experiment_overrides, hydra_quote
 from uniembed.config_schema import validate_groups
 from uniembed.evaluate.ablation import ablation_tag
+from uniembed.evaluate.zeroshot import ZEROSHOT_FORMATS
 from uniembed.instruct.settings import InstructSettings
 from uniembed.train.settings import split_judged_variant, study_variants, trains_on_judged_negatives, variant_kind
 from uniembed.launch import launch_command
@@ -95,6 +96,8 @@ SOURCES = list(STAGE_CONFIG.data.sources)
 DATA_ROOT = STAGE_CONFIG.data.root
 CURATED_TABLES = ["queries", "candidates", "pools", "datasets", "quarantine"]
 EVAL_SOURCES = [s for s, spec in STAGE_CONFIG.data.sources.items() if spec.format in ("mbeir", "mmeb")]
+# Unseen sets (evaluate scores all their queries; never trained on): UniME-V2 Table 2, U-MARVEL Table 8.
+ZEROSHOT_SOURCES = [s for s, spec in STAGE_CONFIG.data.sources.items() if spec.format in ZEROSHOT_FORMATS]
 PRETRAIN_STAGES = list(STAGE_CONFIG.recipe.pretrain.order) if "pretrain" in STAGE_CONFIG.recipe else []
 
 

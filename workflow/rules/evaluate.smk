@@ -6,7 +6,7 @@ rule evaluate:
     """One model's scores: M-BEIR local / global Recall@k and MMEB P@1 (U-MARVEL Tables 7/14, UniME-V2 Table 1)."""
     input:
         model=lambda wildcards: model_of_tag(wildcards.tag),
-        curated=expand(curated("{source}", "queries"), source=EVAL_SOURCES),
+        curated=expand(curated("{source}", "queries"), source=EVAL_SOURCES + ZEROSHOT_SOURCES),
     output:
         scores=f"{RUN_DIR}/eval/{{tag}}/scores.parquet",
         csv=f"{RUN_DIR}/eval/{{tag}}/scores.csv",

@@ -4,6 +4,9 @@
   (task, dataset, metric) in M-BEIR task order, one column per model tag, then the average.
 * MMEB: UniME-V2 Table 1: one row per model tag; columns are the meta-tasks, IND, OOD and
   Overall, each with its number of datasets.
+* Zero-shot: UniME-V2 Table 2: one row per model tag; per image-text set its qi→ct and qt→ci Recall@1,
+  then each SugarCrepe-format set's accuracy; then every zero-shot metric per dataset (U-MARVEL Table 8's
+  metrics: R@k, CIRCO mAP@k).
 * MIEB: Xiao et al. 2025 Table 2: one row per model tag; columns are the task categories (with their
   number of tasks) and the mean over tasks; a category without a task in the run is "–".
 """
@@ -100,9 +103,38 @@ def mieb_task_table(rows: list[dict], fmt: str = "markdown", caption: str = "") 
     return render(["Category", "Task", "Metric", *tags], body, fmt, caption)
 
 
+def zeroshot_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> str:
+    rows = [r for r in rows if r["benchmark"] == "zeroshot"]
+    if not rows:
+        raise ValueError("no zero-shot rows")
+    tags = _ordered(r["tag"] for r in rows)
+    value = {(r["tag"], r["dataset"], r["task_id"], r["metric"]): r["value"] for r in rows}
+    columns = []   # (header, dataset, task, metric): UniME-V2 Table 2's R@1 per direction, then accuracy
+    for dataset in _ordered(r["dataset"] for r in rows):
+        for task, label in ((3, "qi→ct"), (0, "qt→ci")):
+            if any(k[1:] == (dataset, task, "Recall@1") for k in value):
+                columns.append((f"{dataset} {label} R@1", dataset, task, "Recall@1"))
+        columns += [(f"{dataset} acc.", dataset, r["task_id"], "accuracy")
+                    for r in rows if r["dataset"] == dataset and r["metric"] == "accuracy"][:1]
+    body = [[tag] + [f"{value[(tag, d, t, m)]:.1f}" if (tag, d, t, m) in value else "–" for _, d, t, m in columns]
+            for tag in tags]
+    return render(["Model", *(c[0] for c in columns)], body, fmt, caption)
+
+
+def zeroshot_metric_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> str:
+    rows = [r for r in rows if r["benchmark"] == "zeroshot"]
+    tags = _ordered(r["tag"] for r in rows)
+    keys = _ordered((r["dataset"], r["task_id"], r["metric"]) for r in rows)
+    value = {(r["dataset"], r["task_id"], r["metric"], r["tag"]): r["value"] for r in rows}
+    body = [[d, TASK_LABELS.get(t, "–") if t is not None else "–", m]
+            + [f"{value[(d, t, m, tag)]:.1f}" if (d, t, m, tag) in value else "–" for tag in tags] for d, t, m in keys]
+    return render(["Dataset", "Task", "Metric", *tags], body, fmt, caption)
+
+
 def render_tables(rows: list[dict], fmt: str, title: str) -> str:
     """Every table the rows support: M-BEIR local (Table 7) and global (Table 14) layouts with one
-    column per model tag (Table 13 when the tags are stages), then MMEB (UniME-V2 Table 1), then MIEB (Table 2)."""
+    column per model tag (Table 13 when the tags are stages), then MMEB (UniME-V2 Table 1), the zero-shot sets (UniME-V2 Table 2),
+    then MIEB (Table 2)."""
     parts = []
     for setting, layout in (("local", "Table 7/13 layout"), ("global", "Table 14 layout")):
         if any(r["benchmark"] == "mbeir" and r["setting"] == setting for r in rows):
@@ -110,6 +142,9 @@ def render_tables(rows: list[dict], fmt: str, title: str) -> str:
     if any(r["benchmark"] == "mmeb" for r in rows):
         parts.append(mmeb_table(rows, fmt, f"MMEB P@1, UniME-V2 Table 1 layout: {title}"))
         parts.append(mmeb_dataset_table(rows, fmt, f"MMEB P@1 per dataset: {title}"))
+    if any(r["benchmark"] == "zeroshot" for r in rows):
+        parts.append(zeroshot_table(rows, fmt, f"Zero-shot (never trained on), UniME-V2 Table 2 layout: {title}"))
+        parts.append(zeroshot_metric_table(rows, fmt, f"Zero-shot, every metric (U-MARVEL Table 8's): {title}"))
     if any(r["benchmark"] == "mieb" for r in rows):
         parts.append(mieb_table(rows, fmt, f"MIEB-style categories on the synthetic world, MIEB Table 2 layout: {title}"))
         parts.append(mieb_task_table(rows, fmt, f"MIEB-style tasks: {title}"))

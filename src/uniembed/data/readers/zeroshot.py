@@ -16,7 +16,9 @@ its captions among the split's captions (i2t, task 3), scored Recall@1/5/10.
     {"0": {"filename": "000000397133.jpg", "caption": "...", "negative_caption": "..."}, ...}
 
 Each entry is an image query with two candidates, the caption (positive) and the hard negative; accuracy is how
-often the caption scores higher (the MMEB-style argmax over the query's own candidates).
+often the caption scores higher (the MMEB-style argmax over the query's own candidates). ``path`` is one such file
+(dataset ``sugarcrepe_<stem>``) or the release's folder of them (``replace_att.json``, ``swap_obj.json``, ...; every
+``*.json`` in name order, one dataset each: the columns of UniME-V2 Table 2).
 
 A file that is not this structure (unreadable JSON, a missing key, a wrong type) is a ``SourceFormatError`` naming
 the file, the record (1-based position) and what was expected; a bad value (empty caption, an image outside
@@ -68,12 +70,22 @@ def read_sugarcrepe(name: str, path: str | os.PathLike, image_root: str | os.Pat
                     dataset: str | None = None) -> SourceRecords:
     """Each entry: an image query whose own candidates are its caption (positive) and its hard negative."""
     path = Path(path)
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    if not files:
+        raise SourceFormatError(path, None, "a SugarCrepe JSON file or a folder of them", "a folder without *.json")
+    records = SourceRecords(name)
+    for file in files:
+        stem = f"{dataset}_{file.stem}" if dataset and len(files) > 1 else dataset
+        _read_sugarcrepe_file(records, file, RootedPaths(Path(image_root) if image_root else file.parent),
+                              stem or f"sugarcrepe_{file.stem}")
+    return records
+
+
+def _read_sugarcrepe_file(records: SourceRecords, path: Path, paths: RootedPaths, dataset: str) -> None:
+    name = records.name
     data = load_json(path, "a SugarCrepe JSON object of entries")
     if not isinstance(data, dict):
         raise SourceFormatError(path, None, "a JSON object mapping ids to entries", type(data).__name__)
-    dataset = dataset or f"sugarcrepe_{path.stem}"
-    paths = RootedPaths(Path(image_root) if image_root else path.parent)
-    records = SourceRecords(name)
     records.datasets.append(dataset=dataset, source=name)
     for number, (key, entry) in enumerate(data.items(), start=1):
         filename = field(entry, "filename", str, path, number)
@@ -92,4 +104,3 @@ def read_sugarcrepe(name: str, path: str | os.PathLike, image_root: str | os.Pat
             records.candidates.append(candidate_id=cid, source=name, dataset=dataset, text=text, original_text=original,
                                       image_path=None, modality=TEXT, source_file=str(path), source_line=number,
                                       pool=None, counted=False)
-    return records

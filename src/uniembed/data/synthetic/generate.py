@@ -6,6 +6,7 @@
     <root>/mmeb/{train,eval,images}/...    MMEB (VLM2Vec) Parquet rows, see ``mmeb.py``
     <root>/nli/nli_for_simcse.csv          SimCSE NLI triplets, see ``pairs.py``
     <root>/captions/captions.tsv, images/  CC3M-style image-caption pairs
+    <root>/zeroshot/...                    the zero-shot split (Karpathy + SugarCrepe formats), see ``zeroshot.py``
     <root>/truth/mbeir_truth.parquet       qid, split, task_id, true_match_dids
     <root>/truth/mmeb_eval_truth.parquet   dataset, row, query_spec, tgt_attrs, is_match
     <root>/manifest.json                   seed, sizes, rows per file (PNGs per image folder)
@@ -28,6 +29,7 @@ from .mbeir import write_mbeir
 from .mmeb import TRUTH_SCHEMA as MMEB_TRUTH_SCHEMA
 from .mmeb import write_mmeb
 from .pairs import write_captions, write_nli
+from .zeroshot import write_zeroshot
 
 DEFAULT_SIZES = {
     "mbeir_train_queries": 240,  # per task
@@ -40,6 +42,7 @@ DEFAULT_SIZES = {
     "mmeb_gallery": 160,         # rendered images the retrieval rows draw from
     "nli_triplets": 500,
     "caption_pairs": 300,
+    "zeroshot_images": 60,       # two-object scenes of the zero-shot split (never in a training file)
 }
 MBEIR_TRUTH_SCHEMA = pa.schema([("qid", pa.string()), ("split", pa.string()), ("task_id", pa.int32()),
                                 ("true_match_dids", pa.list_(pa.string()))])
@@ -75,6 +78,7 @@ def generate_synthetic(root: str | os.PathLike, *, seed: int = 0, sizes: dict | 
     counts.update(mmeb_counts)
     counts.update(write_nli(root, seed=seed, rows=s["nli_triplets"]))
     counts.update(write_captions(root, seed=seed, pairs=s["caption_pairs"]))
+    counts.update(write_zeroshot(root, seed=seed, images=s["zeroshot_images"]))
     write_parquet(pa.Table.from_pylist(mbeir_truth, MBEIR_TRUTH_SCHEMA), root / "truth/mbeir_truth.parquet")
     write_parquet(pa.Table.from_pylist(mmeb_truth, MMEB_TRUTH_SCHEMA), root / "truth/mmeb_eval_truth.parquet")
     counts["truth/mbeir_truth.parquet"] = len(mbeir_truth)
