@@ -18,7 +18,8 @@ rule evaluate:
         f"{BENCHMARKS}/evaluate_{{tag}}.tsv"
     params:
         settings=lambda wildcards: rule_settings("recipe.embedding", "recipe.evaluate", "recipe.device",
-                                                 base_model="model" if wildcards.tag == "zero_shot" else None),
+                                                 base_model="model" if wildcards.tag == "zero_shot" else None,
+                                                 ignore=("mieb",)),
         model_dir=lambda wildcards, input: loadable(input.model),
         out_dir=lambda wildcards, output: Path(output.scores).parent,
         curated_dir=lambda wildcards, input: Path(input.curated[0]).parents[1],
