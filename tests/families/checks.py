@@ -15,7 +15,7 @@ from uniembed.model.families import family
 
 #: Every rule of the embedded default's DAG (the tiny recipe), which each family runs.
 DEFAULT_RULES = {"generate_data", "build_model", "build_judge_model", "instruct_judge_model", "curate", "pretrain",
-                 "evaluate", "mine", "judge", "filter", "judge_quality", "train_hn", "train_reranker", "rerank",
+                 "evaluate", "evaluate_mieb", "mine", "judge", "filter", "judge_quality", "train_hn", "train_reranker", "rerank",
                  "distill_data", "distill", "tables", "run_manifest", "all"}
 
 

@@ -36,25 +36,27 @@ def test_a_deleted_intermediate_is_rebuilt_with_everything_after_it(finished_run
 @pytest.mark.slow
 @pytest.mark.parametrize("override, expected", [
     # the listwise reranker (UniME-V2's) trains on the unime_v2 filter's hard negatives
-    ("recipe.judge.batch_size=8", {"judge", "filter", "judge_quality", "train_hn", "evaluate", "tables",
-                                   "train_reranker", "rerank"}),
-    ("recipe.filters.unime_v2.params.beta=0.2", {"filter", "judge_quality", "train_hn", "evaluate", "tables",
-                                                 "train_reranker", "rerank"}),
+    ("recipe.judge.batch_size=8", {"judge", "filter", "judge_quality", "train_hn", "evaluate", "evaluate_mieb",
+                                   "tables", "train_reranker", "rerank"}),
+    ("recipe.filters.unime_v2.params.beta=0.2", {"filter", "judge_quality", "train_hn", "evaluate", "evaluate_mieb",
+                                                 "tables", "train_reranker", "rerank"}),
     # hn_umarvel is the recall model of rerank and the start of distillation
-    ("recipe.train_hn.objectives.umarvel.max_steps=7", {"train_hn", "evaluate", "tables", "rerank", "distill_data",
-                                                        "distill"}),
-    # rerank and distill_data embed with the evaluation settings
-    ("recipe.evaluate.batch_size=8", {"evaluate", "tables", "rerank", "distill_data", "distill"}),
+    ("recipe.train_hn.objectives.umarvel.max_steps=7", {"train_hn", "evaluate", "evaluate_mieb", "tables", "rerank",
+                                                        "distill_data", "distill"}),
+    # rerank and distill_data embed with the evaluation settings (evaluate_mieb does not: only distill's model)
+    ("recipe.evaluate.batch_size=8", {"evaluate", "tables", "rerank", "distill_data", "distill", "evaluate_mieb"}),
     # the rerankers train on the mined table
-    ("recipe.pretrain.stages.mbeir.optimizer.lr=0.002", {"pretrain", "evaluate", "tables", "mine", "judge", "filter",
-                                                         "judge_quality", "train_hn", "train_reranker", "rerank",
-                                                         "distill_data", "distill"}),
+    ("recipe.pretrain.stages.mbeir.optimizer.lr=0.002", {"pretrain", "evaluate", "evaluate_mieb", "tables", "mine",
+                                                         "judge", "filter", "judge_quality", "train_hn",
+                                                         "train_reranker", "rerank", "distill_data", "distill"}),
     # the judge's model: its instruct training (a resource), then everything the judge and the rerankers feed
     ("judge_model.instruct.lr=0.002", {"instruct_judge_model", "judge", "filter", "judge_quality", "train_hn",
-                                       "evaluate", "tables", "train_reranker", "rerank", "distill_data", "distill"}),
-    ("data.sources.nli.path=resources/synthetic/nli/other.csv", {"curate", "pretrain", "evaluate", "tables",
-                                                                 "mine", "judge", "filter", "judge_quality", "train_hn",
-                                                                 "train_reranker", "rerank", "distill_data", "distill"}),
+                                       "evaluate", "evaluate_mieb", "tables", "train_reranker", "rerank",
+                                       "distill_data", "distill"}),
+    ("data.sources.nli.path=resources/synthetic/nli/other.csv", {"curate", "pretrain", "evaluate", "evaluate_mieb",
+                                                                 "tables", "mine", "judge", "filter", "judge_quality",
+                                                                 "train_hn", "train_reranker", "rerank", "distill_data",
+                                                                 "distill"}),
     # a source's declared sizes feed the cost plan only
     ("+data.sources.mbeir.declared={queries: {train: 9}, candidates: 9, pool: 9, query_tokens: 9, candidate_tokens: 9}",
      set()),

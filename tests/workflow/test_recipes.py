@@ -13,8 +13,8 @@ EXPERIMENTS = sorted((ROOT / "config" / "experiments").glob("*.yaml"))
 RECIPES = sorted(p.stem for p in (ROOT / "config" / "recipe").glob("*.yaml"))
 #: The stages each paper's DAG holds (issue: the recipe decides the DAG's shape).
 PAPER_STAGES = {
-    "tiny": {"curate", "pretrain", "evaluate", "tables", "mine", "judge", "filter", "judge_quality", "train_hn",
-             "train_reranker", "rerank", "distill_data", "distill"},
+    "tiny": {"curate", "pretrain", "evaluate", "evaluate_mieb", "tables", "mine", "judge", "filter", "judge_quality",
+             "train_hn", "train_reranker", "rerank", "distill_data", "distill"},
     "umarvel_qwen2vl_7b": {"curate", "pretrain", "evaluate", "tables", "mine", "mine_encode_part", "filter", "train_hn",
                            "train_reranker", "rerank", "rerank_part", "distill_data", "distill"},
 }
