@@ -112,16 +112,18 @@ def ablations_page(run: Path) -> tuple[str, dict[Path, Path]]:
 
 
 def summary(run: Path) -> str:
-    """Per evaluated model (DAG order): M-BEIR local / global mean Recall@5 and MMEB mean P@1, from per_stage.csv."""
+    """Per evaluated model (DAG order): M-BEIR local / global mean Recall@5, MMEB mean P@1 and the MIEB-style mean over
+    tasks, from per_stage.csv (the zero-shot sets are in the results page's tables)."""
     sums: dict = {}
     with open(run / "tables" / "per_stage.csv", newline="") as handle:
         for row in csv.DictReader(handle):
-            key = "mmeb" if row["benchmark"] == "mmeb" else f"mbeir_{row['setting']}"
+            key = f"mbeir_{row['setting']}" if row["benchmark"] == "mbeir" else row["benchmark"]
             total, count = sums.setdefault(row["tag"], {}).get(key, (0.0, 0))
             sums[row["tag"]][key] = (total + float(row["value"]), count + 1)
-    lines = ["| model | M-BEIR local | M-BEIR global | MMEB |", "|---|---|---|---|"]
+    lines = ["| model | M-BEIR local | M-BEIR global | MMEB | MIEB-style |", "|---|---|---|---|---|"]
     for tag, values in sums.items():
-        cells = [f"{values[k][0] / values[k][1]:.1f}" if k in values else "—" for k in ("mbeir_local", "mbeir_global", "mmeb")]
+        cells = [f"{values[k][0] / values[k][1]:.1f}" if k in values else "—"
+                 for k in ("mbeir_local", "mbeir_global", "mmeb", "mieb")]
         lines.append(f"| `{tag}` | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

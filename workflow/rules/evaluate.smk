@@ -57,7 +57,7 @@ rule evaluate_mieb:
         model_dir=lambda wildcards, input: loadable(input.model),
         out_dir=lambda wildcards, output: Path(output.scores).parent,
     wildcard_constraints:
-        tag="|".join(EVAL_MODELS),
+        tag="|".join([*EVAL_MODELS, *ABLATION_MODELS]),
     resources:
         **rule_resources("evaluate_mieb"),
     conda:
