@@ -11,9 +11,14 @@ import pytest
 from uniembed.evaluate.published import PublishedError, published_for, published_models, read_published
 
 ROOT = Path(__file__).resolve().parents[2] / "data" / "published"
-FILES = {"umarvel_table7.csv": 68, "umarvel_table13.csv": 102, "umarvel_table14.csv": 68,
-         "unime_v2_table1.csv": 56, "unime_v2_table3.csv": 8, "unime_v2_table4.csv": 3,
-         "unime_v2_table5.csv": 2, "unime_v2_table6.csv": 4}
+#: UniME-V2 Table 2: 13 models x 11 columns (Flickr30K, COCO, ShareGPT4V, Urban1K x 2 directions; SugarCrepe x 3).
+UNIME_V2_TABLE2 = 13 * 11  # 143
+#: U-MARVEL Table 8: 10 models x 12 (dataset) columns, less the 10 cells VLM2Vec and UniME lack (CIRCO, GeneCIS,
+#: Visual Dialog, Multi-round FashionIQ printed "-"; CC-Neg: their ITM cell holds one value, placed in SugarCrepe).
+UMARVEL_TABLE8 = 10 * 12 - 2 * 5  # 110
+FILES = {"umarvel_table7.csv": 68, "umarvel_table8.csv": UMARVEL_TABLE8, "umarvel_table13.csv": 102,
+         "umarvel_table14.csv": 68, "unime_v2_table1.csv": 56, "unime_v2_table2.csv": UNIME_V2_TABLE2,
+         "unime_v2_table3.csv": 8, "unime_v2_table4.csv": 3, "unime_v2_table5.csv": 2, "unime_v2_table6.csv": 4}
 #: The 16 M-BEIR (task, dataset) rows, in the order U-MARVEL Tables 7, 13 and 14 print them.
 MBEIR_ROWS = [(0, "VisualNews"), (0, "MSCOCO"), (0, "Fashion200K"), (1, "WebQA"), (2, "EDIS"), (2, "WebQA"),
               (3, "VisualNews"), (3, "MSCOCO"), (3, "Fashion200K"), (4, "NIGHTS"), (6, "OVEN"), (6, "InfoSeek"),
@@ -22,11 +27,32 @@ MBEIR_ROWS = [(0, "VisualNews"), (0, "MSCOCO"), (0, "Fashion200K"), (1, "WebQA")
 ROUNDING = 0.1 + 1e-9
 HEADER = "paper,table,row,model,benchmark,setting,task_id,task,dataset,metric,value,note"
 GOOD = "U-MARVEL,7,U-MARVEL,U-MARVEL (Qwen2-VL-7B),mbeir,local,0,qt->ci,VisualNews,Recall@5,47.3,"
+ZS = "U-MARVEL,8,U-MARVEL,U-MARVEL (Qwen2-VL-7B),zeroshot,qt->ci,0,qt->ci,Flickr30K,Recall@1,85.4,"
+#: UniME-V2 Table 2's columns (task, dataset) in the order it prints them, directions as its header labels them.
+TABLE2_COLUMNS = [(d, ds) for ds in ("Flickr30K", "MSCOCO", "ShareGPT4V", "Urban1K") for d in ("qi->ct", "qt->ci")] + [
+    (k, "SugarCrepe") for k in ("Replace", "Swap", "Add")]
+#: U-MARVEL Table 8's (task, dataset, metric) cells in the order it prints them.
+TABLE8_CELLS = [("qt->ci", "ShareGPT4V", "Recall@1"), ("qt->ci", "Urban1K", "Recall@1"),
+                ("qt->ci", "Flickr30K", "Recall@1"), ("qi->ct", "ShareGPT4V", "Recall@1"),
+                ("qi->ct", "Urban1K", "Recall@1"), ("qi->ct", "Flickr30K", "Recall@1"),
+                ("(qi,qt)->ci", "CIRCO", "mAP@5"), ("(qi,qt)->ci", "GeneCIS", "Recall@1"),
+                ("qdialog->ci", "Visual Dialog", "Recall@1"), ("(qi+qt)->ci", "Multi-round FashionIQ", "Recall@5"),
+                ("ITM", "CC-Neg", "accuracy"), ("ITM", "SugarCrepe", "accuracy")]
+TABLE8_ROWS = ["CLIP-L", "UniIR-CLIP_SF", "E5-V", "MagicLens-L", "VLM2Vec", "UniME", "LamRA-Ret", "U-MARVEL", "LamRA",
+               "U-MARVEL⁺"]
 
 
 def raw(name):
     with open(ROOT / name, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def zeroshot(name):
+    """A zero-shot file as ``{row: {(task, dataset): value}}``, in file order."""
+    out = defaultdict(dict)
+    for r in raw(name):
+        out[r["row"]][(r["task"], r["dataset"])] = float(r["value"])
+    return out
 
 
 def by_row(name):
@@ -101,6 +127,86 @@ def test_mmeb_overall_agrees_across_unime_v2_tables():
     assert {r["row"]: float(r["value"]) for r in raw("unime_v2_table6.csv")}["#Negatives 8"] == full
 
 
+def test_unime_v2_table2_layout_spot_values_and_printed_deltas():
+    rows, table = raw("unime_v2_table2.csv"), zeroshot("unime_v2_table2.csv")
+    assert len(rows) == UNIME_V2_TABLE2 and len(table) == 13
+    assert all(list(cells) == TABLE2_COLUMNS for cells in table.values())
+    for r in rows:
+        sugar = r["dataset"] == "SugarCrepe"
+        assert (r["benchmark"], r["metric"]) == ("zeroshot", "accuracy" if sugar else "Recall@1")
+        direction = ("ITM", "") if sugar else (r["task"], {"qi->ct": "3", "qt->ci": "0"}[r["task"]])
+        assert (r["setting"], r["task_id"]) == direction
+    # the header's q^i->c^t comes first; on Flickr30K and COCO it is the lower value in every row (see the README)
+    assert all(cells[("qi->ct", ds)] < cells[("qt->ci", ds)]
+               for cells in table.values() for ds in ("Flickr30K", "MSCOCO"))
+    # spot values, as the paper prints them (004_8818c066c3723711.txt, Table 2)
+    assert table["UniME-V2 (Qwen2-VL) 2B"][("qi->ct", "Flickr30K")] == 79.8
+    assert table["UniME-V2 (Qwen2-VL) 2B"][("qt->ci", "Flickr30K")] == 89.9
+    assert table["UniME-V2 (LLaVA-OV) 7B"][("Add", "SugarCrepe")] == 90.5
+    assert table["UniME (LLaVA-OV) 7B"][("qt->ci", "Urban1K")] == 95.5
+    assert table["OpenCLIP (ViT-L) 0.4B"][("qi->ct", "MSCOCO")] == 37.0
+    assert table["EVA-CLIP 8B"][("Swap", "SugarCrepe")] == 70.3
+    # UniME-V2 rows print their gain over UniME with the same backbone and size; a value and the delta are each
+    # rounded to 0.1, so value - base may differ from the delta by 0.1. One delta is misprinted (kept as printed).
+    off, deltas = {}, 0
+    for r in rows:
+        if m := re.search(r"printed delta ([+-]\d+\.\d) vs (UniME \(.*\) \d+B)", r["note"]):
+            diff = round(float(r["value"]) - table[m.group(2)][(r["task"], r["dataset"])], 1)
+            if diff != float(m.group(1)):
+                off[(r["row"], r["task"], r["dataset"])] = (diff, float(m.group(1)))
+            deltas += 1
+    assert deltas == 3 * 11
+    assert off == {("UniME-V2 (Qwen2-VL) 2B", "qt->ci", "ShareGPT4V"): (5.5, 5.6),   # within rounding
+                   ("UniME-V2 (Qwen2-VL) 7B", "qi->ct", "ShareGPT4V"): (7.8, 0.8)}   # 94.3 - 86.5: misprint
+    assert "misprinted" in next(r["note"] for r in rows if r["row"] == "UniME-V2 (Qwen2-VL) 7B"
+                                and (r["task"], r["dataset"]) == ("qi->ct", "ShareGPT4V"))
+
+
+def test_umarvel_table8_layout_missing_cells_and_spot_values():
+    rows, table = raw("umarvel_table8.csv"), zeroshot("umarvel_table8.csv")
+    assert len(rows) == UMARVEL_TABLE8 and list(table) == TABLE8_ROWS
+    metric = {(r["row"], r["task"], r["dataset"]): r["metric"] for r in rows}
+    lacking = {"VLM2Vec", "UniME"}
+    for row, cells in table.items():
+        want = [(t, d) for t, d, _ in TABLE8_CELLS
+                if row not in lacking or d in ("ShareGPT4V", "Urban1K", "Flickr30K", "SugarCrepe")]
+        assert list(cells) == want, row
+        assert all(metric[(row, t, d)] == m for t, d, m in TABLE8_CELLS if (t, d) in cells)
+    for r in rows:
+        assert r["task_id"] == {"qt->ci": "0", "qi->ct": "3", "(qi,qt)->ci": "7"}.get(r["setting"], "")
+        assert r["setting"] == r["task"]
+    # spot values, as the paper prints them (003_e75cc11216185874.txt, Table 8)
+    assert table["U-MARVEL"][("(qi,qt)->ci", "CIRCO")] == 36.2
+    assert table["U-MARVEL"][("qt->ci", "Urban1K")] == 96.7
+    assert table["U-MARVEL⁺"][("qdialog->ci", "Visual Dialog")] == 77.6
+    assert table["LamRA"][("ITM", "CC-Neg")] == 85.9 and table["LamRA"][("ITM", "SugarCrepe")] == 93.5
+    assert table["CLIP-L"][("qt->ci", "ShareGPT4V")] == 84.0 and table["CLIP-L"][("qi->ct", "Flickr30K")] == 87.2
+    assert table["MagicLens-L"][("qi->ct", "Urban1K")] == 24.2
+    # the one value of VLM2Vec's and UniME's ITM cell, placed in SugarCrepe (data/published/README.md says why)
+    assert table["VLM2Vec"][("ITM", "SugarCrepe")] == 79.5 and table["UniME"][("ITM", "SugarCrepe")] == 85.0
+    assert all("not certain" in r["note"] for r in rows if r["row"] in lacking and r["task"] == "ITM")
+
+
+def test_baselines_printed_by_both_zero_shot_tables():
+    """U-MARVEL's CLIP-L and UniME-V2's OpenCLIP (ViT-L) (both cite Radford et al. 2021) agree on ShareGPT4V, and
+    on Flickr30K with the directions exchanged (UniME-V2's header labels look swapped); their Urban1K differ. No
+    other pair of rows (E5-V, VLM2Vec, UniME: other versions or backbones) shares more than one of those six cells."""
+    t8, t2 = zeroshot("umarvel_table8.csv"), zeroshot("unime_v2_table2.csv")
+    clip, openclip = t8["CLIP-L"], t2["OpenCLIP (ViT-L) 0.4B"]
+    other = {"qi->ct": "qt->ci", "qt->ci": "qi->ct"}
+    for d in other:
+        assert clip[(d, "ShareGPT4V")] == openclip[(d, "ShareGPT4V")]
+        assert clip[(d, "Flickr30K")] == openclip[(other[d], "Flickr30K")] != openclip[(d, "Flickr30K")]
+        assert clip[(d, "Urban1K")] not in (openclip[(d, "Urban1K")], openclip[(other[d], "Urban1K")])
+    shared = [(d, ds) for ds in ("ShareGPT4V", "Urban1K", "Flickr30K") for d in other]
+    for a, cells8 in t8.items():
+        for b, cells2 in t2.items():
+            same = sum(cells8[k] == cells2[k] for k in shared)
+            swapped = sum(cells8[(d, ds)] == cells2[(other[d], ds)] for d, ds in shared)
+            if (a, b) != ("CLIP-L", "OpenCLIP (ViT-L) 0.4B"):
+                assert same + swapped <= 1, (a, b, same, swapped)
+
+
 @pytest.mark.parametrize("line, column, message", [
     (GOOD.replace(",47.3,", ",n/a,"), "value", "could not convert"),
     (GOOD.replace(",47.3,", ",147.3,"), "value", "percentage"),
@@ -110,6 +216,13 @@ def test_mmeb_overall_agrees_across_unime_v2_tables():
     (GOOD.replace(",qt->ci,", ",qi->ct,"), "task", "does not match task_id 0"),
     (GOOD.replace(",0,qt->ci,", ",x,qt->ci,"), "task_id", "not an M-BEIR task id"),
     (GOOD.replace(",U-MARVEL (Qwen2-VL-7B),", ",,"), "model", "must not be empty"),
+    (ZS.replace(",Flickr30K,", ",Flickr,"), "dataset", "unknown zero-shot dataset"),
+    (ZS.replace(",zeroshot,qt->ci,", ",zeroshot,local,"), "setting", "not a zeroshot setting"),
+    (ZS.replace(",0,qt->ci,", ",,qt->ci,"), "task_id", "needs its task_id"),
+    (ZS.replace(",qt->ci,0,qt->ci,", ",ITM,0,qt->ci,"), "task_id", "has no M-BEIR task_id"),
+    (ZS.replace(",qt->ci,0,qt->ci,", ",qi->ct,0,qt->ci,"), "setting", "is not the row's task"),
+    (ZS.replace(",qt->ci,0,qt->ci,", ",ITM,,,"), "task", "names its task"),
+    (ZS.replace(",Recall@1,", ",R@1,"), "metric", "is not Recall@k, mAP@k or accuracy"),
 ])
 def test_a_bad_row_names_file_line_and_column(tmp_path, line, column, message):
     path = tmp_path / "bad.csv"
@@ -146,6 +259,15 @@ def test_published_for_returns_what_the_csv_holds():
         assert published_for(rows, "mmeb", "Overall", table="1", model=model) == {"Overall": values["Overall"]}
     plus = published_for(rows, "mbeir", "local", model="U-MARVEL⁺ (Qwen2-VL-7B)")
     assert plus[(7, "FashionIQ", "Recall@10")] == 38.2 and plus["Average"] == 64.8
+    for name, table in (("unime_v2_table2.csv", "2"), ("umarvel_table8.csv", "8")):
+        for row, cells in zeroshot(name).items():
+            got = published_for(rows, "zeroshot", table=table, row=row)
+            assert {(t, d): v for (t, d, _), v in got.items()} == cells and len(got) == len(cells)
+    sugar = published_for(rows, "zeroshot", "ITM", "UniME-V2", row="UniME-V2 (Qwen2-VL) 2B")
+    assert sugar == {("Replace", "SugarCrepe", "accuracy"): 70.9, ("Swap", "SugarCrepe", "accuracy"): 51.2,
+                     ("Add", "SugarCrepe", "accuracy"): 70.2}
+    assert published_for(rows, "zeroshot", "(qi,qt)->ci", model="U-MARVEL (Qwen2-VL-7B)", table="8") == {
+        ("(qi,qt)->ci", "CIRCO", "mAP@5"): 36.2, ("(qi,qt)->ci", "GeneCIS", "Recall@1"): 19.1}
 
 
 def test_published_for_refuses_ambiguous_or_incomplete_requests():
