@@ -93,3 +93,42 @@ def test_mmeb_with_the_36_datasets_gets_the_unime_v2_rows(published):
     overall = printed("unime_v2_table1.csv", "UniME-V2(Qwen2-VL) 7B", "Overall", metric="P@1")
     assert f"| UniME-V2(Qwen2-VL) 7B (paper) |" in text and f"| {overall} |" in text
     assert f"| UniME-V2(7B) (paper) | UniME-V2(7B) | {printed('unime_v2_table3.csv', 'UniME-V2(7B) | UniME-V2(7B) | 0.6M', 'Overall', metric='P@1')} |" in text
+
+
+def zeroshot_rows(tag, cells):
+    return [{"tag": tag, "benchmark": "zeroshot", "setting": "zero-shot", "dataset": d, "task_id": t, "meta_task": None,
+             "metric": m, "value": v, "n_queries": 10} for d, t, m, v in cells]
+
+
+def _table2(text: str) -> list[list[str]]:
+    block = text.split("UniME-V2 Table 2 layout")[1]
+    return [[c.strip() for c in line.strip("| ").split(" | ")] for line in block.splitlines() if line.startswith("|")]
+
+
+def test_table2_sets_the_papers_cells_only_where_the_run_has_the_dataset_and_every_sugarcrepe_file():
+    replace = [(f"sugarcrepe_{f}", 3, "accuracy", v) for f, v in (("replace_obj", 60.0), ("replace_att", 70.0),
+                                                                    ("replace_rel", 80.0))]
+    rows = zeroshot_rows("m", [("flickr30k", 3, "Recall@1", 50.0), ("flickr30k", 0, "Recall@1", 40.0),
+                               ("flickr30k", 0, "Recall@5", 90.0), *replace, ("sugarcrepe_swap_att", 3, "accuracy", 55.0)])
+    text = paper_tables(rows, read_published(), recall=None, reranked={}, stages=[])
+    header, _, ours, *papers = _table2(text)
+    assert header == ["Model", "flickr30k qi→ct R@1", "flickr30k qt→ci R@1", "SugarCrepe Replace", "SugarCrepe Swap"]
+    assert ours == ["m", "50.0", "40.0", "70.0", "55.0"]   # Replace: the mean of its three files
+    file = "unime_v2_table2.csv"
+    row = "UniME-V2 (Qwen2-VL) 2B"
+    expected = [printed(file, row, "qi->ct", "Flickr30K", "Recall@1"), printed(file, row, "qt->ci", "Flickr30K",
+                                                                               "Recall@1")]
+    with open(ROOT / file, newline="", encoding="utf-8") as f:
+        replace_printed = next(f"{float(r['value']):.1f}" for r in csv.DictReader(f)
+                               if r["row"] == row and r["task"] == "Replace")
+    (paper,) = [p for p in papers if p[0] == f"{row} (paper)"]
+    assert paper == [f"{row} (paper)", *expected, replace_printed, "–"]   # Swap: only swap_att of its two files
+    assert len(papers) == 3 and "only in the columns the run has" in text
+
+
+def test_table2_on_the_synthetic_split_sets_no_published_number():
+    rows = zeroshot_rows("zero_shot", [("shapes2", 3, "Recall@1", 20.0), ("shapes2", 0, "Recall@1", 10.0),
+                                       ("sugarcrepe_swap_att", 3, "accuracy", 50.0)])
+    text = paper_tables(rows, read_published(), recall=None, reranked={}, stages=[])
+    assert _table2(text)[2:] == [["zero_shot", "20.0", "10.0", "50.0"]]
+    assert "No published number of UniME-V2 Table 2" in text

@@ -6,6 +6,8 @@
   negative mining -> distillation), then the paper's;
 * UniME-V2 Table 1: MMEB meta-task / IND / OOD / Overall per model, then the paper's UniME-V2 rows;
 * UniME-V2 Table 3: embedder, reranker and MMEB overall, ours then the paper's.
+* UniME-V2 Table 2: zero-shot Recall@1 per image-text set and direction, then SugarCrepe's Replace / Swap / Add
+  accuracy (each the mean over the run's SugarCrepe files of that kind), ours then the paper's UniME-V2 rows.
 
 Published numbers (:mod:`uniembed.evaluate.published`) stand beside ours only where they measure the
 same thing: an M-BEIR cell when the paper has that (task, dataset, metric) — dataset names compared
@@ -24,6 +26,11 @@ from .tables import TASK_LABELS, render
 #: UniME-V2 Table 1's dataset count per MMEB column.
 MMEB_COUNTS = {"Classification": 10, "VQA": 10, "Retrieval": 12, "Grounding": 4, "IND": 20, "OOD": 16, "Overall": 36}
 TABLE13_STAGES = ("Progressive transition", "Hard-neg mining", "Distillation")
+#: SugarCrepe's files per Table 2 column (Hsieh et al. 2023): a column compares only when the run has all of them.
+SUGARCREPE_KINDS = {"Replace": ("replace_obj", "replace_att", "replace_rel"), "Swap": ("swap_obj", "swap_att"),
+                    "Add": ("add_obj", "add_att")}
+#: Curated zero-shot dataset names (the readers') that the published tables spell otherwise (compared casefolded).
+ZEROSHOT_ALIASES = {"coco": "mscoco"}
 
 
 def _fmt(value) -> str:
@@ -115,6 +122,48 @@ def reranker_comparison(rows: list[dict], published: list[dict], recall: str, re
         paper_rows, "UniME-V2 Table 3", "MMEB")
 
 
+def _crepe_files(rows: list[dict], kind: str) -> dict[str, list[float]]:
+    """Per tag, the accuracies of the run's SugarCrepe-format datasets of ``kind`` (``<name>_<kind>_<what>``)."""
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        if r["benchmark"] == "zeroshot" and r["metric"] == "accuracy" and f"_{kind.lower()}_" in f"{r['dataset']}_":
+            out.setdefault(r["tag"], []).append(r["value"])
+    return out
+
+
+def zeroshot_comparison(rows: list[dict], published: list[dict], tags: list[str], fmt: str) -> str:
+    """UniME-V2 Table 2: per image-text set of the run its qi→ct and qt→ci Recall@1, then Replace / Swap / Add."""
+    rows = [r for r in rows if r["benchmark"] == "zeroshot"]
+    recall = {(r["tag"], r["dataset"], r["task_id"]): r["value"] for r in rows if r["metric"] == "Recall@1"}
+    columns = [(d, label, task) for d in dict.fromkeys(k[1] for k in recall)
+               for label, task in (("qi->ct", 3), ("qt->ci", 0)) if any(k[1:] == (d, task) for k in recall)]
+    crepe = {kind: _crepe_files(rows, kind) for kind in SUGARCREPE_KINDS}
+    kinds = [kind for kind in SUGARCREPE_KINDS if crepe[kind]]
+    body = [[tag, *(_fmt(recall.get((tag, d, task))) for d, _, task in columns),
+             *(_fmt(sum(crepe[k][tag]) / len(crepe[k][tag]) if tag in crepe[k] else None) for k in kinds)]
+            for tag in tags]
+    datasets = {r["dataset"] for r in rows}
+    complete = [k for k in kinds if all(any(d.endswith(f"_{f}") for d in datasets) for f in SUGARCREPE_KINDS[k])]
+    paper_rows = sorted({r["row"] for r in published if r["paper"] == "UniME-V2" and r["table"] == "2"
+                         and r["row"].startswith("UniME-V2")})
+    shown = []
+    for name in paper_rows:
+        paper = {(t, d.casefold(), m): v for (t, d, m), v in published_for(
+            published, "zeroshot", None, "UniME-V2", table="2", row=name).items()}
+        cells = [paper.get((label, ZEROSHOT_ALIASES.get(d.casefold(), d.casefold()), "Recall@1"))
+                 for d, label, _ in columns]
+        cells += [paper.get((k, "sugarcrepe", "accuracy")) if k in complete else None for k in kinds]
+        if any(c is not None for c in cells):
+            shown.append(name)
+            body.append([f"{name} (paper)", *map(_fmt, cells)])
+    header = ["Model", *(f"{d} {label.replace('->', '→')} R@1" for d, label, _ in columns),
+              *(f"SugarCrepe {k}" for k in kinds)]
+    return render(header, body, fmt, "UniME-V2 Table 2 layout (zero-shot Recall@1; SugarCrepe accuracy)") + (
+        "\n(paper): UniME-V2 Table 2 as printed (data/published), only in the columns the run has.\n" if shown else
+        "\nNo published number of UniME-V2 Table 2 is set beside these: the paper's are on Flickr30K, MSCOCO, "
+        "ShareGPT4V, Urban1K and all of SugarCrepe's files of a column, and this run has none of those.\n")
+
+
 def _note(shown, source: str, benchmark: str) -> str:
     if shown:
         return f"\n(paper): {source} as printed (data/published).\n"
@@ -138,4 +187,7 @@ def paper_tables(rows: list[dict], published: list[dict], *, recall: str | None,
         parts.append(mmeb_comparison(rows, published, mmeb_tags, fmt))
     if recall in mmeb_tags and reranked:
         parts.append(reranker_comparison(rows, published, recall, {t: n for t, n in reranked.items() if t in tags}, fmt))
+    zeroshot_tags = list(dict.fromkeys(r["tag"] for r in rows if r["benchmark"] == "zeroshot"))
+    if zeroshot_tags:
+        parts.append(zeroshot_comparison(rows, published, zeroshot_tags, fmt))
     return "\n".join(parts)
