@@ -113,4 +113,10 @@ def _rows(values: list[float], groups: list[tuple]) -> list[dict]:
         counts[g] += 1
     return [{"benchmark": "zeroshot", "setting": "zero-shot", "dataset": d, "task_id": t, "meta_task": None,
              "metric": m, "value": 100.0 * v, "n_queries": counts[(d, t, m)]}
-            for (d, t, m), v in sorted(means.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2]))]
+            for (d, t, m), v in sorted(means.items(), key=lambda kv: _order(*kv[0]))]
+
+
+def _order(dataset: str, task, metric: str) -> tuple:
+    """Rows by dataset, task, then metric name and its k as a number (Recall@5 before Recall@10)."""
+    name, _, k = metric.partition("@")
+    return dataset, -1 if task is None else task, name, int(k) if k else 0
