@@ -101,7 +101,7 @@ def zeroshot_rows(tag, cells):
 
 
 def _table2(text: str) -> list[list[str]]:
-    block = text.split("UniME-V2 Table 2 layout")[1]
+    block = text.split("UniME-V2 Table 2 layout")[1].split("U-MARVEL Table 8 layout")[0]
     return [[c.strip() for c in line.strip("| ").split(" | ")] for line in block.splitlines() if line.startswith("|")]
 
 
@@ -132,3 +132,27 @@ def test_table2_on_the_synthetic_split_sets_no_published_number():
     text = paper_tables(rows, read_published(), recall=None, reranked={}, stages=[])
     assert _table2(text)[2:] == [["zero_shot", "20.0", "10.0", "50.0"]]
     assert "No published number of UniME-V2 Table 2" in text
+
+
+def test_table8_sets_u_marvels_cells_beside_the_rows_the_run_has():
+    files = ("replace_obj", "replace_att", "replace_rel", "swap_obj", "swap_att", "add_obj", "add_att")
+    rows = zeroshot_rows("m", [("sharegpt4v", 0, "Recall@1", 80.0), ("shapes2", 3, "Recall@1", 30.0),
+                               ("circo", 7, "mAP@5", 20.0), ("circo", 7, "mAP@10", 25.0),
+                               *[(f"sugarcrepe_{f}", 3, "accuracy", 60.0 + i) for i, f in enumerate(files)]])
+    text = paper_tables(rows, read_published(), recall=None, reranked={}, stages=[])
+    block = text.split("U-MARVEL Table 8 layout")[1]
+    lines = [[c.strip() for c in line.strip("| ").split(" | ")] for line in block.splitlines() if line.startswith("|")]
+    file = "umarvel_table8.csv"
+    assert lines[0] == ["Task", "Dataset", "Metric", "m", "U-MARVEL (paper)", "U-MARVEL⁺ (paper)"]
+    assert lines[2] == ["qt→ci", "sharegpt4v", "Recall@1", "80.0", printed(file, "U-MARVEL", "qt->ci", "ShareGPT4V",
+                                                                             "Recall@1"),
+                        printed(file, "U-MARVEL⁺", "qt->ci", "ShareGPT4V", "Recall@1")]
+    assert lines[3] == ["qi→ct", "shapes2", "Recall@1", "30.0", "–", "–"]
+    assert lines[4][:4] == ["(qi,qt)→ci", "circo", "mAP@5", "20.0"] and lines[4][4] == printed(
+        file, "U-MARVEL", "(qi,qt)->ci", "CIRCO", "mAP@5")
+    assert lines[5][:4] == ["ITM", "SugarCrepe (all files)", "accuracy", "63.0"]   # the mean of the seven files
+    assert lines[5][4] == printed(file, "U-MARVEL", "ITM", "SugarCrepe", "accuracy")
+    partial = paper_tables(zeroshot_rows("m", [("shapes2", 3, "Recall@1", 30.0), ("sugarcrepe_swap_att", 3,
+                                                                                "accuracy", 50.0)]),
+                           read_published(), recall=None, reranked={}, stages=[])
+    assert "No published number of U-MARVEL Table 8" in partial

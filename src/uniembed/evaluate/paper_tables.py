@@ -8,6 +8,8 @@
 * UniME-V2 Table 3: embedder, reranker and MMEB overall, ours then the paper's.
 * UniME-V2 Table 2: zero-shot Recall@1 per image-text set and direction, then SugarCrepe's Replace / Swap / Add
   accuracy (each the mean over the run's SugarCrepe files of that kind), ours then the paper's UniME-V2 rows.
+* U-MARVEL Table 8: zero-shot rows (task, dataset, metric: R@1, CIRCO's MAP@5, SugarCrepe's accuracy over all
+  its files), our models as columns, then the paper's U-MARVEL and U-MARVEL⁺ where the run has the dataset.
 
 Published numbers (:mod:`uniembed.evaluate.published`) stand beside ours only where they measure the
 same thing: an M-BEIR cell when the paper has that (task, dataset, metric) — dataset names compared
@@ -122,11 +124,13 @@ def reranker_comparison(rows: list[dict], published: list[dict], recall: str, re
         paper_rows, "UniME-V2 Table 3", "MMEB")
 
 
-def _crepe_files(rows: list[dict], kind: str) -> dict[str, list[float]]:
-    """Per tag, the accuracies of the run's SugarCrepe-format datasets of ``kind`` (``<name>_<kind>_<what>``)."""
+def _crepe_files(rows: list[dict], kind: str | None) -> dict[str, list[float]]:
+    """Per tag, the accuracies of the run's SugarCrepe-format datasets of ``kind`` (``<name>_<kind>_<what>``; None:
+    all of them)."""
     out: dict[str, list[float]] = {}
     for r in rows:
-        if r["benchmark"] == "zeroshot" and r["metric"] == "accuracy" and f"_{kind.lower()}_" in f"{r['dataset']}_":
+        if r["benchmark"] == "zeroshot" and r["metric"] == "accuracy" and (
+                kind is None or f"_{kind.lower()}_" in f"{r['dataset']}_"):
             out.setdefault(r["tag"], []).append(r["value"])
     return out
 
@@ -164,6 +168,39 @@ def zeroshot_comparison(rows: list[dict], published: list[dict], tags: list[str]
         "ShareGPT4V, Urban1K and all of SugarCrepe's files of a column, and this run has none of those.\n")
 
 
+def table8(rows: list[dict], published: list[dict], tags: list[str], fmt: str) -> str:
+    """U-MARVEL Table 8: one row per (task, dataset, metric) of the run in the table's metrics, ours then the paper's."""
+    rows = [r for r in rows if r["benchmark"] == "zeroshot"]
+    labels = {0: "qt->ci", 3: "qi->ct", 7: "(qi,qt)->ci"}
+    keys = list(dict.fromkeys((labels[r["task_id"]], r["dataset"], r["metric"]) for r in rows
+                              if (r["metric"] == "Recall@1" and r["task_id"] in (0, 3)) or r["metric"] == "mAP@5"))
+    values = {(labels.get(r["task_id"]), r["dataset"], r["metric"], r["tag"]): r["value"] for r in rows}
+    crepe = _crepe_files(rows, None)   # every SugarCrepe-format file: Table 8's one ITM number is their mean
+    body = [[task.replace("->", "→"), d, m, *(_fmt(values.get((task, d, m, tag))) for tag in tags)]
+            for task, d, m in keys]
+    if crepe:
+        body.append(["ITM", "SugarCrepe (all files)", "accuracy",
+                     *(_fmt(sum(crepe[t]) / len(crepe[t]) if t in crepe else None) for t in tags)])
+    datasets = {r["dataset"] for r in rows}
+    complete = all(any(d.endswith(f"_{f}") for d in datasets) for files in SUGARCREPE_KINDS.values() for f in files)
+    papers = {}
+    for name in ("U-MARVEL", "U-MARVEL⁺"):
+        paper = {(t, d.casefold(), m): v for (t, d, m), v in published_for(
+            published, "zeroshot", None, "U-MARVEL", table="8", row=name).items()}
+        cells = [paper.get((task, ZEROSHOT_ALIASES.get(d.casefold(), d.casefold()), m)) for task, d, m in keys]
+        cells += [paper.get(("ITM", "sugarcrepe", "accuracy")) if complete else None] if crepe else []
+        if any(c is not None for c in cells):
+            papers[name] = cells
+    for i, cells in enumerate(zip(*papers.values()) if papers else []):
+        body[i] += [_fmt(c) for c in cells]
+    header = ["Task", "Dataset", "Metric", *tags, *(f"{n} (paper)" for n in papers)]
+    return render(header, body, fmt, "U-MARVEL Table 8 layout (zero-shot)") + (
+        "\n(paper): U-MARVEL Table 8 as printed (data/published), only in the rows the run has.\n" if papers else
+        "\nNo published number of U-MARVEL Table 8 is set beside these: the paper's are on ShareGPT4V, Urban-1K, "
+        "Flickr30K, CIRCO, GeneCIS, Visual Dialog, multi-round FashionIQ, CC-Neg and all of SugarCrepe's files, "
+        "and this run has none of those.\n")
+
+
 def _note(shown, source: str, benchmark: str) -> str:
     if shown:
         return f"\n(paper): {source} as printed (data/published).\n"
@@ -190,4 +227,5 @@ def paper_tables(rows: list[dict], published: list[dict], *, recall: str | None,
     zeroshot_tags = list(dict.fromkeys(r["tag"] for r in rows if r["benchmark"] == "zeroshot"))
     if zeroshot_tags:
         parts.append(zeroshot_comparison(rows, published, zeroshot_tags, fmt))
+        parts.append(table8(rows, published, zeroshot_tags, fmt))
     return "\n".join(parts)
