@@ -53,7 +53,8 @@ rule evaluate_mieb:
     params:
         settings=lambda wildcards: rule_settings("recipe.embedding", "recipe.device",
                                                  base_model="model" if wildcards.tag == "zero_shot" else None),
-        code=code_version("evaluate.mieb", "data.synthetic.world", "stages.evaluate_mieb"),
+        code=code_version("evaluate.mieb", "evaluate.tables", "data.synthetic.world", "stages.evaluate_mieb",
+                          "stages.evaluate"),
         model_dir=lambda wildcards, input: loadable(input.model),
         out_dir=lambda wildcards, output: Path(output.scores).parent,
     wildcard_constraints:

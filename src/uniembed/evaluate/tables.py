@@ -72,13 +72,20 @@ def mmeb_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> st
     return render(header, body, fmt, caption)
 
 
+def _per_row_key(rows: list[dict], key_of, keys: list[tuple], cells_of, header: list[str], fmt: str,
+                 caption: str) -> str:
+    """One line per key (``cells_of(key)`` first), one column per tag of ``rows`` with the row whose ``key_of`` is it."""
+    tags = _ordered(r["tag"] for r in rows)
+    value = {(key_of(r), r["tag"]): r["value"] for r in rows}
+    body = [[*cells_of(k)] + [f"{value[(k, tag)]:.1f}" if (k, tag) in value else "–" for tag in tags] for k in keys]
+    return render([*header, *tags], body, fmt, caption)
+
+
 def mmeb_dataset_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> str:
     rows = [r for r in rows if r["benchmark"] == "mmeb"]
-    tags = _ordered(r["tag"] for r in rows)
-    keys = sorted({(r["meta_task"] or "", r["setting"], r["dataset"]) for r in rows})
-    value = {(r["dataset"], r["tag"]): r["value"] for r in rows}
-    body = [[m, d, s] + [f"{value[(d, tag)]:.1f}" if (d, tag) in value else "–" for tag in tags] for m, s, d in keys]
-    return render(["Meta-task", "Dataset", "Split", *tags], body, fmt, caption)
+    key_of = lambda r: (r["meta_task"] or "", r["setting"], r["dataset"])  # noqa: E731
+    return _per_row_key(rows, key_of, sorted({key_of(r) for r in rows}), lambda k: (k[0], k[2], k[1]),
+                        ["Meta-task", "Dataset", "Split"], fmt, caption)
 
 
 def mieb_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> str:
@@ -96,11 +103,9 @@ def mieb_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> st
 
 def mieb_task_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> str:
     rows = [r for r in rows if r["benchmark"] == "mieb"]
-    tags = _ordered(r["tag"] for r in rows)
-    keys = _ordered((r["setting"], r["dataset"], r["metric"]) for r in rows)
-    value = {(r["dataset"], r["tag"]): r["value"] for r in rows}
-    body = [[c, d, m] + [f"{value[(d, tag)]:.1f}" if (d, tag) in value else "–" for tag in tags] for c, d, m in keys]
-    return render(["Category", "Task", "Metric", *tags], body, fmt, caption)
+    key_of = lambda r: (r["setting"], r["dataset"], r["metric"])  # noqa: E731
+    return _per_row_key(rows, key_of, _ordered(map(key_of, rows)), lambda k: k, ["Category", "Task", "Metric"],
+                        fmt, caption)
 
 
 def zeroshot_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> str:
@@ -123,12 +128,10 @@ def zeroshot_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -
 
 def zeroshot_metric_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> str:
     rows = [r for r in rows if r["benchmark"] == "zeroshot"]
-    tags = _ordered(r["tag"] for r in rows)
-    keys = _ordered((r["dataset"], r["task_id"], r["metric"]) for r in rows)
-    value = {(r["dataset"], r["task_id"], r["metric"], r["tag"]): r["value"] for r in rows}
-    body = [[d, TASK_LABELS.get(t, "–") if t is not None else "–", m]
-            + [f"{value[(d, t, m, tag)]:.1f}" if (d, t, m, tag) in value else "–" for tag in tags] for d, t, m in keys]
-    return render(["Dataset", "Task", "Metric", *tags], body, fmt, caption)
+    key_of = lambda r: (r["dataset"], r["task_id"], r["metric"])  # noqa: E731
+    return _per_row_key(rows, key_of, _ordered(map(key_of, rows)),
+                        lambda k: (k[0], TASK_LABELS.get(k[1], "–") if k[1] is not None else "–", k[2]),
+                        ["Dataset", "Task", "Metric"], fmt, caption)
 
 
 def render_tables(rows: list[dict], fmt: str, title: str) -> str:

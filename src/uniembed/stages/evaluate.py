@@ -99,13 +99,15 @@ def run(cfg) -> list[dict]:
     return rows
 
 
-def write_outputs(rows: list[dict], out_dir: Path, title: str) -> None:
+def write_outputs(rows: list[dict], out_dir: Path, title: str, scores: str = "scores", tables: str = "tables") -> None:
+    """``<scores>.parquet`` / ``.csv`` (the evaluation schema) and ``<tables>.md`` / ``.tex`` (every table the rows
+    support, :func:`uniembed.evaluate.tables.render_tables`)."""
     table = pa.Table.from_pylist(rows, schema=SCORES)
-    write_parquet(table, out_dir / "scores.parquet", SCORES)
-    with atomic_path(out_dir / "scores.csv") as tmp:
+    write_parquet(table, out_dir / f"{scores}.parquet", SCORES)
+    with atomic_path(out_dir / f"{scores}.csv") as tmp:
         pacsv.write_csv(table, tmp)
     for fmt, suffix in (("markdown", "md"), ("latex", "tex")):
-        with atomic_path(out_dir / f"tables.{suffix}") as tmp:
+        with atomic_path(out_dir / f"{tables}.{suffix}") as tmp:
             tmp.write_text(render_tables(rows, fmt, title))
 
 

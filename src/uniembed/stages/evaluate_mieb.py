@@ -13,17 +13,13 @@ import logging
 import sys
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
 from omegaconf import OmegaConf
 
-from ..artifacts import atomic_path, write_parquet
 from ..config import stage_config
 from ..embed.embedder import Embedder, EmbeddingMode
 from ..evaluate.mieb.suite import evaluate_world
-from ..evaluate.results import SCORES
-from ..evaluate.tables import mieb_table, mieb_task_table
 from .common import loader_settings, require
+from .evaluate import write_outputs
 
 log = logging.getLogger("uniembed.evaluate_mieb")
 
@@ -37,15 +33,7 @@ def run(cfg) -> list[dict]:
     rows = evaluate_world(embedder, s.tag)
     for row in rows:
         log.info("%s %s: %s %.1f", row["setting"], row["dataset"], row["metric"], row["value"])
-    out = Path(s.out_dir)
-    table = pa.Table.from_pylist(rows, schema=SCORES)
-    write_parquet(table, out / "mieb.parquet", SCORES)
-    with atomic_path(out / "mieb.csv") as tmp:
-        pacsv.write_csv(table, tmp)
-    for fmt, suffix in (("markdown", "md"), ("latex", "tex")):
-        with atomic_path(out / f"mieb.{suffix}") as tmp:
-            tmp.write_text(mieb_table(rows, fmt, f"MIEB-style categories, MIEB Table 2 layout: {s.tag}") + "\n"
-                           + mieb_task_table(rows, fmt, f"MIEB-style tasks: {s.tag}"))
+    write_outputs(rows, Path(s.out_dir), s.tag, scores="mieb", tables="mieb")
     return rows
 
 
