@@ -1,0 +1,116 @@
+"""VisME's four identity meta-tasks (supplement Table 6, examples in Tables 8-11) on the world's identities.
+
+Queries are instruction + image, targets images, as in VisME:
+
+* **recognition**: a plain picture of an identity -> its other renderings (moved, scaled, tinted, on another
+  background);
+* **re-identification**: an occluded picture -> every other rendering of the identity in the gallery, 1 to 14 of
+  them (VisME's several targets per query);
+* **grounding**: a scene of two identities of different groups + "the <colour> <shape> in this picture" -> that
+  identity's plain picture;
+* **editing**: a plain picture + "the same object painted <colour>" -> that identity's edited picture (its
+  look-alikes edited the same way are in the pool: only the mark tells them apart).
+
+Every pool holds every identity's pictures of the split, so each query's look-alikes (same shape, colour and size,
+another mark) are among its distractors. :class:`IdentityTask` keeps the exact truth: which identity each picture
+shows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from .identity import Identity, render_identity
+from .world import COLORS, IMAGE_SIZE, seeded_rng
+
+META_TASKS = ("recognition", "reidentification", "grounding", "editing")
+INSTRUCTIONS = {
+    "recognition": "Find other pictures of this exact object.",
+    "reidentification": "Find every other picture of this same object.",
+    "grounding": "Find the {color} {shape} in this picture, shown on its own.",
+    "editing": "Find this same object painted {color}.",
+}
+RECOGNITION_VIEWS = ("shifted", "scaled", "tinted", "background")
+REID_TARGETS = (1, 14)   # VisME: 1 to 14 targets per re-identification query
+
+
+@dataclass
+class IdentityTask:
+    """One meta-task: its queries (image + instruction, positives) and its gallery, with which identity each shows."""
+    name: str
+    queries: list[dict] = field(default_factory=list)     # query_id, image, instruction, identity_id, positives
+    gallery: dict[str, Image.Image] = field(default_factory=dict)
+    shows: dict[str, str] = field(default_factory=dict)   # gallery id -> identity id
+
+
+def _add(task: IdentityTask, picture_id: str, image: Image.Image, identity: Identity) -> str:
+    task.gallery[picture_id], task.shows[picture_id] = image, identity.identity_id
+    return picture_id
+
+
+def _other_color(identity: Identity, rng) -> str:
+    colors = [c for c in COLORS if c != identity.color]
+    return colors[int(rng.integers(len(colors)))]
+
+
+def recognition(identities: list[Identity], seed: int) -> IdentityTask:
+    task, rng = IdentityTask("recognition"), seeded_rng(seed, "identity", "recognition")
+    for ident in identities:
+        positives = [_add(task, f"{ident.identity_id}:{view}", render_identity(ident, view, rng), ident)
+                     for view in RECOGNITION_VIEWS]
+        task.queries.append({"query_id": f"rec:{ident.identity_id}", "image": render_identity(ident, "plain", rng),
+                             "instruction": INSTRUCTIONS["recognition"], "identity_id": ident.identity_id,
+                             "positives": positives})
+    return task
+
+
+def reidentification(identities: list[Identity], seed: int) -> IdentityTask:
+    task, rng = IdentityTask("reidentification"), seeded_rng(seed, "identity", "reidentification")
+    low, high = REID_TARGETS
+    for ident in identities:
+        views = (*RECOGNITION_VIEWS, "plain")
+        positives = [_add(task, f"{ident.identity_id}:reid{k}", render_identity(ident, views[k % len(views)], rng),
+                          ident) for k in range(int(rng.integers(low, high + 1)))]
+        task.queries.append({"query_id": f"reid:{ident.identity_id}", "image": render_identity(ident, "occluded", rng),
+                             "instruction": INSTRUCTIONS["reidentification"], "identity_id": ident.identity_id,
+                             "positives": positives})
+    return task
+
+
+def grounding(identities: list[Identity], seed: int) -> IdentityTask:
+    """Each identity is found in a scene beside an identity of another group (left and right halves)."""
+    task, rng = IdentityTask("grounding"), seeded_rng(seed, "identity", "grounding")
+    for ident in identities:
+        _add(task, f"{ident.identity_id}:plain", render_identity(ident, "plain", rng), ident)
+    for ident in identities:
+        others = [o for o in identities if o.group != ident.group]
+        if not others:
+            raise ValueError("grounding needs identities of at least two look-alike groups")
+        other = others[int(rng.integers(len(others)))]
+        scene = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (int(rng.integers(25, 66)),) * 3)
+        left = bool(rng.integers(2))
+        for who, x in ((ident, 14 if left else 42), (other, 42 if left else 14)):
+            render_identity(who, "plain", rng, canvas=scene, at=(x, IMAGE_SIZE / 2))
+        task.queries.append({"query_id": f"grd:{ident.identity_id}", "image": scene,
+                             "instruction": INSTRUCTIONS["grounding"].format(color=ident.color, shape=ident.shape),
+                             "identity_id": ident.identity_id, "positives": [f"{ident.identity_id}:plain"]})
+    return task
+
+
+def editing(identities: list[Identity], seed: int) -> IdentityTask:
+    """Each identity's edit colour is shared by its whole look-alike group, so the edited look-alikes are in the pool."""
+    task, rng = IdentityTask("editing"), seeded_rng(seed, "identity", "editing")
+    group_color: dict[tuple[str, str], str] = {}
+    for ident in identities:
+        color = group_color.setdefault(ident.group, _other_color(ident, rng))
+        target = _add(task, f"{ident.identity_id}:edited-{color}",
+                      render_identity(ident, "edited", rng, edit_color=color), ident)
+        task.queries.append({"query_id": f"edit:{ident.identity_id}", "image": render_identity(ident, "plain", rng),
+                             "instruction": INSTRUCTIONS["editing"].format(color=color),
+                             "identity_id": ident.identity_id, "positives": [target]})
+    return task
+
+
+BUILDERS = {"recognition": recognition, "reidentification": reidentification, "grounding": grounding,
+            "editing": editing}
