@@ -7,10 +7,14 @@
 * Zero-shot: UniME-V2 Table 2: one row per model tag; per image-text set its qi→ct and qt→ci Recall@1,
   then each SugarCrepe-format set's accuracy; then every zero-shot metric per dataset (U-MARVEL Table 8's
   metrics: R@k, CIRCO mAP@k).
+* VisME: supplement Table 6: one line per (identity meta-task, metric), one column per model tag, then "All" (the
+  mean Recall@1 of the meta-tasks).
 * MIEB: Xiao et al. 2025 Table 2: one row per model tag; columns are the task categories (with their
   number of tasks) and the mean over tasks; a category without a task in the run is "–".
 """
 from __future__ import annotations
+
+import numpy as np
 
 from .metrics import macro_average
 from .mieb.summary import CATEGORIES, mieb_summary
@@ -73,12 +77,13 @@ def mmeb_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> st
 
 
 def _per_row_key(rows: list[dict], key_of, keys: list[tuple], cells_of, header: list[str], fmt: str,
-                 caption: str) -> str:
-    """One line per key (``cells_of(key)`` first), one column per tag of ``rows`` with the row whose ``key_of`` is it."""
+                 caption: str, extra: list[list[str]] = ()) -> str:
+    """One line per key (``cells_of(key)`` first), one column per tag of ``rows`` with the row whose ``key_of`` is it;
+    then the ``extra`` lines."""
     tags = _ordered(r["tag"] for r in rows)
     value = {(key_of(r), r["tag"]): r["value"] for r in rows}
     body = [[*cells_of(k)] + [f"{value[(k, tag)]:.1f}" if (k, tag) in value else "–" for tag in tags] for k in keys]
-    return render([*header, *tags], body, fmt, caption)
+    return render([*header, *tags], body + [list(line) for line in extra], fmt, caption)
 
 
 def mmeb_dataset_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> str:
@@ -134,6 +139,25 @@ def zeroshot_metric_table(rows: list[dict], fmt: str = "markdown", caption: str 
                         ["Dataset", "Task", "Metric"], fmt, caption)
 
 
+#: VisME Table 6's meta-task names, in its order (the world's task names as keys).
+VISME_TASKS = {"recognition": "Identity Recognition", "reidentification": "Re-Identification",
+               "grounding": "Identity Grounding", "editing": "Identity Editing"}
+
+
+def visme_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> str:
+    rows = [r for r in rows if r["benchmark"] == "visme"]
+    if not rows:
+        raise ValueError("no VisME rows")
+    key_of = lambda r: (r["setting"], r["metric"])  # noqa: E731
+    keys = sorted({key_of(r) for r in rows}, key=lambda k: (list(VISME_TASKS).index(k[0]), k[1]))
+    tags = _ordered(r["tag"] for r in rows)
+    recall = {(r["tag"], r["setting"]): r["value"] for r in rows if r["metric"] == "Recall@1"}
+    all_row = [f"{np.mean([recall[(t, s)] for s in VISME_TASKS]):.1f}"
+               if all((t, s) in recall for s in VISME_TASKS) else "–" for t in tags]
+    return _per_row_key(rows, key_of, keys, lambda k: (VISME_TASKS[k[0]], k[1]), ["Meta-task", "Metric"], fmt,
+                        caption, extra=[["All", "Recall@1, mean of the meta-tasks", *all_row]])
+
+
 def render_tables(rows: list[dict], fmt: str, title: str) -> str:
     """Every table the rows support: M-BEIR local (Table 7) and global (Table 14) layouts with one
     column per model tag (Table 13 when the tags are stages), then MMEB (UniME-V2 Table 1), the zero-shot sets (UniME-V2 Table 2),
@@ -148,6 +172,8 @@ def render_tables(rows: list[dict], fmt: str, title: str) -> str:
     if any(r["benchmark"] == "zeroshot" for r in rows):
         parts.append(zeroshot_table(rows, fmt, f"Zero-shot (never trained on), UniME-V2 Table 2 layout: {title}"))
         parts.append(zeroshot_metric_table(rows, fmt, f"Zero-shot, every metric (U-MARVEL Table 8's): {title}"))
+    if any(r["benchmark"] == "visme" for r in rows):
+        parts.append(visme_table(rows, fmt, f"Identity meta-tasks, VisME Table 6 layout: {title}"))
     if any(r["benchmark"] == "mieb" for r in rows):
         parts.append(mieb_table(rows, fmt, f"MIEB-style categories on the synthetic world, MIEB Table 2 layout: {title}"))
         parts.append(mieb_task_table(rows, fmt, f"MIEB-style tasks: {title}"))
