@@ -67,11 +67,11 @@ def test_each_distinct_list_of_items_is_embedded_once_and_images_are_told_apart_
 def test_the_stage_scores_every_task_of_the_world(tiny_qwen2vl, tmp_path):
     pytest.importorskip("sklearn")   # the mieb extra (installed by scripts/setup_env.sh): never skipped in CI
     from uniembed.evaluate.mieb.suite import WORLD_TASKS
-    from uniembed.stages import evaluate_mieb
+    from uniembed.stages import evaluate_world
 
-    cfg = compose_config([f"paths.resources={tmp_path}", "stage.tag=zero_shot", f"stage.model_dir={tiny_qwen2vl}",
+    cfg = compose_config([f"paths.resources={tmp_path}", "stage.suite=mieb", "stage.tag=zero_shot", f"stage.model_dir={tiny_qwen2vl}",
                           f"stage.out_dir={tmp_path / 'eval'}", "recipe.device=cpu"], ROOT / "config")
-    rows = evaluate_mieb.run(cfg)
+    rows = evaluate_world.run(cfg)
     written = read_parquet(tmp_path / "eval" / "mieb.parquet", SCORES).to_pylist()
     assert written == [dict(r) for r in rows]
     assert [r["dataset"] for r in rows] == [t.name for t in WORLD_TASKS]

@@ -53,10 +53,11 @@ rule evaluate_mieb:
     params:
         settings=lambda wildcards: rule_settings("recipe.embedding", "recipe.device",
                                                  base_model="model" if wildcards.tag == "zero_shot" else None),
-        code=code_version("evaluate.mieb", "evaluate.tables", "data.synthetic.world", "stages.evaluate_mieb",
+        code=code_version("evaluate.mieb", "evaluate.tables", "data.synthetic.world", "stages.evaluate_world",
                           "stages.evaluate"),
         model_dir=lambda wildcards, input: loadable(input.model),
         out_dir=lambda wildcards, output: Path(output.scores).parent,
+        suite="mieb",
     wildcard_constraints:
         tag="|".join([*EVAL_MODELS, *ABLATION_MODELS]),
     resources:
@@ -64,7 +65,8 @@ rule evaluate_mieb:
     conda:
         "../../envs/eval.yaml"
     shell:
-        "python -m uniembed.stages.evaluate_mieb --stage tag {wildcards.tag:q} --stage model_dir {params.model_dir:q}"
+        "python -m uniembed.stages.evaluate_world --stage suite {params.suite:q} --stage tag {wildcards.tag:q}"
+        " --stage model_dir {params.model_dir:q}"
         " --stage out_dir {params.out_dir:q} > {log:q} 2>&1"
 
 

@@ -93,14 +93,21 @@ FORMAT = 2  # entry layout: verifiable shards, ids digest in meta.json
 
 
 def cache_key(model_dir, adapter_dir, table_path, ids: Sequence[str], mode: dict, dtype: str, *,
-              compute: dict | None = None) -> dict:
-    """Everything that determines the embeddings: model, adapter, data + ids, mode, dtypes, device, code."""
+              compute: dict | None = None, generated: dict | None = None) -> dict:
+    """Everything that determines the embeddings: model, adapter, data + ids, mode, dtypes, device, code.
+
+    Data made in memory instead of read from a table (``table_path`` None) is ``generated``: the generator's settings
+    and code version, which with the ids determine every item."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    if (table_path is None) == (generated is None):
+        raise ValueError("exactly one of table_path and generated describes the data")
+    data = (fingerprint_table(table_path, ids) if generated is None else
+            hashlib.sha256((json.dumps(generated, sort_keys=True) + ids_digest(ids)).encode()).hexdigest())
     return {"format": FORMAT, "code": code_version("embed", "model"),
             "model": fingerprint_model_dir(model_dir, full=True),
             "adapter": fingerprint_model_dir(adapter_dir, full=True),
-            "data": fingerprint_table(table_path, ids), "n": len(ids), "mode": mode, "dtype": dtype, "compute": compute}
+            "data": data, "n": len(ids), "mode": mode, "dtype": dtype, "compute": compute}
 
 
 def key_digest(key: dict) -> str:

@@ -38,13 +38,18 @@ def loader_settings(cfg) -> LoaderSettings:
     return LoaderSettings(**OmegaConf.to_container(section, resolve=True)) if section is not None else LoaderSettings()
 
 
+def load_embedder(cfg, model_dir, adapter_dir=None) -> Embedder:
+    """``model_dir`` (+ adapter) with ``recipe.embedding`` on ``recipe.device`` and ``recipe.loader``'s workers."""
+    mode = EmbeddingMode(**OmegaConf.to_container(cfg.recipe.embedding))
+    return Embedder.from_pretrained(model_dir, adapter_dir, mode, device=cfg.recipe.device, loader=loader_settings(cfg))
+
+
 def cached_embedder(cfg, model_dir, adapter_dir=None, *, gather_only: bool = False) -> Callable[..., CachedEmbeddings]:
     """Load ``model_dir`` (+ adapter) with ``recipe.embedding`` on ``recipe.device``; return
     ``embed(curated_source_dir, "queries" | "candidates", ids, part=None)`` going through the embedding cache
     (``part=(p, N)``: encode part p of N and return its plan; ``gather_only``: assemble the parts' shards, encode
     nothing). ``embed.plan(curated_source_dir, kind, ids, part)`` is the plan of a part, computed without encoding."""
-    mode = EmbeddingMode(**OmegaConf.to_container(cfg.recipe.embedding))
-    embedder = Embedder.from_pretrained(model_dir, adapter_dir, mode, device=cfg.recipe.device, loader=loader_settings(cfg))
+    embedder = load_embedder(cfg, model_dir, adapter_dir)
     ev = cfg.recipe.evaluate
     where = dict(model_dir=model_dir, adapter_dir=adapter_dir, dtype=ev.cache_dtype, shard_size=ev.shard_size)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from .identity import Identity, render_identity
+from .identity import Identity, draw_identities, render_identity
 from .world import COLORS, IMAGE_SIZE, seeded_rng
 
 META_TASKS = ("recognition", "reidentification", "grounding", "editing")
@@ -114,3 +114,28 @@ def editing(identities: list[Identity], seed: int) -> IdentityTask:
 
 BUILDERS = {"recognition": recognition, "reidentification": reidentification, "grounding": grounding,
             "editing": editing}
+
+
+#: The identities the evaluation reads (never a training split's): 6 look-alike groups of 8.
+EVAL_IDENTITIES = {"seed": 1, "groups": 6, "per_group": 8}
+
+
+def build_tasks(seed: int = EVAL_IDENTITIES["seed"], groups: int = EVAL_IDENTITIES["groups"],
+                per_group: int = EVAL_IDENTITIES["per_group"]) -> dict[str, IdentityTask]:
+    """The four meta-tasks over one draw of identities."""
+    identities = draw_identities(seed, groups, per_group)
+    return {name: build(identities, seed) for name, build in BUILDERS.items()}
+
+
+def identity_samples(seed: int = 2, groups: int = 5, per_group: int = 8, renderings: int = 10
+                     ) -> tuple[list[Image.Image], list[str]]:
+    """``renderings`` pictures of each of ``groups x per_group`` identities in views drawn from every view but the
+    edit (VisME Figure 7: 80 identities x 10 samples), and which identity each shows."""
+    rng = seeded_rng(seed, "identity", "samples")
+    views = (*RECOGNITION_VIEWS, "plain", "occluded")
+    images, labels = [], []
+    for ident in draw_identities(seed, groups, per_group):
+        for _ in range(renderings):
+            images.append(render_identity(ident, views[int(rng.integers(len(views)))], rng))
+            labels.append(ident.identity_id)
+    return images, labels
