@@ -117,6 +117,15 @@ class EvaluateSettings:
 
 
 @dataclass
+class VismeSettings:
+    """``recipe.visme`` (VisME supplement; `snakemake visme`, not part of `all`): the identity meta-tasks for every
+    model tag, the t-SNE of identities and the candidate-pool scaling study."""
+    models: list[str]  # model tags compared: the first before training, the last after (t-SNE, pool scaling)
+    pool_sizes: list[Count]  # candidates per pool (VisME Table 7: 3k to 100k)
+    batch_size: Count = 64  # items per encoding batch of the pool-scaling study
+
+
+@dataclass
 class MineSettings:
     source: str  # the curated source whose queries are mined
     split: str  # its split (train)
@@ -269,7 +278,7 @@ def _recipe_schema():
                 for name, kind in (("pretrain", pretrain), ("mine", MineSettings), ("judge", JudgeSettings),
                                    ("filters", dict[str, FilterSettings]), ("train_hn", train_hn),
                                    ("ablations", dict[str, AblationStudy]), ("rerank", rerank),
-                                   ("distill", distill))]
+                                   ("distill", distill), ("visme", VismeSettings))]
     return dataclasses.make_dataclass("Recipe", [("name", str), ("seed", Seed), ("device", str),
                                                  ("embedding", EmbeddingMode), ("evaluate", EvaluateSettings),
                                                  *optional, ("loader", LoaderSettings, field(default_factory=LoaderSettings))])

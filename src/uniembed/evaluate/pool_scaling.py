@@ -14,6 +14,7 @@ import resource
 import time
 
 import numpy as np
+import pyarrow as pa
 
 from ..data.synthetic.identity import ALL_MARKS, Identity, render_identity
 from ..data.synthetic.identity_tasks import IdentityTask
@@ -26,6 +27,12 @@ from ..provenance import code_version
 from .metrics import ids_from_faiss, mbeir_recall_at_k
 
 DISTRACTOR_SEED = 7
+#: One row per (model tag, task, pool size) of the study.
+POOL_SCALING = pa.schema([pa.field("tag", pa.string(), nullable=False), pa.field("task", pa.string(), nullable=False),
+                          pa.field("candidates", pa.int64(), nullable=False), pa.field("targets", pa.float64()),
+                          pa.field("recall_at_1", pa.float64(), nullable=False),
+                          pa.field("search_queries_per_s", pa.float64()), pa.field("peak_rss_mb", pa.float64()),
+                          pa.field("encode_items_per_s", pa.float64())])   # null: the distractors came from the cache
 #: The views a distractor is drawn in (the edit paints it the next colour of the world's list).
 DISTRACTOR_VIEWS = ("plain", "shifted", "scaled", "tinted", "background", "occluded", "edited")
 
@@ -108,3 +115,33 @@ def relative_drops(rows: list[dict]) -> dict[tuple[str, str], float]:
         small, large = by_size[min(by_size)], by_size[max(by_size)]
         out[(tag, task)] = 100.0 * (small - large) / small if small else float("nan")
     return out
+
+
+def pool_scaling_table(rows: list[dict], fmt: str = "markdown") -> str:
+    """VisME Table 7's layout: per task and pool size the mean targets, the candidates and each model's Recall@1, the
+    largest pool's with its relative drop from the smallest; then each model's search rate and peak RSS per size."""
+    from .tables import render
+
+    tags, tasks = (list(dict.fromkeys(r[k] for r in rows)) for k in ("tag", "task"))
+    sizes = sorted({r["candidates"] for r in rows})
+    value = {(r["tag"], r["task"], r["candidates"]): r for r in rows}
+    drops = relative_drops(rows)
+
+    def cell(tag, task, size) -> str:
+        text = f"{value[(tag, task, size)]['recall_at_1']:.1f}"
+        if size != sizes[-1] or len(sizes) == 1:
+            return text
+        return text + (" (↓ –)" if np.isnan(drops[(tag, task)]) else f" (↓ {drops[(tag, task)]:.1f}%)")
+    body = [[task if size == sizes[0] else "", f"{value[(tags[0], task, size)]['targets']:.1f}", f"{size:,}",
+             *(cell(tag, task, size) for tag in tags)] for task in tasks for size in sizes]
+    table = render(["Task", "N_tgt", "N_cand", *(f"{t} R@1" for t in tags)], body, fmt,
+                   "Candidate-pool scaling, VisME Table 7 layout (relative Recall@1 drop, smallest -> largest pool)")
+    speed = [[tag, f"{size:,}", f"{np.mean([value[(tag, t, size)]['search_queries_per_s'] for t in tasks]):,.0f}",
+              f"{max(value[(tag, t, size)]['peak_rss_mb'] for t in tasks):,.0f}",
+              _rate(value[(tag, tasks[0], size)]["encode_items_per_s"])] for tag in tags for size in sizes]
+    return table + "\n" + render(["Model", "N_cand", "search queries/s (mean of tasks)", "peak RSS (MiB)",
+                                  "distractor encode items/s"], speed, fmt, "Time and memory of the study")
+
+
+def _rate(value) -> str:
+    return "cached" if value is None else f"{value:,.0f}"
