@@ -121,7 +121,9 @@ if STAGE_CONFIG.data.generator is not None:
             f"{BENCHMARKS}/generate_data.tsv"
         params:
             settings=rule_settings("data.generator"),
-            code=code_version("data.synthetic", "stages.generate_data"),
+            code=code_version("data.synthetic.generate", "data.synthetic.world", "data.synthetic.mbeir",
+                              "data.synthetic.mmeb", "data.synthetic.pairs", "data.synthetic.zeroshot",
+                              "stages.generate_data"),
         resources:
             **rule_resources("generate_data"),
         conda:

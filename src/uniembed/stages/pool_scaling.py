@@ -35,7 +35,7 @@ def run(cfg) -> list[dict]:
     rows = []
     for tag, model_dir in json.loads(s.models).items():
         rows += pool_scaling(load_embedder(cfg, model_dir), tasks, evaluated, list(visme.pool_sizes), s.cache_dir,
-                             model_dir=model_dir, tag=tag, batch_size=visme.batch_size,
+                             model_dir=model_dir, tag=tag, batch_size=visme.get("batch_size", 64),
                              dtype=cfg.recipe.evaluate.cache_dtype)
         log.info("%s: %s", tag, [(r["task"], r["candidates"], round(r["recall_at_1"], 1)) for r in rows if r["tag"] == tag])
     out = Path(s.out_dir)
