@@ -1,0 +1,38 @@
+"""`snakemake visme` on the session's finished embedded default (pools of 1k and 3k candidates instead of 3k to 100k:
+the full study's numbers are in docs/evaluation.md): the identity tables, the t-SNE and the pool-scaling study."""
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from tests.workflow.dag import snakemake
+
+TAGS = ("zero_shot", "pretrain_nli", "pretrain_captions", "pretrain_mbeir", "hn_umarvel", "hn_unime_v2", "distill")
+TASKS = ("recognition", "reidentification", "grounding", "editing")
+
+
+@pytest.mark.slow
+def test_snakemake_visme_writes_the_identity_tables_the_tsne_and_the_pool_scaling_study(finished_run, tmp_path):
+    extra = tmp_path / "visme.yaml"
+    extra.write_text(yaml.safe_dump({"hydra_overrides": ["recipe.visme.pool_sizes=[1000,3000]"]}))
+    result = snakemake(finished_run, "visme", "--configfile", "config/config.yaml", str(extra), timeout=1200)
+    assert result.returncode == 0, result.output[-3000:]
+    tables = finished_run / "results" / "default" / "tables"
+    identity = (tables / "identity.md").read_text()
+    assert "VisME Table 6 layout" in identity and "| Meta-task | Metric | " + " | ".join(TAGS) + " |" in identity
+    quality = json.loads((tables / "identity_tsne.json").read_text())
+    assert quality["identities"] == 40 and quality["renderings"] == 400
+    assert set(quality["quality"]) == {"zero_shot", "hn_umarvel"}
+    assert all(-1 <= q["silhouette"] <= 1 and 0 <= q["nmi"] <= 1 for q in quality["quality"].values())
+    rows = pq.read_table(tables / "pool_scaling.parquet").to_pylist()
+    assert sorted((r["tag"], r["task"], r["candidates"]) for r in rows) == sorted(
+        (t, task, n) for t in ("zero_shot", "hn_umarvel") for task in TASKS for n in (1000, 3000))
+    for tag in ("zero_shot", "hn_umarvel"):
+        for task in TASKS:
+            small, large = (next(r["recall_at_1"] for r in rows if (r["tag"], r["task"], r["candidates"]) == (tag, task, n))
+                            for n in (1000, 3000))
+            assert large <= small   # the 3k pool holds the 1k pool: a target can only fall
+    assert "VisME Table 7 layout" in (tables / "pool_scaling.md").read_text()
+    for figure in ("identity_tsne.png", "pool_scaling.png"):
+        assert (tables / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
