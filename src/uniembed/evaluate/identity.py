@@ -17,16 +17,22 @@ from .metrics import map_at_k, mbeir_recall_at_k, rank_rows_by_score
 METRICS = (("Recall", 1), ("Recall", 5), ("mAP", 10))
 
 
+def embed_task(embedder, task: IdentityTask, batch_size: int = 32):
+    """``(gallery ids, gallery embeddings, query embeddings, each query's targets)`` of one meta-task: a query is its
+    instruction + picture, a gallery picture is embedded alone."""
+    ids = list(task.gallery)
+    gallery = embedder.encode([EmbedItem(None, image=task.gallery[i]) for i in ids], batch_size)
+    queries = embedder.encode([EmbedItem(None, instruction=q["instruction"], image=q["image"]) for q in task.queries],
+                              batch_size)
+    return ids, gallery, queries, [q["positives"] for q in task.queries]
+
+
 def evaluate_identity(embedder: Embedder, tasks: dict[str, IdentityTask], tag: str, batch_size: int = 32) -> list[dict]:
     """One row per (meta-task, metric) in the evaluation schema (benchmark ``visme``, values in percent)."""
     rows = []
     for name, task in tasks.items():
-        ids = list(task.gallery)
-        gallery = embedder.encode([EmbedItem(None, image=task.gallery[i]) for i in ids], batch_size)
-        queries = embedder.encode([EmbedItem(None, instruction=q["instruction"], image=q["image"])
-                                   for q in task.queries], batch_size)
+        ids, gallery, queries, positives = embed_task(embedder, task, batch_size)
         ranked = rank_rows_by_score(queries @ gallery.T, ids, max(k for _, k in METRICS))
-        positives = [q["positives"] for q in task.queries]
         for kind, k in METRICS:
             values = (mbeir_recall_at_k(ranked, positives, k) if kind == "Recall"
                       else map_at_k(ranked, positives, k, denominator="min(R,k)"))

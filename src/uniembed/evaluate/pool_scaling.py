@@ -24,6 +24,7 @@ from ..embed.embedder import EmbedItem, Embedder
 from ..embed.search import search
 from ..embed.tables import compute_setting
 from ..provenance import code_version
+from .identity import embed_task
 from .metrics import ids_from_faiss, mbeir_recall_at_k
 
 DISTRACTOR_SEED = 7
@@ -87,11 +88,7 @@ def pool_scaling(embedder: Embedder, tasks: dict[str, IdentityTask], evaluated: 
     encode_rate = encoded["rows"] / (time.perf_counter() - start) if encoded["rows"] else None
     out = []
     for name, task in tasks.items():
-        gallery_ids = list(task.gallery)
-        gallery = embedder.encode([EmbedItem(None, image=task.gallery[i]) for i in gallery_ids], batch_size)
-        queries = embedder.encode([EmbedItem(None, instruction=q["instruction"], image=q["image"])
-                                   for q in task.queries], batch_size)
-        positives = [q["positives"] for q in task.queries]
+        gallery_ids, gallery, queries, positives = embed_task(embedder, task, batch_size)
         for size in sizes:
             extra = size - len(gallery_ids)
             pool = np.concatenate([gallery, distractors[:extra]])

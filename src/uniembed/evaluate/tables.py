@@ -67,10 +67,16 @@ def mmeb_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> st
     rows = [r for r in rows if r["benchmark"] == "mmeb"]
     if not rows:
         raise ValueError("no MMEB rows")
+    return _summary_table(rows, mmeb_summary, None, fmt, caption)
+
+
+def _summary_table(rows: list[dict], summary, columns: list[str] | None, fmt: str, caption: str) -> str:
+    """One line per tag: ``summary(its rows)`` (column -> (value, count)) in ``columns`` (None: as they come), each
+    header with its count."""
     tags = _ordered(r["tag"] for r in rows)
-    summaries = {tag: mmeb_summary([r for r in rows if r["tag"] == tag]) for tag in tags}
-    columns = _ordered(c for s in summaries.values() for c in s)
-    counts = {c: max(s[c][1] for s in summaries.values() if c in s) for c in columns}
+    summaries = {tag: summary([r for r in rows if r["tag"] == tag]) for tag in tags}
+    columns = columns or _ordered(c for s in summaries.values() for c in s)
+    counts = {c: max((s[c][1] for s in summaries.values() if c in s), default=0) for c in columns}
     header = ["Model"] + [f"{c} ({counts[c]})" for c in columns]
     body = [[tag] + [f"{summaries[tag][c][0]:.1f}" if c in summaries[tag] else "–" for c in columns] for tag in tags]
     return render(header, body, fmt, caption)
@@ -97,13 +103,7 @@ def mieb_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> st
     rows = [r for r in rows if r["benchmark"] == "mieb"]
     if not rows:
         raise ValueError("no MIEB rows")
-    tags = _ordered(r["tag"] for r in rows)
-    summaries = {tag: mieb_summary([r for r in rows if r["tag"] == tag]) for tag in tags}
-    columns = [*CATEGORIES, "Mean (en)"]
-    counts = {c: max((s[c][1] for s in summaries.values() if c in s), default=0) for c in columns}
-    header = ["Model"] + [f"{c} ({counts[c]})" for c in columns]
-    body = [[tag] + [f"{summaries[tag][c][0]:.1f}" if c in summaries[tag] else "–" for c in columns] for tag in tags]
-    return render(header, body, fmt, caption)
+    return _summary_table(rows, mieb_summary, [*CATEGORIES, "Mean (en)"], fmt, caption)
 
 
 def mieb_task_table(rows: list[dict], fmt: str = "markdown", caption: str = "") -> str:

@@ -54,28 +54,26 @@ def _other_color(identity: Identity, rng) -> str:
     return colors[int(rng.integers(len(colors)))]
 
 
-def recognition(identities: list[Identity], seed: int) -> IdentityTask:
-    task, rng = IdentityTask("recognition"), seeded_rng(seed, "identity", "recognition")
+def _renderings(name: str, identities: list[Identity], seed: int, query_view: str, views_of) -> IdentityTask:
+    """A query in ``query_view`` per identity, its targets the renderings in ``views_of(rng)``."""
+    task, rng = IdentityTask(name), seeded_rng(seed, "identity", name)
     for ident in identities:
-        positives = [_add(task, f"{ident.identity_id}:{view}", render_identity(ident, view, rng), ident)
-                     for view in RECOGNITION_VIEWS]
-        task.queries.append({"query_id": f"rec:{ident.identity_id}", "image": render_identity(ident, "plain", rng),
-                             "instruction": INSTRUCTIONS["recognition"], "identity_id": ident.identity_id,
+        positives = [_add(task, f"{ident.identity_id}:{name}{k}-{view}", render_identity(ident, view, rng), ident)
+                     for k, view in enumerate(views_of(rng))]
+        task.queries.append({"query_id": f"{name}:{ident.identity_id}", "image": render_identity(ident, query_view, rng),
+                             "instruction": INSTRUCTIONS[name], "identity_id": ident.identity_id,
                              "positives": positives})
     return task
+
+
+def recognition(identities: list[Identity], seed: int) -> IdentityTask:
+    return _renderings("recognition", identities, seed, "plain", lambda rng: RECOGNITION_VIEWS)
 
 
 def reidentification(identities: list[Identity], seed: int) -> IdentityTask:
-    task, rng = IdentityTask("reidentification"), seeded_rng(seed, "identity", "reidentification")
-    low, high = REID_TARGETS
-    for ident in identities:
-        views = (*RECOGNITION_VIEWS, "plain")
-        positives = [_add(task, f"{ident.identity_id}:reid{k}", render_identity(ident, views[k % len(views)], rng),
-                          ident) for k in range(int(rng.integers(low, high + 1)))]
-        task.queries.append({"query_id": f"reid:{ident.identity_id}", "image": render_identity(ident, "occluded", rng),
-                             "instruction": INSTRUCTIONS["reidentification"], "identity_id": ident.identity_id,
-                             "positives": positives})
-    return task
+    views, (low, high) = (*RECOGNITION_VIEWS, "plain"), REID_TARGETS
+    return _renderings("reidentification", identities, seed, "occluded",
+                       lambda rng: [views[k % len(views)] for k in range(int(rng.integers(low, high + 1)))])
 
 
 def grounding(identities: list[Identity], seed: int) -> IdentityTask:
