@@ -36,10 +36,14 @@ ABLATIONS_PAGE = ROOT / "docs" / "ablations.md"
 STUDY_FIGURES = ("figure.png", "training_curves.png")
 
 
+#: The jobs of the separate targets (`snakemake ablation_<study>`, `snakemake visme`), not of `all`.
+SEPARATE_TARGETS = ("ablation_", "evaluate_identity_", "identity_report", "pool_scaling")
+
+
 def _run_jobs(run: Path) -> list[Path]:
-    """The benchmark files of the run's own jobs (`snakemake`'s target `all`), not of its ablation targets."""
+    """The benchmark files of the run's own jobs (`snakemake`'s target `all`), not of its separate targets."""
     return [p for p in sorted((run / "benchmarks").glob("*.tsv"))
-            if not p.stem.startswith("ablation_") and not re.search(r"-s\d+$", p.stem)]
+            if not p.stem.startswith(SEPARATE_TARGETS) and not re.search(r"-s\d+$", p.stem)]
 
 
 def _jobs(run: Path) -> str:
