@@ -140,7 +140,7 @@ def test_rerank_stage_scores_the_recall_top_k_with_the_judge_backend(tiny_qwen2v
             f"stage.out_dir={tmp_path / 'rerank'}", f"stage.checkpoint_dir={tmp_path / 'shards'}"]
     rows = rerank.run(stage_cfg(tmp_path, *args))
     key = lambda rs: sorted((r["benchmark"], r["setting"], r["dataset"], r["task_id"], round(r["value"], 9)) for r in rs)  # noqa: E731
-    assert key(rows) == key(recall)
+    assert key(rows) == key([r for r in recall if r["benchmark"] in ("mbeir", "mmeb")])   # not the zero-shot sets
     assert read_parquet(tmp_path / "rerank" / "scores.parquet", SCORES).to_pylist() == [dict(r) for r in rows]
     pairs = read_parquet(tmp_path / "rerank" / "rerank_scores.parquet", JUDGE_SCORES)
     keys = list(zip(pairs["query_id"].to_pylist(), pairs["candidate_id"].to_pylist()))
