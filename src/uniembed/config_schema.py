@@ -241,6 +241,8 @@ KEY_DOCS = {
     "recipe.distill.seed": "seed of that share",
     "recipe.distill.candidates": "candidates per query in the teacher table",
     "recipe.distill.alpha": "fusion weight of the teacher's recall score", "recipe.distill.train": "the training stage",
+    "recipe.visme.train": "identity training (one model per seed)", "recipe.visme.train.from": "the model tag it starts from",
+    "recipe.visme.train.seeds": "one trained model per seed",
     "source": "the curated source it trains on", "negatives": "the filter whose hard negatives it trains on",
 }
 
@@ -271,6 +273,11 @@ def _recipe_schema():
                                                    ("listwise_top_k", Count, field(default=LISTWISE_TOP_K)),
                                                    # the model section the rerankers start from: model | judge_model
                                                    ("base", str, field(default="judge_model"))])
+    # recipe.visme.train: identity training off the main chain, continuing `from` once per seed
+    visme_train = dataclasses.make_dataclass("VismeTraining", [("from_", str, field(kw_only=True, metadata={"key": "from"})),
+                                                               ("seeds", list[Seed], field(kw_only=True))], bases=(stage,))
+    visme = dataclasses.make_dataclass("Visme", [("train", Optional[visme_train], field(default=None))],
+                                       bases=(VismeSettings,))
     distill = dataclasses.make_dataclass("Distill", [("from_", str, field(metadata={"key": "from"})), ("reranker", str),
                                                      ("fraction", Annotated[float, Range(gt=0, le=1)]), ("seed", Seed),
                                                      ("candidates", Count), ("alpha", Fraction), ("train", stage)])
@@ -278,7 +285,7 @@ def _recipe_schema():
                 for name, kind in (("pretrain", pretrain), ("mine", MineSettings), ("judge", JudgeSettings),
                                    ("filters", dict[str, FilterSettings]), ("train_hn", train_hn),
                                    ("ablations", dict[str, AblationStudy]), ("rerank", rerank),
-                                   ("distill", distill), ("visme", VismeSettings))]
+                                   ("distill", distill), ("visme", visme))]
     return dataclasses.make_dataclass("Recipe", [("name", str), ("seed", Seed), ("device", str),
                                                  ("embedding", EmbeddingMode), ("evaluate", EvaluateSettings),
                                                  *optional, ("loader", LoaderSettings, field(default_factory=LoaderSettings))])
@@ -298,6 +305,8 @@ def validate_groups(cfg: DictConfig) -> None:
                    for n, v in ((recipe.get("train_hn") or {}).get("objectives") or {}).items()})
     if recipe.get("distill"):
         stages["recipe.distill.train"] = recipe["distill"]["train"]
+    if (recipe.get("visme") or {}).get("train"):
+        stages["recipe.visme.train"] = recipe["visme"]["train"]
     for study, spec in (recipe.get("ablations") or {}).items():
         if JUDGED_MARK in "".join(spec["variants"]):
             raise ConfigTypeError(f"recipe.ablations.{study}.variants: {JUDGED_MARK!r} is kept for the judge-quality "

@@ -54,11 +54,11 @@ def test_editing_paints_a_whole_group_alike_and_grounding_names_its_identity():
     editing = BUILDERS["editing"](IDENTITIES, seed=0)
     colors = {}
     for query in editing.queries:
-        color = query["instruction"].split("painted ")[1].rstrip(".")
+        color = query["text"].removeprefix("painted ")
         group = query["identity_id"].rsplit("-", 1)[0]
         assert colors.setdefault(group, color) == color and not group.endswith(color)
         assert query["positives"][0].endswith(f"edited-{color}")
     grounding = BUILDERS["grounding"](IDENTITIES, seed=0)
     for query in grounding.queries:
         shape, color, _ = query["identity_id"].split("-")
-        assert f"the {color} {shape} in this picture" in query["instruction"]
+        assert query["text"] == f"the {color} {shape}" and "{" not in query["instruction"]

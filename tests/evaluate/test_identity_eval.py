@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from uniembed.data.synthetic.identity import draw_identities
-from uniembed.data.synthetic.identity_tasks import BUILDERS
+from uniembed.data.synthetic.identity_tasks import BUILDERS, INSTRUCTIONS
 from uniembed.evaluate.identity import evaluate_identity
 
 IDENTITIES = draw_identities(seed=0, groups=2, per_group=3)
@@ -32,7 +32,7 @@ class ByPicture:
         return v
 
     def encode(self, items, batch_size=32):
-        self.instructions += [i.instruction for i in items]
+        self.instructions += [(i.instruction, i.text) for i in items]
         return np.stack([self.vector[id(i.image)] for i in items])
 
 
@@ -52,7 +52,8 @@ def test_an_embedder_that_sees_the_mark_finds_every_identity(tasks):
     assert {(r["setting"], r["metric"]): r["value"] for r in rows} == {
         (t, m): 100.0 for t in tasks for m in ("Recall@1", "Recall@5", "mAP@10")}
     assert {r["benchmark"] for r in rows} == {"visme"} and {r["n_queries"] for r in rows} == {len(IDENTITIES)}
-    assert any(i and "painted" in i for i in embedder.instructions)   # the query side carries its instruction
+    asked = [(i, t) for i, t in embedder.instructions if i]   # the query side carries its instruction and its text
+    assert {i for i, _ in asked} == set(INSTRUCTIONS.values()) and any(t and t.startswith("painted ") for _, t in asked)
 
 
 def test_an_embedder_that_sees_only_the_words_ranks_look_alikes_by_the_tie_rule(tasks):
@@ -81,3 +82,30 @@ def test_the_visme_table_has_table_6s_meta_tasks_and_its_all_row(tasks):
     words = np.mean([_values([r for r in rows if r["tag"] == "words"], t, "Recall@1") for t in tasks])
     assert lines[-1] == f"| All | Recall@1, mean of the meta-tasks | {words:.1f} | 100.0 |"
     assert "\\bottomrule" in render_tables(rows, "latex", "t")
+
+
+def _row(tag, task, value, metric="Recall@1"):
+    return {"tag": tag, "benchmark": "visme", "setting": task, "metric": metric, "value": value}
+
+
+def test_the_training_effect_is_the_seed_mean_against_the_start_in_units_of_the_seed_spread():
+    from uniembed.evaluate.identity import training_effect, training_effect_table
+
+    before = {"recognition": 40.0, "editing": 2.0}
+    after = {"s0": {"recognition": 20.0, "editing": 25.0}, "s1": {"recognition": 30.0, "editing": 21.0},
+             "s2": {"recognition": 25.0, "editing": 26.0}}
+    rows = [_row("start", t, v) for t, v in before.items()] + [_row("start", "editing", 99.0, "Recall@5")]
+    rows += [_row(tag, t, v) for tag, values in after.items() for t, v in values.items()]
+    effect = {e["task"]: e for e in training_effect(rows, "start", list(after))}
+    editing = np.array([25.0, 21.0, 26.0])
+    assert effect["editing"]["after_mean"] == pytest.approx(24.0) and effect["editing"]["before"] == 2.0
+    assert effect["editing"]["after_sd"] == pytest.approx(np.sqrt(((editing - 24.0) ** 2).sum() / 2))
+    assert effect["editing"]["gain_in_sd"] == pytest.approx(22.0 / effect["editing"]["after_sd"])
+    assert effect["recognition"]["gain"] == pytest.approx(-15.0) and effect["recognition"]["seeds"] == 3
+    means = [np.mean([v["recognition"], v["editing"]]) for v in after.values()]
+    assert effect["all"]["before"] == 21.0 and effect["all"]["after_mean"] == pytest.approx(np.mean(means))
+    assert effect["all"]["after_sd"] == pytest.approx(np.std(means, ddof=1))
+    table = training_effect_table(list(effect.values()), "start")
+    assert "| Identity Editing | 2.0 | 24.0 ± 2.6 | +22.0 | +8.3 |" in table
+    with pytest.raises(ValueError, match="missing"):
+        training_effect(rows[:1] + rows[3:], "start", list(after))

@@ -123,7 +123,8 @@ if STAGE_CONFIG.data.generator is not None:
             settings=rule_settings("data.generator"),
             code=code_version("data.synthetic.generate", "data.synthetic.world", "data.synthetic.mbeir",
                               "data.synthetic.mmeb", "data.synthetic.pairs", "data.synthetic.zeroshot",
-                              "stages.generate_data"),
+                              "data.synthetic.identity", "data.synthetic.identity_tasks",
+                              "data.synthetic.identity_train", "stages.generate_data"),
         resources:
             **rule_resources("generate_data"),
         conda:

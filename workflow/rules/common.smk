@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 from uniembed.config import CONFIG_DIR_ENV, OVERRIDES_ENV, compose_config, experiment_overrides, hydra_quote
 from uniembed.config_schema import validate_groups
 from uniembed.evaluate.ablation import ablation_tag
+from uniembed.evaluate.sources import BENCHMARK_FORMATS, evaluation_split
 from uniembed.evaluate.zeroshot import ZEROSHOT_FORMATS
 from uniembed.instruct.settings import InstructSettings
 from uniembed.train.settings import split_judged_variant, study_variants, trains_on_judged_negatives, variant_kind
@@ -95,7 +96,9 @@ shell.prefix(
 SOURCES = list(STAGE_CONFIG.data.sources)
 DATA_ROOT = STAGE_CONFIG.data.root
 CURATED_TABLES = ["queries", "candidates", "pools", "datasets", "quarantine"]
-EVAL_SOURCES = [s for s, spec in STAGE_CONFIG.data.sources.items() if spec.format in ("mbeir", "mmeb")]
+# M-BEIR and MMEB sources the evaluate rule scores (a training-only source, e.g. the identity split, is not one).
+EVAL_SOURCES = [s for s, spec in STAGE_CONFIG.data.sources.items() if spec.format in BENCHMARK_FORMATS
+                and evaluation_split(spec, STAGE_CONFIG.recipe.evaluate) is not None]
 # Unseen sets (evaluate scores all their queries; never trained on): UniME-V2 Table 2, U-MARVEL Table 8.
 ZEROSHOT_SOURCES = [s for s, spec in STAGE_CONFIG.data.sources.items() if spec.format in ZEROSHOT_FORMATS]
 PRETRAIN_STAGES = list(STAGE_CONFIG.recipe.pretrain.order) if "pretrain" in STAGE_CONFIG.recipe else []
@@ -141,6 +144,12 @@ ABLATION_KINDS = {(study, v): variant_kind(OmegaConf.to_container(ABLATIONS[stud
 ABLATION_MODELS = {ablation_tag(study, variant, seed): stage_output(f"ablations/{study}/{variant}/seed{seed}")
                    for study, spec in ABLATIONS.items() for variant in STUDY_VARIANTS[study] for seed in spec.seeds
                    if ABLATION_KINDS[study, variant] != "model"}
+
+
+# Training for identity (recipe.visme.train; `snakemake visme`, not part of `all`): one model per seed, by eval tag.
+_VISME_TRAIN = (STAGE_CONFIG.recipe.get("visme") or {}).get("train")
+VISME_TRAINED = ({f"visme_seed{seed}": stage_output(f"visme/seed{seed}") for seed in _VISME_TRAIN.seeds}
+                 if _VISME_TRAIN else {})
 
 
 def ablation_variants(kind):
@@ -202,8 +211,9 @@ def judge_study_quality(study):
 
 
 def model_of_tag(tag):
-    """The model artifact an evaluation tag names (a stage of the run, or an ablation repetition)."""
-    return EVAL_MODELS[tag] if tag in EVAL_MODELS else ABLATION_MODELS[tag]
+    """The model artifact an evaluation tag names (a stage of the run, an identity-trained model, or an ablation
+    repetition)."""
+    return EVAL_MODELS.get(tag) or VISME_TRAINED.get(tag) or ABLATION_MODELS[tag]
 
 
 def filter_dir(name):

@@ -25,7 +25,7 @@ rule evaluate:
         curated_dir=lambda wildcards, input: Path(input.curated[0]).parents[1],
         cache_dir=f"{RUN_DIR}/cache/embeddings",
     wildcard_constraints:
-        tag="|".join([*EVAL_MODELS, *ABLATION_MODELS]),
+        tag="|".join([*EVAL_MODELS, *VISME_TRAINED, *ABLATION_MODELS]),
     resources:
         **rule_resources("evaluate"),
     conda:
@@ -59,7 +59,7 @@ rule evaluate_mieb:
         out_dir=lambda wildcards, output: Path(output.scores).parent,
         suite="mieb",
     wildcard_constraints:
-        tag="|".join([*EVAL_MODELS, *ABLATION_MODELS]),
+        tag="|".join([*EVAL_MODELS, *VISME_TRAINED, *ABLATION_MODELS]),
     resources:
         **rule_resources("evaluate_mieb"),
     conda:

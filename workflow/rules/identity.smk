@@ -3,10 +3,49 @@
 # `all`: run `snakemake visme` (recipe.visme names the models compared and the pool sizes).
 
 VISME = STAGE_CONFIG.recipe.get("visme")
-if VISME and (unknown := [tag for tag in VISME.models if tag not in EVAL_MODELS]):
+if _VISME_TRAIN and _VISME_TRAIN["from"] not in EVAL_MODELS:
+    raise ValueError(f"recipe.visme.train.from = {_VISME_TRAIN['from']!r} is not a model tag of this run; expected one "
+                     f"of {list(EVAL_MODELS)}")
+if _VISME_TRAIN and _VISME_TRAIN.source not in SOURCES:
+    raise ValueError(f"recipe.visme.train.source = {_VISME_TRAIN.source!r} is not a source of data "
+                     f"{STAGE_CONFIG.data.name!r}; expected one of {SOURCES}")
+if VISME and (unknown := [tag for tag in VISME.models if tag not in EVAL_MODELS and tag not in VISME_TRAINED]):
     raise ValueError(f"recipe.visme.models: {unknown} are not model tags of this run; expected some of "
-                     f"{list(EVAL_MODELS)}")
+                     f"{[*EVAL_MODELS, *VISME_TRAINED]}")
 VISME_MODELS = {tag: model_of_tag(tag) for tag in VISME.models} if VISME else {}
+IDENTITY_TAGS = [*EVAL_MODELS, *VISME_TRAINED]   # every model the identity tables show
+
+
+rule train_visme:
+    """Training for identity (VisME): `recipe.visme.train.from` continued on the identity split, one model per seed,
+    with each query's look-alikes as its hard negatives."""
+    input:
+        model=lambda wildcards: EVAL_MODELS[_VISME_TRAIN["from"]],
+        curated=lambda wildcards: curated(_VISME_TRAIN.source, "queries"),
+    output:
+        model=directory(stage_output("visme/seed{seed}")),
+    log:
+        f"{LOGS}/visme_seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/visme_seed{{seed}}.tsv"
+    params:
+        settings=rule_settings("recipe.visme.train", "recipe.embedding", "recipe.device", ignore={"seeds"}),
+        model_dir=lambda wildcards, input: loadable(input.model),
+        curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
+        checkpoint_dir=lambda wildcards: f"{RUN_DIR}/checkpoints/visme/seed{wildcards.seed}",
+        log_dir=lambda wildcards: f"{RUN_DIR}/tensorboard/visme/seed{wildcards.seed}",
+        launcher=launcher("train_hn"),
+    wildcard_constraints:
+        seed=r"\d+",
+    resources:
+        **rule_resources("train_hn"),
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "{params.launcher} -m uniembed.stages.train --stage section visme --stage name identity"
+        " --stage seed {wildcards.seed:q} --stage model_dir {params.model_dir:q} --stage curated_dir {params.curated_dir:q}"
+        " --stage out_dir {output.model:q} --stage checkpoint_dir {params.checkpoint_dir:q}"
+        " --stage log_dir {params.log_dir:q} >> {log:q} 2>&1"
 
 
 use rule evaluate_mieb as evaluate_identity with:
@@ -38,7 +77,7 @@ if VISME:
         """VisME Table 6 layout for every model tag, and the t-SNE of identities before and after training (Figure 7)
         with the silhouette and k-means NMI of each model's clusters."""
         input:
-            scores=expand(f"{RUN_DIR}/eval/{{tag}}/identity.parquet", tag=EVAL_MODELS),
+            scores=expand(f"{RUN_DIR}/eval/{{tag}}/identity.parquet", tag=IDENTITY_TAGS),
             models=list(VISME_MODELS.values()),
         output:
             markdown=f"{RUN_DIR}/tables/identity.md",
@@ -46,15 +85,17 @@ if VISME:
             figure=report(f"{RUN_DIR}/tables/identity_tsne.png", caption="../report/identity_tsne.rst",
                           category="Visual identity"),
             quality=f"{RUN_DIR}/tables/identity_tsne.json",
+            training=f"{RUN_DIR}/tables/identity_training.json",
         log:
             f"{LOGS}/identity_report.log",
         benchmark:
             f"{BENCHMARKS}/identity_report.tsv"
         params:
             settings=rule_settings("recipe.embedding", "recipe.device", "recipe.visme", "recipe.seed"),
-            code=code_version("evaluate.identity_figures", "data.synthetic.identity", "data.synthetic.identity_tasks",
-                              "stages.identity_report"),
+            code=code_version("evaluate.identity", "evaluate.identity_figures", "data.synthetic.identity",
+                              "data.synthetic.identity_tasks", "stages.identity_report"),
             scores=lambda wildcards, input: json.dumps(list(input.scores)),
+            training=json.dumps({"from": _VISME_TRAIN["from"], "trained": list(VISME_TRAINED)} if _VISME_TRAIN else None),
             models=json.dumps({tag: loadable(path) for tag, path in VISME_MODELS.items()}),
             out_dir=lambda wildcards, output: Path(output.markdown).parent,
         resources:
@@ -63,6 +104,7 @@ if VISME:
             "../../envs/eval.yaml"
         shell:
             "python -m uniembed.stages.identity_report --stage scores {params.scores:q} --stage models {params.models:q}"
+            " --stage training {params.training:q}"
             " --stage out_dir {params.out_dir:q} > {log:q} 2>&1"
 
     rule pool_scaling:

@@ -1,7 +1,7 @@
 """VisME's identity meta-tasks (supplement Table 6) scored for one embedder on the world's identities
 (:mod:`uniembed.data.synthetic.identity_tasks`).
 
-A query is its instruction + picture (the query side's instruction, as in training), a gallery picture is embedded
+A query is its instruction + picture (+ text: grounding, editing), a gallery picture is embedded
 alone; every query is ranked against its task's whole gallery (its look-alikes included) by inner product of the
 L2-normalised embeddings with trec_eval's tie order. Recall@k is "any target in the top k"; with several targets
 (re-identification: 1-14) mAP@10 is reported too (denominator min(R, 10), so a full top 10 of targets scores 1).
@@ -13,16 +13,17 @@ import numpy as np
 from ..data.synthetic.identity_tasks import IdentityTask
 from ..embed.embedder import EmbedItem, Embedder
 from .metrics import map_at_k, mbeir_recall_at_k, rank_rows_by_score
+from .tables import VISME_TASKS, render
 
 METRICS = (("Recall", 1), ("Recall", 5), ("mAP", 10))
 
 
 def embed_task(embedder, task: IdentityTask, batch_size: int = 32):
     """``(gallery ids, gallery embeddings, query embeddings, each query's targets)`` of one meta-task: a query is its
-    instruction + picture, a gallery picture is embedded alone."""
+    instruction + picture (+ text), a gallery picture is embedded alone."""
     ids = list(task.gallery)
     gallery = embedder.encode([EmbedItem(None, image=task.gallery[i]) for i in ids], batch_size)
-    queries = embedder.encode([EmbedItem(None, instruction=q["instruction"], image=q["image"]) for q in task.queries],
+    queries = embedder.encode([EmbedItem(q["text"], instruction=q["instruction"], image=q["image"]) for q in task.queries],
                               batch_size)
     return ids, gallery, queries, [q["positives"] for q in task.queries]
 
@@ -40,3 +41,35 @@ def evaluate_identity(embedder: Embedder, tasks: dict[str, IdentityTask], tag: s
                          "task_id": None, "meta_task": name, "metric": f"{kind}@{k}",
                          "value": 100.0 * float(np.mean(values)), "n_queries": len(task.queries)})
     return rows
+
+
+def training_effect(rows: list[dict], start: str, trained: list[str], metric: str = "Recall@1") -> list[dict]:
+    """Per meta-task (and "all": their mean) ``metric`` of the model training started from and of the models trained
+    for identity (one per seed): their mean, sample standard deviation, the gain and the gain in units of that spread."""
+    value = {(r["tag"], r["setting"]): r["value"] for r in rows if r["benchmark"] == "visme" and r["metric"] == metric}
+    tasks = list(dict.fromkeys(r["setting"] for r in rows if r["benchmark"] == "visme"))
+    missing = [(tag, t) for tag in (start, *trained) for t in tasks if (tag, t) not in value]
+    if missing or not trained:
+        raise ValueError(f"training_effect needs {metric} of {start!r} and of every trained model {trained} on every "
+                         f"meta-task; missing {missing}")
+    for tag in (start, *trained):
+        value[(tag, "all")] = float(np.mean([value[(tag, t)] for t in tasks]))
+    out = []
+    for task in (*tasks, "all"):
+        after = np.array([value[(tag, task)] for tag in trained])
+        sd = float(after.std(ddof=1)) if len(after) > 1 else float("nan")
+        gain = float(after.mean()) - value[(start, task)]
+        out.append({"task": task, "before": value[(start, task)], "after_mean": float(after.mean()), "after_sd": sd,
+                    "seeds": len(after), "gain": gain, "gain_in_sd": gain / sd if sd > 0 else float("nan")})
+    return out
+
+
+def training_effect_table(effect: list[dict], start: str, fmt: str = "markdown") -> str:
+    """Before / after training for identity, Recall@1 per meta-task, with the seed spread of the trained models."""
+    n = effect[0]["seeds"]
+    body = [[VISME_TASKS.get(e["task"], "All (mean of the meta-tasks)"), f"{e['before']:.1f}",
+             f"{e['after_mean']:.1f} ± {e['after_sd']:.1f}", f"{e['gain']:+.1f}", f"{e['gain_in_sd']:+.1f}"]
+            for e in effect]
+    return render(["Meta-task", f"{start} (before)", f"trained for identity ({n} seeds, mean ± sd)", "gain",
+                   "gain / sd"], body, fmt, f"Training for identity (VisME), Recall@1: {start} before, the identity-"
+                  f"trained models after")

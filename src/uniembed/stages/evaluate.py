@@ -24,6 +24,7 @@ from ..data.schemas import CANDIDATES, DATASETS, POOLS, QUERIES
 from ..evaluate.mbeir import evaluate_mbeir, global_pool_name
 from ..evaluate.mmeb import evaluate_mmeb
 from ..evaluate.results import SCORES
+from ..evaluate.sources import evaluation_split
 from ..evaluate.tables import render_tables
 from ..evaluate.zeroshot import COMPOSED, ZEROSHOT_FORMATS, evaluate_zeroshot, reference_ids
 from .common import cached_embedder, require
@@ -42,11 +43,12 @@ def embedded_sources(cfg, cached, mbeir_split: str | None = None, formats=("mbei
     embeddings (through the cache): dicts with keys ``format, queries, pools, datasets, qv, cv, split``."""
     s, ev = cfg.stage, cfg.recipe.evaluate
     for source, spec in cfg.data.sources.items():
-        if spec.format not in formats:
+        split = evaluation_split(spec, ev)
+        if spec.format not in formats or split is None:
             continue
+        split = mbeir_split if mbeir_split and spec.format == "mbeir" else split
         cdir = Path(s.curated_dir) / source
         queries = read_parquet(cdir / "queries.parquet", QUERIES)
-        split = (mbeir_split or ev.mbeir_split) if spec.format == "mbeir" else ev.mmeb_split
         zeroshot = spec.format in ZEROSHOT_FORMATS   # an unseen set: every query it holds is a test query
         split = "+".join(sorted(set(queries["split"].to_pylist()))) if zeroshot else split
         test = queries if zeroshot else queries.filter(pc.equal(queries["split"], split))

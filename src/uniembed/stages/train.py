@@ -9,7 +9,8 @@ U-MARVEL's progressive transition (``section: pretrain``, §3.1.3), one hard-neg
 (``section: train_hn``: U-MARVEL §3.2.2 ``info_nce`` with filtered negatives, UniME-V2's
 ``soft_label``), or one variant of an ablation study (``section: ablations``, ``name:
 <study>/<variant>``, with ``--stage seed N``), U-MARVEL's distillation (``section: distill``, ``name:
-distill``, on the teacher table of ``distill_data`` as ``--stage hard_negatives``), or one generative reranker (``section: rerank``:
+distill``, on the teacher table of ``distill_data`` as ``--stage hard_negatives``), identity training (``section:
+visme``, ``name: identity``, with ``--stage seed N``: VisME, on the identity split's own look-alike negatives), or one generative reranker (``section: rerank``:
 U-MARVEL's ``pointwise``, UniME-V2's ``pair_list``, on ``--stage retrieval``, the mined table) —
 on the curated source it names, and writes ``out_dir/adapter`` +
 ``out_dir/model`` (merged) + ``training_summary.json``. Rerunning resumes from
@@ -39,6 +40,7 @@ SECTIONS = {
                                  if (entry := ablation_entry(recipe, study, variant)) is not None},
     "rerank": lambda recipe: recipe["rerank"]["rerankers"],
     "distill": lambda recipe: {"distill": recipe["distill"]["train"]},
+    "visme": lambda recipe: {"identity": {k: v for k, v in recipe["visme"]["train"].items() if k not in ("from", "seeds")}},
 }
 
 

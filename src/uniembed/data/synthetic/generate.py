@@ -7,6 +7,7 @@
     <root>/nli/nli_for_simcse.csv          SimCSE NLI triplets, see ``pairs.py``
     <root>/captions/captions.tsv, images/  CC3M-style image-caption pairs
     <root>/zeroshot/...                    the zero-shot split (Karpathy + SugarCrepe formats), see ``zeroshot.py``
+    <root>/identity/...                    the identity training split (M-BEIR layout), see ``identity_train.py``
     <root>/truth/mbeir_truth.parquet       qid, split, task_id, true_match_dids
     <root>/truth/mmeb_eval_truth.parquet   dataset, row, query_spec, tgt_attrs, is_match
     <root>/manifest.json                   seed, sizes, rows per file (PNGs per image folder)
@@ -25,6 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ...artifacts import write_json, write_parquet
+from .identity_train import write_identity_train
 from .mbeir import write_mbeir
 from .mmeb import TRUTH_SCHEMA as MMEB_TRUTH_SCHEMA
 from .mmeb import write_mmeb
@@ -43,6 +45,7 @@ DEFAULT_SIZES = {
     "nli_triplets": 500,
     "caption_pairs": 300,
     "zeroshot_images": 60,       # two-object scenes of the zero-shot split (never in a training file)
+    "identity_per_group": 8,     # training identities per look-alike group (36 groups; none the evaluation's)
 }
 MBEIR_TRUTH_SCHEMA = pa.schema([("qid", pa.string()), ("split", pa.string()), ("task_id", pa.int32()),
                                 ("true_match_dids", pa.list_(pa.string()))])
@@ -79,6 +82,7 @@ def generate_synthetic(root: str | os.PathLike, *, seed: int = 0, sizes: dict | 
     counts.update(write_nli(root, seed=seed, rows=s["nli_triplets"]))
     counts.update(write_captions(root, seed=seed, pairs=s["caption_pairs"]))
     counts.update(write_zeroshot(root, seed=seed, images=s["zeroshot_images"]))
+    counts.update(write_identity_train(root, seed=seed, per_group=s["identity_per_group"]))
     write_parquet(pa.Table.from_pylist(mbeir_truth, MBEIR_TRUTH_SCHEMA), root / "truth/mbeir_truth.parquet")
     write_parquet(pa.Table.from_pylist(mmeb_truth, MMEB_TRUTH_SCHEMA), root / "truth/mmeb_eval_truth.parquet")
     counts["truth/mbeir_truth.parquet"] = len(mbeir_truth)

@@ -12,6 +12,7 @@ of VisME Table 6 are built from these views by :mod:`uniembed.data.synthetic.ide
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -40,19 +41,29 @@ class Identity:
     def group(self) -> tuple[str, str]:
         return self.shape, self.color
 
+    @property
+    def key(self) -> tuple[str, str, tuple[int, ...]]:
+        """What makes the individual: its group and its mark (its id is only its place in a draw)."""
+        return self.shape, self.color, self.mark
 
-def draw_identities(seed: int, groups: int, per_group: int) -> list[Identity]:
-    """``groups`` look-alike groups (distinct shape-colour pairs) of ``per_group`` identities with distinct marks."""
+
+def draw_identities(seed: int, groups: int, per_group: int, exclude: Collection[tuple] = ()) -> list[Identity]:
+    """``groups`` look-alike groups (distinct shape-colour pairs) of ``per_group`` identities with distinct marks,
+    none of them in ``exclude`` (:meth:`Identity.key` of identities held out, e.g. the evaluation's)."""
     pairs = list(itertools.product(SHAPES, COLORS))
     if not 1 <= groups <= len(pairs) or not 2 <= per_group <= len(ALL_MARKS):
         raise ValueError(f"groups must be in 1..{len(pairs)} and per_group in 2..{len(ALL_MARKS)}, "
                          f"got {groups} and {per_group}")
-    rng = seeded_rng(seed, "identity", "draw")
+    rng, exclude = seeded_rng(seed, "identity", "draw"), set(exclude)
     out = []
     for g in rng.choice(len(pairs), size=groups, replace=False):
         shape, color = pairs[int(g)]
-        for k, m in enumerate(rng.choice(len(ALL_MARKS), size=per_group, replace=False)):
-            out.append(Identity(f"{shape}-{color}-{k:03d}", shape, color, ALL_MARKS[int(m)]))
+        marks = [m for m in ALL_MARKS if (shape, color, m) not in exclude]
+        if len(marks) < per_group:
+            raise ValueError(f"only {len(marks)} marks of the {shape}-{color} group are not held out; "
+                             f"{per_group} asked")
+        for k, m in enumerate(rng.choice(len(marks), size=per_group, replace=False)):
+            out.append(Identity(f"{shape}-{color}-{k:03d}", shape, color, marks[int(m)]))
     return out
 
 

@@ -6,10 +6,14 @@ Queries are instruction + image, targets images, as in VisME:
   background);
 * **re-identification**: an occluded picture -> every other rendering of the identity in the gallery, 1 to 14 of
   them (VisME's several targets per query);
-* **grounding**: a scene of two identities of different groups + "the <colour> <shape> in this picture" -> that
+* **grounding**: a scene of two identities of different groups + the text "the <colour> <shape>" -> that
   identity's plain picture;
-* **editing**: a plain picture + "the same object painted <colour>" -> that identity's edited picture (its
-  look-alikes edited the same way are in the pool: only the mark tells them apart).
+* **editing**: a plain picture + the text "painted <colour>" -> that identity's edited picture (its look-alikes
+  edited the same way are in the pool: only the mark tells them apart).
+
+As in M-BEIR's (image, text) -> image tasks (CIRR, FashionIQ), the instruction is the meta-task's own and the text
+carries what varies per query, so the identity training split (:mod:`.identity_train`, M-BEIR layout) asks exactly
+as the evaluation does.
 
 Every pool holds every identity's pictures of the split, so each query's look-alikes (same shape, colour and size,
 another mark) are among its distractors. :class:`IdentityTask` keeps the exact truth: which identity each picture
@@ -28,9 +32,10 @@ META_TASKS = ("recognition", "reidentification", "grounding", "editing")
 INSTRUCTIONS = {
     "recognition": "Find other pictures of this exact object.",
     "reidentification": "Find every other picture of this same object.",
-    "grounding": "Find the {color} {shape} in this picture, shown on its own.",
-    "editing": "Find this same object painted {color}.",
+    "grounding": "Find the object the text names in this picture, shown on its own.",
+    "editing": "Find this same object with the change the text describes.",
 }
+QUERY_TEXTS = {"grounding": "the {color} {shape}", "editing": "painted {color}"}
 RECOGNITION_VIEWS = ("shifted", "scaled", "tinted", "background")
 REID_TARGETS = (1, 14)   # VisME: 1 to 14 targets per re-identification query
 
@@ -39,7 +44,7 @@ REID_TARGETS = (1, 14)   # VisME: 1 to 14 targets per re-identification query
 class IdentityTask:
     """One meta-task: its queries (image + instruction, positives) and its gallery, with which identity each shows."""
     name: str
-    queries: list[dict] = field(default_factory=list)     # query_id, image, instruction, identity_id, positives
+    queries: list[dict] = field(default_factory=list)     # query_id, image, instruction, text, identity_id, positives
     gallery: dict[str, Image.Image] = field(default_factory=dict)
     shows: dict[str, str] = field(default_factory=dict)   # gallery id -> identity id
 
@@ -61,7 +66,7 @@ def _renderings(name: str, identities: list[Identity], seed: int, query_view: st
         positives = [_add(task, f"{ident.identity_id}:{name}{k}-{view}", render_identity(ident, view, rng), ident)
                      for k, view in enumerate(views_of(rng))]
         task.queries.append({"query_id": f"{name}:{ident.identity_id}", "image": render_identity(ident, query_view, rng),
-                             "instruction": INSTRUCTIONS[name], "identity_id": ident.identity_id,
+                             "instruction": INSTRUCTIONS[name], "text": None, "identity_id": ident.identity_id,
                              "positives": positives})
     return task
 
@@ -91,7 +96,8 @@ def grounding(identities: list[Identity], seed: int) -> IdentityTask:
         for who, x in ((ident, 14 if left else 42), (other, 42 if left else 14)):
             render_identity(who, "plain", rng, canvas=scene, at=(x, IMAGE_SIZE / 2))
         task.queries.append({"query_id": f"grd:{ident.identity_id}", "image": scene,
-                             "instruction": INSTRUCTIONS["grounding"].format(color=ident.color, shape=ident.shape),
+                             "instruction": INSTRUCTIONS["grounding"],
+                             "text": QUERY_TEXTS["grounding"].format(color=ident.color, shape=ident.shape),
                              "identity_id": ident.identity_id, "positives": [f"{ident.identity_id}:plain"]})
     return task
 
@@ -105,7 +111,7 @@ def editing(identities: list[Identity], seed: int) -> IdentityTask:
         target = _add(task, f"{ident.identity_id}:edited-{color}",
                       render_identity(ident, "edited", rng, edit_color=color), ident)
         task.queries.append({"query_id": f"edit:{ident.identity_id}", "image": render_identity(ident, "plain", rng),
-                             "instruction": INSTRUCTIONS["editing"].format(color=color),
+                             "instruction": INSTRUCTIONS["editing"], "text": QUERY_TEXTS["editing"].format(color=color),
                              "identity_id": ident.identity_id, "positives": [target]})
     return task
 
@@ -116,6 +122,13 @@ BUILDERS = {"recognition": recognition, "reidentification": reidentification, "g
 
 #: The identities the evaluation reads (never a training split's): 6 look-alike groups of 8.
 EVAL_IDENTITIES = {"seed": 1, "groups": 6, "per_group": 8}
+#: The identities of the t-SNE (VisME Figure 7), also never trained on: 5 groups of 8.
+SAMPLE_IDENTITIES = {"seed": 2, "groups": 5, "per_group": 8}
+
+
+def held_out_keys() -> set[tuple]:
+    """:attr:`Identity.key` of every identity the evaluation and the t-SNE show (the training split draws none)."""
+    return {ident.key for draw in (EVAL_IDENTITIES, SAMPLE_IDENTITIES) for ident in draw_identities(**draw)}
 
 
 def build_tasks(seed: int = EVAL_IDENTITIES["seed"], groups: int = EVAL_IDENTITIES["groups"],
@@ -125,7 +138,8 @@ def build_tasks(seed: int = EVAL_IDENTITIES["seed"], groups: int = EVAL_IDENTITI
     return {name: build(identities, seed) for name, build in BUILDERS.items()}
 
 
-def identity_samples(seed: int = 2, groups: int = 5, per_group: int = 8, renderings: int = 10
+def identity_samples(seed: int = SAMPLE_IDENTITIES["seed"], groups: int = SAMPLE_IDENTITIES["groups"],
+                     per_group: int = SAMPLE_IDENTITIES["per_group"], renderings: int = 10
                      ) -> tuple[list[Image.Image], list[str]]:
     """``renderings`` pictures of each of ``groups x per_group`` identities in views drawn from every view but the
     edit (VisME Figure 7: 80 identities x 10 samples), and which identity each shows."""

@@ -1,0 +1,95 @@
+"""The identity training split (VisME supplement §E; Table 6's meta-tasks) written in the M-BEIR (UniIR) layout under
+``<root>/identity/``, curated like any M-BEIR source::
+
+    query/train/mbeir_identity<task>_train.jsonl        one file per meta-task (datasets 10..13)
+    cand_pool/global/mbeir_union_train_cand_pool.jsonl  every rendering of every meta-task
+    qrels/train/mbeir_identity<task>_task<id>_train_qrels.txt
+    instructions/query_instructions.tsv                 the meta-task's instruction, as the evaluation asks it
+    mbeir_images/identity<task>/00000.png ...
+
+The queries are the four meta-tasks of :mod:`.identity_tasks` built on identities the evaluation and the t-SNE never
+show (:func:`~.identity_tasks.held_out_keys`): recognition and re-identification are M-BEIR task 4 (image ->
+image), grounding and editing task 7 ((image, text) -> image, the text in ``query_txt``). Each query lists
+:data:`NEGATIVES` hard negatives in ``neg_cand_list``: the same rendering (same view, same edit) of as many of its
+look-alikes, which share its shape, colour and size and differ only in the mark. ``src_content`` names the identity
+each picture shows and its key (shape, colour, mark): the generator's truth.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .identity import Identity, draw_identities
+from .identity_tasks import BUILDERS, INSTRUCTIONS, IdentityTask, held_out_keys
+from .mbeir import INSTRUCTION_HEADER
+from .world import SHAPES, COLORS, ImageFolder, seeded_rng, write_lines
+
+NEGATIVES = 3
+#: meta-task -> (M-BEIR dataset id, task id, query modality)
+DATASETS = {"recognition": (10, 4, "image"), "reidentification": (11, 4, "image"),
+            "grounding": (12, 7, "image,text"), "editing": (13, 7, "image,text")}
+
+
+def training_identities(seed: int, per_group: int) -> list[Identity]:
+    """``per_group`` identities in every look-alike group (all shape-colour pairs), none the evaluation's."""
+    return draw_identities(seed, len(SHAPES) * len(COLORS), per_group, exclude=held_out_keys())
+
+
+def _suffix(picture_id: str) -> str:
+    return picture_id.split(":", 1)[1]
+
+
+def look_alike_negatives(task: IdentityTask, identities: list[Identity], query: dict, rng) -> list[str]:
+    """The rendering of ``query``'s first target in each of :data:`NEGATIVES` look-alikes drawn at random."""
+    mine = next(i for i in identities if i.identity_id == query["identity_id"])
+    alikes = [i.identity_id for i in identities if i.group == mine.group and i.identity_id != mine.identity_id]
+    chosen = [alikes[k] for k in rng.choice(len(alikes), size=min(NEGATIVES, len(alikes)), replace=False)]
+    wanted = _suffix(query["positives"][0])
+    return [f"{other}:{wanted}" for other in chosen]
+
+
+def _write_task(base: Path, name: str, task: IdentityTask, identities: list[Identity], seed: int,
+                counts: dict) -> list[dict]:
+    dataset_id, task_id, modality = DATASETS[name]
+    images = ImageFolder(base, f"mbeir_images/identity{name}")
+    rng = seeded_rng(seed, "identity-train", name, "negatives")
+    did = {pid: f"{dataset_id}:{n}" for n, pid in enumerate(task.gallery)}
+    key = {i.identity_id: [i.shape, i.color, list(i.mark)] for i in identities}
+    candidates = [{"did": did[pid], "txt": None, "img_path": images.add(image), "modality": "image",
+                   "src_content": json.dumps({"identity": task.shows[pid], "key": key[task.shows[pid]], "picture": pid})}
+                  for pid, image in task.gallery.items()]
+    queries = []
+    for n, q in enumerate(task.queries):
+        negatives = look_alike_negatives(task, identities, q, rng)
+        queries.append({"qid": f"{dataset_id}:{n}", "query_txt": q["text"], "query_img_path": images.add(q["image"]),
+                        "query_modality": modality,
+                        "query_src_content": json.dumps({"identity": q["identity_id"], "key": key[q["identity_id"]],
+                                                         "meta_task": name}),
+                        "pos_cand_list": [did[p] for p in q["positives"]],
+                        "neg_cand_list": [did[p] for p in negatives], "task_id": task_id})
+    stem = f"identity{name}"
+    counts[f"identity/query/train/mbeir_{stem}_train.jsonl"] = write_lines(
+        base / f"query/train/mbeir_{stem}_train.jsonl", [json.dumps(q) for q in queries])
+    qrels = [f"{q['qid']} 0 {p} 1 {task_id}" for q in queries for p in q["pos_cand_list"]]
+    counts[f"identity/qrels/train/mbeir_{stem}_task{task_id}_train_qrels.txt"] = write_lines(
+        base / f"qrels/train/mbeir_{stem}_task{task_id}_train_qrels.txt", qrels)
+    counts[f"identity/mbeir_images/{stem}/"] = images.count
+    return candidates
+
+
+def write_identity_train(root: str | Path, *, seed: int, per_group: int) -> dict[str, int]:
+    """Write the identity training split under ``<root>/identity``; return lines (PNGs) per file (folder)."""
+    base = Path(root) / "identity"
+    identities = training_identities(seed, per_group)
+    counts: dict[str, int] = {}
+    pool = []
+    for name, build in BUILDERS.items():
+        pool += _write_task(base, name, build(identities, seed), identities, seed, counts)
+    union = "cand_pool/global/mbeir_union_train_cand_pool.jsonl"
+    counts[f"identity/{union}"] = write_lines(base / union, [json.dumps(c) for c in pool])
+    rows = ["\t".join(INSTRUCTION_HEADER)] + [
+        "\t".join([modality, "image", f"Identity{name.capitalize()}", str(dataset_id), INSTRUCTIONS[name]])
+        for name, (dataset_id, _, modality) in DATASETS.items()]
+    counts["identity/instructions/query_instructions.tsv"] = write_lines(
+        base / "instructions/query_instructions.tsv", rows) - 1
+    return counts
