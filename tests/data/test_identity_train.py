@@ -9,8 +9,9 @@ import pytest
 from uniembed.data.curate import finalize
 from uniembed.data.readers.mbeir import read_mbeir
 from uniembed.data.synthetic.identity import ALL_MARKS, draw_identities
-from uniembed.data.synthetic.identity_tasks import INSTRUCTIONS, held_out_keys
-from uniembed.data.synthetic.identity_train import DATASETS, NEGATIVES, training_identities, write_identity_train
+from uniembed.data.synthetic.identity_tasks import INSTRUCTIONS, REID_TARGETS, held_out_keys
+from uniembed.data.synthetic.identity_train import (DATASETS, NEGATIVES, rendering, training_identities,
+                                                    write_identity_train)
 
 PER_GROUP = 3
 
@@ -44,17 +45,30 @@ def test_no_training_identity_is_one_the_evaluation_or_the_tsne_shows(split):
 def test_every_positive_shows_the_querys_identity_and_every_negative_is_a_look_alike_in_the_same_rendering(split):
     _, _, pool, queries = split
     shows = {did: json.loads(c["src_content"]) for did, c in pool.items()}
+    same_rendering = 0
+    per_query = {"recognition": (4, 4), "reidentification": REID_TARGETS, "grounding": (1, 1), "editing": (1, 1)}
     for name, rows in queries.items():
-        assert len(rows) == 36 * PER_GROUP and {q["task_id"] for q in rows} == {DATASETS[name][1]}
+        assert {q["task_id"] for q in rows} == {DATASETS[name][1]}
+        records = Counter(json.loads(q["query_src_content"])["query"] for q in rows)
+        assert len(records) == 36 * PER_GROUP   # every identity asked once per meta-task, a record per target
+        low, high = per_query[name]
+        assert all(low <= n <= high for n in records.values())
         for q in rows:
             me = json.loads(q["query_src_content"])
-            assert {shows[p]["identity"] for p in q["pos_cand_list"]} == {me["identity"]}
+            (positive,) = q["pos_cand_list"]
+            assert shows[positive]["identity"] == me["identity"]
             assert len(q["neg_cand_list"]) == min(NEGATIVES, PER_GROUP - 1)
-            view = shows[q["pos_cand_list"][0]]["picture"].split(":", 1)[1]
             for n in q["neg_cand_list"]:
                 other = shows[n]
                 assert other["identity"] != me["identity"] and other["key"][:2] == me["key"][:2]  # same group
-                assert other["key"][2] != me["key"][2] and other["picture"].split(":", 1)[1] == view
+                assert other["key"][2] != me["key"][2]   # another mark
+                # in the target's rendering wherever that look-alike has one
+                alike = {rendering(p["picture"]) for did, p in shows.items() if p["identity"] == other["identity"]
+                         and did.split(":")[0] == positive.split(":")[0]}   # its pictures in this meta-task
+                target = rendering(shows[positive]["picture"])
+                assert rendering(other["picture"]) == target or target not in alike
+                same_rendering += rendering(other["picture"]) == target
+    assert same_rendering > 0.9 * sum(len(q["neg_cand_list"]) for rows in queries.values() for q in rows)
 
 
 def test_queries_ask_as_the_evaluation_does(split):
@@ -74,7 +88,7 @@ def test_the_mbeir_reader_curates_the_split_whole(split):
     assert curated.summary["tables"]["candidates"] == len(pool) == counts[
         "identity/cand_pool/global/mbeir_union_train_cand_pool.jsonl"]
     rows = curated.tables["queries"].to_pylist()
-    assert Counter(r["dataset"] for r in rows) == {f"Identity{n.capitalize()}": 36 * PER_GROUP for n in DATASETS}
+    assert Counter(r["dataset"] for r in rows) == {f"Identity{n.capitalize()}": len(queries[n]) for n in DATASETS}
     assert all(r["negative_ids"] for r in rows) and all(r["instruction"] in INSTRUCTIONS.values() for r in rows)
 
 

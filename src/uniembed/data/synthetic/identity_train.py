@@ -9,14 +9,18 @@
 
 The queries are the four meta-tasks of :mod:`.identity_tasks` built on identities the evaluation and the t-SNE never
 show (:func:`~.identity_tasks.held_out_keys`): recognition and re-identification are M-BEIR task 4 (image ->
-image), grounding and editing task 7 ((image, text) -> image, the text in ``query_txt``). Each query lists
-:data:`NEGATIVES` hard negatives in ``neg_cand_list``: the same rendering (same view, same edit) of as many of its
-look-alikes, which share its shape, colour and size and differ only in the mark. ``src_content`` names the identity
+image), grounding and editing task 7 ((image, text) -> image, the text in ``query_txt``). A query is written once per
+target (recognition: 4, re-identification: 1-14, the picture shared), as M-BEIR lists one positive per record, so
+that its :data:`NEGATIVES` hard negatives in ``neg_cand_list`` are that target's rendering (same view, same edit) of
+as many of its look-alikes (where a look-alike has that rendering), which share its shape, colour and size and differ
+only in the mark: the trainer's sampled positive and its negatives then differ in the mark alone. ``src_content`` names the identity
 each picture shows and its key (shape, colour, mark): the generator's truth.
 """
 from __future__ import annotations
 
 import json
+import re
+from collections import defaultdict
 from pathlib import Path
 
 from .identity import Identity, draw_identities
@@ -35,17 +39,25 @@ def training_identities(seed: int, per_group: int) -> list[Identity]:
     return draw_identities(seed, len(SHAPES) * len(COLORS), per_group, exclude=held_out_keys())
 
 
-def _suffix(picture_id: str) -> str:
-    return picture_id.split(":", 1)[1]
+def rendering(picture_id: str) -> str:
+    """What a picture of a meta-task's gallery shows of its identity, without the identity: ``cross-red-003:
+    reidentification8-scaled`` -> ``reidentification-scaled``, ``...:edited-blue`` -> ``edited-blue``."""
+    return re.sub(r"\d+", "", picture_id.split(":", 1)[1])
 
 
-def look_alike_negatives(task: IdentityTask, identities: list[Identity], query: dict, rng) -> list[str]:
-    """The rendering of ``query``'s first target in each of :data:`NEGATIVES` look-alikes drawn at random."""
+def look_alike_negatives(pictures_of: dict[str, list[str]], identities: list[Identity], query: dict, target: str,
+                         rng) -> list[str]:
+    """:data:`NEGATIVES` pictures of ``query``'s look-alikes (same group, another mark), in random order: each in
+    ``target``'s rendering where that look-alike has one (``pictures_of``: identity -> its gallery pictures) (re-identification's targets vary in number), then, to fill
+    up, the first picture of the look-alikes left."""
     mine = next(i for i in identities if i.identity_id == query["identity_id"])
     alikes = [i.identity_id for i in identities if i.group == mine.group and i.identity_id != mine.identity_id]
-    chosen = [alikes[k] for k in rng.choice(len(alikes), size=min(NEGATIVES, len(alikes)), replace=False)]
-    wanted = _suffix(query["positives"][0])
-    return [f"{other}:{wanted}" for other in chosen]
+    pictures = {other: pictures_of[other] for other in alikes}
+    order = [alikes[k] for k in rng.permutation(len(alikes))]
+    same = [next(p for p in pictures[o] if rendering(p) == rendering(target)) for o in order
+            if any(rendering(p) == rendering(target) for p in pictures[o])]
+    fill = [pictures[o][0] for o in order if not any(rendering(p) == rendering(target) for p in pictures[o])]
+    return (same + fill)[:NEGATIVES]
 
 
 def _write_task(base: Path, name: str, task: IdentityTask, identities: list[Identity], seed: int,
@@ -58,15 +70,21 @@ def _write_task(base: Path, name: str, task: IdentityTask, identities: list[Iden
     candidates = [{"did": did[pid], "txt": None, "img_path": images.add(image), "modality": "image",
                    "src_content": json.dumps({"identity": task.shows[pid], "key": key[task.shows[pid]], "picture": pid})}
                   for pid, image in task.gallery.items()]
+    pictures_of = defaultdict(list)
+    for pid, identity in task.shows.items():
+        pictures_of[identity].append(pid)
     queries = []
-    for n, q in enumerate(task.queries):
-        negatives = look_alike_negatives(task, identities, q, rng)
-        queries.append({"qid": f"{dataset_id}:{n}", "query_txt": q["text"], "query_img_path": images.add(q["image"]),
-                        "query_modality": modality,
-                        "query_src_content": json.dumps({"identity": q["identity_id"], "key": key[q["identity_id"]],
-                                                         "meta_task": name}),
-                        "pos_cand_list": [did[p] for p in q["positives"]],
-                        "neg_cand_list": [did[p] for p in negatives], "task_id": task_id})
+    for q in task.queries:
+        image = images.add(q["image"])
+        for target in q["positives"]:   # a record per target: its negatives are the look-alikes in its rendering
+            queries.append({"qid": f"{dataset_id}:{len(queries)}", "query_txt": q["text"], "query_img_path": image,
+                            "query_modality": modality,
+                            "query_src_content": json.dumps({"identity": q["identity_id"], "key": key[q["identity_id"]],
+                                                             "meta_task": name, "query": q["query_id"]}),
+                            "pos_cand_list": [did[target]],
+                            "neg_cand_list": [did[n] for n in look_alike_negatives(pictures_of, identities, q, target,
+                                                                                   rng)],
+                            "task_id": task_id})
     stem = f"identity{name}"
     counts[f"identity/query/train/mbeir_{stem}_train.jsonl"] = write_lines(
         base / f"query/train/mbeir_{stem}_train.jsonl", [json.dumps(q) for q in queries])
