@@ -37,7 +37,7 @@ STUDY_FIGURES = ("figure.png", "training_curves.png")
 
 
 #: The jobs of the separate targets (`snakemake ablation_<study>`, `snakemake visme`), not of `all`.
-SEPARATE_TARGETS = ("ablation_", "evaluate_identity_", "identity_report", "pool_scaling")
+SEPARATE_TARGETS = ("ablation_", "evaluate_identity_", "identity_report", "pool_scaling", "visme_seed", "evaluate_visme_")
 
 
 def _run_jobs(run: Path) -> list[Path]:

@@ -138,7 +138,9 @@ if VISME:
             " --stage out_dir {params.out_dir:q} > {log:q} 2>&1"
 
     rule visme:
-        """Every output of the visual-identity study."""
+        """Every output of the visual-identity study, and the first identity-trained model's scores on the run's
+        benchmarks (what training for identity costs the rest)."""
         input:
             rules.identity_report.output,
             rules.pool_scaling.output,
+            [f"{RUN_DIR}/eval/{tag}/scores.parquet" for tag in list(VISME_TRAINED)[:1]] if EVAL_SOURCES else [],
