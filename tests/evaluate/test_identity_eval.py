@@ -89,14 +89,14 @@ def _row(tag, task, value, metric="Recall@1"):
 
 
 def test_the_training_effect_is_the_seed_mean_against_the_start_in_units_of_the_seed_spread():
-    from uniembed.evaluate.identity import training_effect, training_effect_table
+    from uniembed.evaluate.identity_training import training_effect, training_effect_table
 
     before = {"recognition": 40.0, "editing": 2.0}
     after = {"s0": {"recognition": 20.0, "editing": 25.0}, "s1": {"recognition": 30.0, "editing": 21.0},
              "s2": {"recognition": 25.0, "editing": 26.0}}
     rows = [_row("start", t, v) for t, v in before.items()] + [_row("start", "editing", 99.0, "Recall@5")]
     rows += [_row(tag, t, v) for tag, values in after.items() for t, v in values.items()]
-    effect = {e["task"]: e for e in training_effect(rows, "start", list(after))}
+    effect = {e["task"]: e for e in training_effect(rows, "start", list(after), metrics=("Recall@1",))}
     editing = np.array([25.0, 21.0, 26.0])
     assert effect["editing"]["after_mean"] == pytest.approx(24.0) and effect["editing"]["before"] == 2.0
     assert effect["editing"]["after_sd"] == pytest.approx(np.sqrt(((editing - 24.0) ** 2).sum() / 2))
@@ -106,6 +106,8 @@ def test_the_training_effect_is_the_seed_mean_against_the_start_in_units_of_the_
     assert effect["all"]["before"] == 21.0 and effect["all"]["after_mean"] == pytest.approx(np.mean(means))
     assert effect["all"]["after_sd"] == pytest.approx(np.std(means, ddof=1))
     table = training_effect_table(list(effect.values()), "start")
-    assert "| Identity Editing | 2.0 | 24.0 ± 2.6 | +22.0 | +8.3 |" in table
+    assert "| Identity Editing | Recall@1 | 2.0 | 24.0 ± 2.6 | +22.0 | +8.3 |" in table
     with pytest.raises(ValueError, match="missing"):
-        training_effect(rows[:1] + rows[3:], "start", list(after))
+        training_effect(rows[:1] + rows[3:], "start", list(after), metrics=("Recall@1",))
+    with pytest.raises(ValueError, match="Recall@5 of 'start'"):   # every metric asked for must be there
+        training_effect(rows, "start", list(after), metrics=("Recall@1", "Recall@5"))

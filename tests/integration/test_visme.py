@@ -44,20 +44,22 @@ def test_snakemake_visme_writes_the_identity_tables_the_tsne_and_the_pool_scalin
 
 
 @pytest.mark.slow
-def test_training_for_identity_lifts_the_identity_tasks_it_did_not_solve_in_every_seed(finished_run):
+def test_training_for_identity_lifts_the_identity_tasks_beyond_the_seed_spread(finished_run):
     """Runs after the test above (same module, same run): hn_umarvel before, each identity-trained seed after.
-    Editing, re-identification and grounding sit near or below chance before (look-alikes differ only in the mark);
-    every seed lifts each of them and the mean of the four by more than the seeds differ from each other."""
-    training = json.loads((finished_run / "results" / "default" / "tables" / "identity_training.json").read_text())
-    assert training["training"]["from"] == "hn_umarvel" and training["training"]["trained"] == list(TAGS[-2:])
-    effect = {e["task"]: e for e in training["training"]["effect"]}
+    Re-identification, grounding and editing (near chance before: look-alikes differ only in the mark) gain mAP@10 in
+    every seed by more than the seeds differ from each other, and so does the mean of the four meta-tasks. (Recall@1
+    of the 48 queries a task has is too coarse for that: docs/evaluation.md "Training for identity".)"""
+    tables = finished_run / "results" / "default" / "tables"
+    training = json.loads((tables / "identity_training.json").read_text())["training"]
+    assert training["from"] == "hn_umarvel" and training["trained"] == list(TAGS[-2:])
+    effect = {(e["task"], e["metric"]): e for e in training["effect"]}
     scores = {}
     for tag in ("hn_umarvel", *TAGS[-2:]):
         rows = pq.read_table(finished_run / "results" / "default" / "eval" / tag / "identity.parquet").to_pylist()
-        scores[tag] = {r["setting"]: r["value"] for r in rows if r["metric"] == "Recall@1"}
+        scores[tag] = {r["setting"]: r["value"] for r in rows if r["metric"] == "mAP@10"}
         scores[tag]["all"] = sum(scores[tag].values()) / len(TASKS)
-    for task in ("editing", "reidentification", "grounding", "all"):
+    for task in ("reidentification", "grounding", "editing", "all"):
         after = [scores[tag][task] for tag in TAGS[-2:]]
-        assert effect[task]["before"] == scores["hn_umarvel"][task]
+        assert effect[(task, "mAP@10")]["before"] == pytest.approx(scores["hn_umarvel"][task])
         assert min(after) - scores["hn_umarvel"][task] > max(after) - min(after), (task, scores)
-    assert "Training for identity (VisME)" in (finished_run / "results" / "default" / "tables" / "identity.md").read_text()
+    assert "Training for identity (VisME)" in (tables / "identity.md").read_text()

@@ -92,7 +92,7 @@ if VISME:
             f"{BENCHMARKS}/identity_report.tsv"
         params:
             settings=rule_settings("recipe.embedding", "recipe.device", "recipe.visme", "recipe.seed"),
-            code=code_version("evaluate.identity", "evaluate.identity_figures", "data.synthetic.identity",
+            code=code_version("evaluate.identity_training", "evaluate.identity_figures", "data.synthetic.identity",
                               "data.synthetic.identity_tasks", "stages.identity_report"),
             scores=lambda wildcards, input: json.dumps(list(input.scores)),
             training=json.dumps({"from": _VISME_TRAIN["from"], "trained": list(VISME_TRAINED)} if _VISME_TRAIN else None),
@@ -124,8 +124,8 @@ if VISME:
             f"{BENCHMARKS}/pool_scaling.tsv"
         params:
             settings=rule_settings("recipe.embedding", "recipe.device", "recipe.visme", "recipe.evaluate.cache_dtype"),
-            code=code_version("evaluate.pool_scaling", "data.synthetic.identity", "data.synthetic.identity_tasks",
-                              "stages.pool_scaling"),
+            code=code_version("evaluate.pool_scaling", "evaluate.identity", "data.synthetic.identity",
+                              "data.synthetic.identity_tasks", "stages.pool_scaling"),
             models=json.dumps({tag: loadable(path) for tag, path in VISME_MODELS.items()}),
             cache_dir=f"{RUN_DIR}/cache/embeddings",
             out_dir=lambda wildcards, output: Path(output.scores).parent,

@@ -13,7 +13,6 @@ import numpy as np
 from ..data.synthetic.identity_tasks import IdentityTask
 from ..embed.embedder import EmbedItem, Embedder
 from .metrics import map_at_k, mbeir_recall_at_k, rank_rows_by_score
-from .tables import VISME_TASKS, render
 
 METRICS = (("Recall", 1), ("Recall", 5), ("mAP", 10))
 
@@ -41,35 +40,3 @@ def evaluate_identity(embedder: Embedder, tasks: dict[str, IdentityTask], tag: s
                          "task_id": None, "meta_task": name, "metric": f"{kind}@{k}",
                          "value": 100.0 * float(np.mean(values)), "n_queries": len(task.queries)})
     return rows
-
-
-def training_effect(rows: list[dict], start: str, trained: list[str], metric: str = "Recall@1") -> list[dict]:
-    """Per meta-task (and "all": their mean) ``metric`` of the model training started from and of the models trained
-    for identity (one per seed): their mean, sample standard deviation, the gain and the gain in units of that spread."""
-    value = {(r["tag"], r["setting"]): r["value"] for r in rows if r["benchmark"] == "visme" and r["metric"] == metric}
-    tasks = list(dict.fromkeys(r["setting"] for r in rows if r["benchmark"] == "visme"))
-    missing = [(tag, t) for tag in (start, *trained) for t in tasks if (tag, t) not in value]
-    if missing or not trained:
-        raise ValueError(f"training_effect needs {metric} of {start!r} and of every trained model {trained} on every "
-                         f"meta-task; missing {missing}")
-    for tag in (start, *trained):
-        value[(tag, "all")] = float(np.mean([value[(tag, t)] for t in tasks]))
-    out = []
-    for task in (*tasks, "all"):
-        after = np.array([value[(tag, task)] for tag in trained])
-        sd = float(after.std(ddof=1)) if len(after) > 1 else float("nan")
-        gain = float(after.mean()) - value[(start, task)]
-        out.append({"task": task, "before": value[(start, task)], "after_mean": float(after.mean()), "after_sd": sd,
-                    "seeds": len(after), "gain": gain, "gain_in_sd": gain / sd if sd > 0 else float("nan")})
-    return out
-
-
-def training_effect_table(effect: list[dict], start: str, fmt: str = "markdown") -> str:
-    """Before / after training for identity, Recall@1 per meta-task, with the seed spread of the trained models."""
-    n = effect[0]["seeds"]
-    body = [[VISME_TASKS.get(e["task"], "All (mean of the meta-tasks)"), f"{e['before']:.1f}",
-             f"{e['after_mean']:.1f} ± {e['after_sd']:.1f}", f"{e['gain']:+.1f}", f"{e['gain_in_sd']:+.1f}"]
-            for e in effect]
-    return render(["Meta-task", f"{start} (before)", f"trained for identity ({n} seeds, mean ± sd)", "gain",
-                   "gain / sd"], body, fmt, f"Training for identity (VisME), Recall@1: {start} before, the identity-"
-                  f"trained models after")

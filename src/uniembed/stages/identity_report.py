@@ -23,7 +23,7 @@ from ..artifacts import atomic_path, read_parquet, write_json
 from ..config import stage_config
 from ..data.synthetic.identity_tasks import identity_samples
 from ..embed.embedder import EmbedItem
-from ..evaluate.identity import training_effect, training_effect_table
+from ..evaluate.identity_training import training_effect, training_effect_table
 from ..evaluate.identity_figures import tsne_figure
 from ..evaluate.results import SCORES
 from ..evaluate.tables import render_tables
