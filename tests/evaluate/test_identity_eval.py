@@ -109,5 +109,9 @@ def test_the_training_effect_is_the_seed_mean_against_the_start_in_units_of_the_
     assert "| Identity Editing | Recall@1 | 2.0 | 24.0 ± 2.6 | +22.0 | +8.3 |" in table
     with pytest.raises(ValueError, match="missing"):
         training_effect(rows[:1] + rows[3:], "start", list(after), metrics=("Recall@1",))
+    tied = [_row("start", "editing", 2.0)] + [_row(tag, "editing", 5.0) for tag in ("a", "b")]
+    (flat, _), (single, _) = (training_effect(tied, "start", tags, metrics=("Recall@1",)) for tags in (["a", "b"], ["a"]))
+    assert (flat["after_sd"], flat["gain_in_sd"], single["after_sd"], single["gain_in_sd"]) == (0.0, None, None, None)
+    assert "| Identity Editing | Recall@1 | 2.0 | 5.0 | +3.0 | – |" in training_effect_table([single], "start")
     with pytest.raises(ValueError, match="Recall@5 of 'start'"):   # every metric asked for must be there
         training_effect(rows, "start", list(after), metrics=("Recall@1", "Recall@5"))

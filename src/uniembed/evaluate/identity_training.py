@@ -26,19 +26,21 @@ def training_effect(rows: list[dict], start: str, trained: list[str], metrics=TR
             value[(tag, "all")] = float(np.mean([value[(tag, t)] for t in tasks]))
         for task in (*tasks, "all"):
             after = np.array([value[(tag, task)] for tag in trained])
-            sd = float(after.std(ddof=1)) if len(after) > 1 else float("nan")
+            sd = float(after.std(ddof=1)) if len(after) > 1 else None    # one seed has no spread
             gain = float(after.mean()) - value[(start, task)]
             out.append({"task": task, "metric": metric, "before": value[(start, task)],
                         "after_mean": float(after.mean()), "after_sd": sd, "seeds": len(after), "gain": gain,
-                        "gain_in_sd": gain / sd if sd > 0 else float("nan")})
+                        "gain_in_sd": gain / sd if sd else None})   # None: no spread to measure it in
     return out
 
 
 def training_effect_table(effect: list[dict], start: str, fmt: str = "markdown") -> str:
     """Before / after training for identity, per meta-task and metric, with the seed spread of the trained models."""
     n = effect[0]["seeds"]
+    spread = lambda e: f" ± {e['after_sd']:.1f}" if e["after_sd"] is not None else ""  # noqa: E731
+    in_sd = lambda e: f"{e['gain_in_sd']:+.1f}" if e["gain_in_sd"] is not None else "–"  # noqa: E731
     body = [[VISME_TASKS.get(e["task"], "All (mean of the meta-tasks)"), e["metric"], f"{e['before']:.1f}",
-             f"{e['after_mean']:.1f} ± {e['after_sd']:.1f}", f"{e['gain']:+.1f}", f"{e['gain_in_sd']:+.1f}"]
+             f"{e['after_mean']:.1f}{spread(e)}", f"{e['gain']:+.1f}", in_sd(e)]
             for e in sorted(effect, key=lambda e: (e["metric"] != "Recall@1", e["metric"]))]
     return render(["Meta-task", "Metric", f"{start} (before)", f"trained for identity ({n} seeds, mean ± sd)", "gain",
                    "gain / sd"], body, fmt, f"Training for identity (VisME): {start} before, the identity-trained "
