@@ -307,6 +307,9 @@ def validate_groups(cfg: DictConfig) -> None:
         stages["recipe.distill.train"] = recipe["distill"]["train"]
     if (recipe.get("visme") or {}).get("train"):
         stages["recipe.visme.train"] = recipe["visme"]["train"]
+        seeds = recipe["visme"]["train"]["seeds"]
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ConfigTypeError(f"recipe.visme.train.seeds: expected at least one seed, each once, got {seeds}")
     for study, spec in (recipe.get("ablations") or {}).items():
         if JUDGED_MARK in "".join(spec["variants"]):
             raise ConfigTypeError(f"recipe.ablations.{study}.variants: {JUDGED_MARK!r} is kept for the judge-quality "

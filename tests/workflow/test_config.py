@@ -75,6 +75,9 @@ def test_hydra_typo_override_names_the_key():
     ("recipe.train_hn.objectives.umarvel.objective={name: pointwise}",
      "recipe.train_hn.objectives.umarvel.objective.name: expected one of ['distill', 'info_nce', 'soft_label'] "
      "(objectives of the embedding task), got 'pointwise'"),
+    ("recipe.visme.train.seeds=[]", "recipe.visme.train.seeds: expected at least one seed, each once, got []"),
+    ("recipe.visme.train.seeds=[0,0]", "recipe.visme.train.seeds: expected at least one seed, each once, got [0, 0]"),
+    ("+recipe.visme.train.negatives=umarvel", "recipe.visme.train: unknown key(s) ['negatives']"),
 ])
 def test_group_values_are_type_checked_naming_key_value_and_type(override, message):
     from uniembed.config_schema import ConfigTypeError, validate_groups

@@ -1,6 +1,7 @@
-# Visual identity (VisME supplement; docs/evaluation.md "Visual identity"): the identity meta-tasks for every model
-# tag (Table 6 layout), the t-SNE of identities (Figure 7) and the candidate-pool scaling study (Table 7). Not part of
-# `all`: run `snakemake visme` (recipe.visme names the models compared and the pool sizes).
+# Visual identity (VisME supplement; docs/evaluation.md "Visual identity"): training for identity on the world's
+# identity split (recipe.visme.train, one model per seed), the identity meta-tasks for every model tag (Table 6
+# layout), the t-SNE of identities (Figure 7) and the candidate-pool scaling study (Table 7). Not part of `all`: run
+# `snakemake visme` (recipe.visme names the models compared, the pool sizes and the training).
 
 VISME = STAGE_CONFIG.recipe.get("visme")
 if _VISME_TRAIN and _VISME_TRAIN["from"] not in EVAL_MODELS:
@@ -16,36 +17,38 @@ VISME_MODELS = {tag: model_of_tag(tag) for tag in VISME.models} if VISME else {}
 IDENTITY_TAGS = [*EVAL_MODELS, *VISME_TRAINED]   # every model the identity tables show
 
 
-rule train_visme:
-    """Training for identity (VisME): `recipe.visme.train.from` continued on the identity split, one model per seed,
-    with each query's look-alikes as its hard negatives."""
-    input:
-        model=lambda wildcards: EVAL_MODELS[_VISME_TRAIN["from"]],
-        curated=lambda wildcards: curated(_VISME_TRAIN.source, "queries"),
-    output:
-        model=directory(stage_output("visme/seed{seed}")),
-    log:
-        f"{LOGS}/visme_seed{{seed}}.log",
-    benchmark:
-        f"{BENCHMARKS}/visme_seed{{seed}}.tsv"
-    params:
-        settings=rule_settings("recipe.visme.train", "recipe.embedding", "recipe.device", ignore={"seeds"}),
-        model_dir=lambda wildcards, input: loadable(input.model),
-        curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
-        checkpoint_dir=lambda wildcards: f"{RUN_DIR}/checkpoints/visme/seed{wildcards.seed}",
-        log_dir=lambda wildcards: f"{RUN_DIR}/tensorboard/visme/seed{wildcards.seed}",
-        launcher=launcher("train_hn"),
-    wildcard_constraints:
-        seed=r"\d+",
-    resources:
-        **rule_resources("train_hn"),
-    conda:
-        "../../envs/train.yaml"
-    shell:
-        "{params.launcher} -m uniembed.stages.train --stage section visme --stage name identity"
-        " --stage seed {wildcards.seed:q} --stage model_dir {params.model_dir:q} --stage curated_dir {params.curated_dir:q}"
-        " --stage out_dir {output.model:q} --stage checkpoint_dir {params.checkpoint_dir:q}"
-        " --stage log_dir {params.log_dir:q} >> {log:q} 2>&1"
+if _VISME_TRAIN:
+
+    rule train_visme:
+        """Training for identity (VisME): `recipe.visme.train.from` continued on the identity split, one model per seed,
+        with each query's look-alikes as its hard negatives."""
+        input:
+            model=lambda wildcards: EVAL_MODELS[_VISME_TRAIN["from"]],
+            curated=lambda wildcards: curated(_VISME_TRAIN.source, "queries"),
+        output:
+            model=directory(stage_output("visme/seed{seed}")),
+        log:
+            f"{LOGS}/visme_seed{{seed}}.log",
+        benchmark:
+            f"{BENCHMARKS}/visme_seed{{seed}}.tsv"
+        params:
+            settings=rule_settings("recipe.visme.train", "recipe.embedding", "recipe.device", ignore={"seeds"}),
+            model_dir=lambda wildcards, input: loadable(input.model),
+            curated_dir=lambda wildcards, input: Path(input.curated).parents[1],
+            checkpoint_dir=lambda wildcards: f"{RUN_DIR}/checkpoints/visme/seed{wildcards.seed}",
+            log_dir=lambda wildcards: f"{RUN_DIR}/tensorboard/visme/seed{wildcards.seed}",
+            launcher=launcher("train_hn"),
+        wildcard_constraints:
+            seed="|".join(str(seed) for seed in _VISME_TRAIN.seeds),
+        resources:
+            **rule_resources("train_hn"),
+        conda:
+            "../../envs/train.yaml"
+        shell:
+            "{params.launcher} -m uniembed.stages.train --stage section visme --stage name identity"
+            " --stage seed {wildcards.seed:q} --stage model_dir {params.model_dir:q} --stage curated_dir {params.curated_dir:q}"
+            " --stage out_dir {output.model:q} --stage checkpoint_dir {params.checkpoint_dir:q}"
+            " --stage log_dir {params.log_dir:q} >> {log:q} 2>&1"
 
 
 use rule evaluate_mieb as evaluate_identity with:
@@ -91,7 +94,7 @@ if VISME:
         benchmark:
             f"{BENCHMARKS}/identity_report.tsv"
         params:
-            settings=rule_settings("recipe.embedding", "recipe.device", "recipe.visme", "recipe.seed"),
+            settings=rule_settings("recipe.embedding", "recipe.device", "recipe.visme", "recipe.seed", ignore={"train"}),
             code=code_version("evaluate.identity_training", "evaluate.identity_figures", "data.synthetic.identity",
                               "data.synthetic.identity_tasks", "stages.identity_report"),
             scores=lambda wildcards, input: json.dumps(list(input.scores)),
@@ -123,7 +126,8 @@ if VISME:
         benchmark:
             f"{BENCHMARKS}/pool_scaling.tsv"
         params:
-            settings=rule_settings("recipe.embedding", "recipe.device", "recipe.visme", "recipe.evaluate.cache_dtype"),
+            settings=rule_settings("recipe.embedding", "recipe.device", "recipe.visme", "recipe.evaluate.cache_dtype",
+                                   ignore={"train"}),
             code=code_version("evaluate.pool_scaling", "evaluate.identity", "data.synthetic.identity",
                               "data.synthetic.identity_tasks", "stages.pool_scaling"),
             models=json.dumps({tag: loadable(path) for tag, path in VISME_MODELS.items()}),

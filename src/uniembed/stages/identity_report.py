@@ -7,8 +7,8 @@
 Writes ``identity.md`` / ``.tex`` (VisME supplement Table 6 layout, one column per tag), ``identity_tsne.png`` (Figure
 7: renderings of 40 identities, one panel per model of ``stage.models``, before training first),
 ``identity_tsne.json`` (each panel's silhouette and k-means NMI against the identities) and ``identity_training.json``
-(with ``stage.training``: Recall@1 per meta-task before and after training for identity, mean and spread over the
-seeds; the same as a table at the end of ``identity.md``; null without it).
+(with ``stage.training``: Recall@1 and mAP@10 per meta-task before and after training for identity, mean and spread
+over the seeds; the same as a table at the end of ``identity.md``; null without it).
 """
 from __future__ import annotations
 

@@ -40,8 +40,15 @@ SECTIONS = {
                                  if (entry := ablation_entry(recipe, study, variant)) is not None},
     "rerank": lambda recipe: recipe["rerank"]["rerankers"],
     "distill": lambda recipe: {"distill": recipe["distill"]["train"]},
-    "visme": lambda recipe: {"identity": {k: v for k, v in recipe["visme"]["train"].items() if k not in ("from", "seeds")}},
+    "visme": lambda recipe: _identity_training(recipe),
 }
+
+
+
+def _identity_training(recipe: dict) -> dict:
+    """``recipe.visme.train`` as the one entry ``identity`` (its ``from`` and ``seeds`` are the workflow's)."""
+    train = (recipe.get("visme") or {}).get("train")
+    return {"identity": {k: v for k, v in train.items() if k not in ("from", "seeds")}} if train else {}
 
 
 def stage_settings(cfg, section: str, name: str) -> tuple[str, TrainSettings]:

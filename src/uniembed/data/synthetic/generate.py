@@ -45,7 +45,7 @@ DEFAULT_SIZES = {
     "nli_triplets": 500,
     "caption_pairs": 300,
     "zeroshot_images": 60,       # two-object scenes of the zero-shot split (never in a training file)
-    "identity_per_group": 8,     # training identities per look-alike group (36 groups; none the evaluation's)
+    "identity_per_group": 8,     # training identities per look-alike group and meta-task (36 groups, 4 meta-tasks)
 }
 MBEIR_TRUTH_SCHEMA = pa.schema([("qid", pa.string()), ("split", pa.string()), ("task_id", pa.int32()),
                                 ("true_match_dids", pa.list_(pa.string()))])

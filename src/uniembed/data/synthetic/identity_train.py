@@ -1,5 +1,5 @@
-"""The identity training split (VisME supplement §E; Table 6's meta-tasks) written in the M-BEIR (UniIR) layout under
-``<root>/identity/``, curated like any M-BEIR source::
+"""The identity training split (VisME supplement Table 6's meta-tasks, on identities of their own) written in the
+M-BEIR (UniIR) layout under ``<root>/identity/``, curated like any M-BEIR source::
 
     query/train/mbeir_identity<task>_train.jsonl        one file per meta-task (datasets 10..13)
     cand_pool/global/mbeir_union_train_cand_pool.jsonl  every rendering of every meta-task
@@ -9,12 +9,15 @@
 
 The queries are the four meta-tasks of :mod:`.identity_tasks` built on identities the evaluation and the t-SNE never
 show (:func:`~.identity_tasks.held_out_keys`): recognition and re-identification are M-BEIR task 4 (image ->
-image), grounding and editing task 7 ((image, text) -> image, the text in ``query_txt``). A query is written once per
-target (recognition: 4, re-identification: 1-14, the picture shared), as M-BEIR lists one positive per record, so
-that its :data:`NEGATIVES` hard negatives in ``neg_cand_list`` are that target's rendering (same view, same edit) of
-as many of its look-alikes (where a look-alike has that rendering), which share its shape, colour and size and differ
-only in the mark: the trainer's sampled positive and its negatives then differ in the mark alone. ``src_content`` names the identity
-each picture shows and its key (shape, colour, mark): the generator's truth.
+image), grounding and editing task 7 ((image, text) -> image, the text in ``query_txt``).
+
+**Every identity is asked about once in the whole split**: each meta-task has identities of its own, and a query
+lists one of its targets (drawn at random) as its positive. In-batch negatives therefore never show the query's own
+identity (the trainer only masks a candidate equal to the query's positive, so two records of one identity in a batch
+would push that identity's pictures apart). Its :data:`NEGATIVES` hard negatives in ``neg_cand_list`` are that
+target's rendering (same view, same edit) of as many of its look-alikes (where a look-alike has that rendering), which
+share its shape, colour and size and differ only in the mark: the positive and its negatives differ in the mark alone.
+``src_content`` names the identity each picture shows and its key (shape, colour, mark): the generator's truth.
 """
 from __future__ import annotations
 
@@ -34,9 +37,13 @@ DATASETS = {"recognition": (10, 4, "image"), "reidentification": (11, 4, "image"
             "grounding": (12, 7, "image,text"), "editing": (13, 7, "image,text")}
 
 
-def training_identities(seed: int, per_group: int) -> list[Identity]:
-    """``per_group`` identities in every look-alike group (all shape-colour pairs), none the evaluation's."""
-    return draw_identities(seed, len(SHAPES) * len(COLORS), per_group, exclude=held_out_keys())
+def training_identities(seed: int, per_group: int) -> dict[str, list[Identity]]:
+    """Per meta-task, ``per_group`` identities in every look-alike group (all shape-colour pairs): disjoint across the
+    meta-tasks, none the evaluation's or the t-SNE's."""
+    drawn = draw_identities(seed, len(SHAPES) * len(COLORS), per_group * len(BUILDERS), exclude=held_out_keys())
+    names = list(BUILDERS)
+    return {name: [i for i in drawn if int(i.identity_id.rsplit("-", 1)[1]) % len(names) == t]
+            for t, name in enumerate(names)}
 
 
 def rendering(picture_id: str) -> str:
@@ -48,8 +55,8 @@ def rendering(picture_id: str) -> str:
 def look_alike_negatives(pictures_of: dict[str, list[str]], identities: list[Identity], query: dict, target: str,
                          rng) -> list[str]:
     """:data:`NEGATIVES` pictures of ``query``'s look-alikes (same group, another mark), in random order: each in
-    ``target``'s rendering where that look-alike has one (``pictures_of``: identity -> its gallery pictures) (re-identification's targets vary in number), then, to fill
-    up, the first picture of the look-alikes left."""
+    ``target``'s rendering where that look-alike has one (``pictures_of``: identity -> its gallery pictures;
+    re-identification's targets vary in number), then, to fill up, the first picture of the look-alikes left."""
     mine = next(i for i in identities if i.identity_id == query["identity_id"])
     alikes = [i.identity_id for i in identities if i.group == mine.group and i.identity_id != mine.identity_id]
     pictures = {other: pictures_of[other] for other in alikes}
@@ -74,17 +81,15 @@ def _write_task(base: Path, name: str, task: IdentityTask, identities: list[Iden
     for pid, identity in task.shows.items():
         pictures_of[identity].append(pid)
     queries = []
-    for q in task.queries:
-        image = images.add(q["image"])
-        for target in q["positives"]:   # a record per target: its negatives are the look-alikes in its rendering
-            queries.append({"qid": f"{dataset_id}:{len(queries)}", "query_txt": q["text"], "query_img_path": image,
-                            "query_modality": modality,
-                            "query_src_content": json.dumps({"identity": q["identity_id"], "key": key[q["identity_id"]],
-                                                             "meta_task": name, "query": q["query_id"]}),
-                            "pos_cand_list": [did[target]],
-                            "neg_cand_list": [did[n] for n in look_alike_negatives(pictures_of, identities, q, target,
-                                                                                   rng)],
-                            "task_id": task_id})
+    for n, q in enumerate(task.queries):   # one target: its negatives are the look-alikes in its rendering
+        target = q["positives"][int(rng.integers(len(q["positives"])))]
+        queries.append({"qid": f"{dataset_id}:{n}", "query_txt": q["text"], "query_img_path": images.add(q["image"]),
+                        "query_modality": modality,
+                        "query_src_content": json.dumps({"identity": q["identity_id"], "key": key[q["identity_id"]],
+                                                         "meta_task": name}),
+                        "pos_cand_list": [did[target]],
+                        "neg_cand_list": [did[p] for p in look_alike_negatives(pictures_of, identities, q, target, rng)],
+                        "task_id": task_id})
     stem = f"identity{name}"
     counts[f"identity/query/train/mbeir_{stem}_train.jsonl"] = write_lines(
         base / f"query/train/mbeir_{stem}_train.jsonl", [json.dumps(q) for q in queries])
@@ -102,7 +107,7 @@ def write_identity_train(root: str | Path, *, seed: int, per_group: int) -> dict
     counts: dict[str, int] = {}
     pool = []
     for name, build in BUILDERS.items():
-        pool += _write_task(base, name, build(identities, seed), identities, seed, counts)
+        pool += _write_task(base, name, build(identities[name], seed), identities[name], seed, counts)
     union = "cand_pool/global/mbeir_union_train_cand_pool.jsonl"
     counts[f"identity/{union}"] = write_lines(base / union, [json.dumps(c) for c in pool])
     rows = ["\t".join(INSTRUCTION_HEADER)] + [
