@@ -114,7 +114,8 @@ def _check_judge_backend(cfg: DictConfig, where: str) -> None:
 def run_model_tags(cfg: DictConfig) -> list[str]:
     """The models a run trains and evaluates, by tag, in DAG order (``zero_shot``, ``pretrain_<stage>``, ``hn_<objective>``,
     ``distill``), each also the name of its stage output; raises :class:`RecipeError` where a recipe key names a
-    model (``mine.from``, ``train_hn.from``, ``rerank.recall``, ``distill.from``, an ablation's ``model`` variant) or a
+    model (``mine.from``, ``train_hn.from``, ``rerank.recall``, ``distill.from``, an ablation's ``model`` variant,
+    ``visme.train.from``, ``visme.models``) or a
     reranker (``distill.reranker``) the run does not make before it is needed, or a distillation variant without
     ``rerank`` and ``distill``."""
     recipe = cfg.recipe
@@ -154,7 +155,26 @@ def run_model_tags(cfg: DictConfig) -> list[str]:
             elif kind == "distill" and not distill:
                 raise RecipeError(f"recipe.ablations.{study}.variants.{variant}: a distillation variant needs "
                                   f"recipe.rerank (a reranker) and recipe.distill")
+    _check_visme(cfg, tags, known)
     return tags
+
+
+def _check_visme(cfg: DictConfig, tags: list[str], known) -> None:
+    """``recipe.visme``: training for identity starts from a model of the run (one with a learnt temperature when it
+    continues it) on a source of the data; the models compared are the run's or the identity-trained ones."""
+    visme = cfg.recipe.get("visme") or {}
+    train = visme.get("train")
+    if train:
+        known("visme.train.from", train["from"], tags)
+        if train.source not in cfg.data.sources:
+            raise RecipeError(f"recipe.visme.train.source = {train.source!r} is not a source of data "
+                              f"{cfg.data.name!r} (has {sorted(cfg.data.sources)})")
+        if train["from"] == "zero_shot" and train.objective.get("temperature") == "previous":
+            raise RecipeError("recipe.visme.train.objective.temperature = 'previous' continues the temperature of "
+                              "`from`, but zero_shot was never trained: give a number")
+    trained = [f"visme_seed{seed}" for seed in train.seeds] if train else []
+    for tag in visme.get("models") or []:
+        known("visme.models", tag, tags + trained)
 
 
 def mined_source_has_truth(cfg: DictConfig) -> bool:

@@ -330,6 +330,12 @@ def test_the_runs_models_are_listed_in_dag_order():
     ("recipe.ablations.umarvel.variants.progressive.model=hn_nothing",
      r"recipe.ablations.umarvel.variants.progressive.model = 'hn_nothing' is not one of"),
     ("~recipe.distill", r"recipe.ablations.umarvel.variants.distillation: a distillation variant needs recipe.rerank"),
+    ("recipe.visme.train.from=visme_seed0", r"recipe.visme.train.from = 'visme_seed0' is not one of"),
+    ("recipe.visme.train.source=identities", r"recipe.visme.train.source = 'identities' is not a source of data"),
+    ("recipe.visme.train.from=zero_shot", r"temperature = 'previous' continues the temperature of `from`, but "
+                                          r"zero_shot was never trained"),
+    ("recipe.visme.models=[zero_shot,visme_seed7]", r"recipe.visme.models = 'visme_seed7' is not one of this run's "
+                                                    r"\['zero_shot', .*'visme_seed0', 'visme_seed1', 'visme_seed2'\]"),
 ])
 def test_a_recipe_key_naming_a_model_the_run_does_not_make_is_refused_naming_it(override, message):
     with pytest.raises(RecipeError, match=message):

@@ -3,16 +3,7 @@
 # layout), the t-SNE of identities (Figure 7) and the candidate-pool scaling study (Table 7). Not part of `all`: run
 # `snakemake visme` (recipe.visme names the models compared, the pool sizes and the training).
 
-VISME = STAGE_CONFIG.recipe.get("visme")
-if _VISME_TRAIN and _VISME_TRAIN["from"] not in EVAL_MODELS:
-    raise ValueError(f"recipe.visme.train.from = {_VISME_TRAIN['from']!r} is not a model tag of this run; expected one "
-                     f"of {list(EVAL_MODELS)}")
-if _VISME_TRAIN and _VISME_TRAIN.source not in SOURCES:
-    raise ValueError(f"recipe.visme.train.source = {_VISME_TRAIN.source!r} is not a source of data "
-                     f"{STAGE_CONFIG.data.name!r}; expected one of {SOURCES}")
-if VISME and (unknown := [tag for tag in VISME.models if tag not in EVAL_MODELS and tag not in VISME_TRAINED]):
-    raise ValueError(f"recipe.visme.models: {unknown} are not model tags of this run; expected some of "
-                     f"{[*EVAL_MODELS, *VISME_TRAINED]}")
+VISME = STAGE_CONFIG.recipe.get("visme")   # its model keys are checked by uniembed.workflow_checks.run_model_tags
 VISME_MODELS = {tag: model_of_tag(tag) for tag in VISME.models} if VISME else {}
 IDENTITY_TAGS = [*EVAL_MODELS, *VISME_TRAINED]   # every model the identity tables show
 
