@@ -26,6 +26,7 @@ include: "workflow/rules/rerank.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/judge_study.smk"
 include: "workflow/rules/identity.smk"
+include: "workflow/rules/objembed.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/plan.smk"
 

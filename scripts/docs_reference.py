@@ -223,7 +223,7 @@ def rules_page() -> str:
 
 # --- Parquet schemas -------------------------------------------------------------------------------------------
 SCHEMA_MODULES = ("uniembed.data.schemas", "uniembed.mine.schemas", "uniembed.evaluate.results",
-                  "uniembed.rerank.listwise")
+                  "uniembed.rerank.listwise", "uniembed.data.readers.region_tables", "uniembed.evaluate.object_tables")
 
 
 def schemas_page() -> str:

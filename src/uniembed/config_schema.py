@@ -23,6 +23,7 @@ from .judge.engine import JudgeEngine
 from .negatives.params import STRATEGY_PARAMS
 from .vision.settings import VisionPretrainSettings
 from .config_check import ConfigRangeError, ConfigTypeError, check  # noqa: F401 (the schema's errors, re-exported)
+from .config_objects import OBJEMBED_KEY_DOCS, RegionSource, check_objembed, objembed_schema
 from .ranges import Range
 
 Count = Annotated[int, Range(ge=1)]     # sizes, depths, steps: at least one
@@ -102,6 +103,7 @@ class DataGroup:
     generator: Optional[Generator] = None  # set for the synthetic world: generate_data writes it
     validate_images: bool = True  # curation opens and decodes every image (bad ones are quarantined)
     image_workers: Count = 1  # processes that decode images during curation
+    regions: dict[str, RegionSource] = field(default_factory=dict)  # ObjEmbed's region sets (curate_regions)
 
 
 @dataclass
@@ -244,6 +246,7 @@ KEY_DOCS = {
     "recipe.visme.train": "identity training (one model per seed)", "recipe.visme.train.from": "the model tag it starts from",
     "recipe.visme.train.seeds": "one trained model per seed",
     "source": "the curated source it trains on", "negatives": "the filter whose hard negatives it trains on",
+    **OBJEMBED_KEY_DOCS,
 }
 
 
@@ -258,6 +261,7 @@ def _training_stage_schemas():
 
 def _recipe_schema():
     from .embed.mode import EmbeddingMode
+    from .train.settings import TrainSettings
 
     stage, hn_stage = _training_stage_schemas()
     # a reranker trains on the mined table, or on the hard negatives of the filter its `negatives` names
@@ -285,7 +289,8 @@ def _recipe_schema():
                 for name, kind in (("pretrain", pretrain), ("mine", MineSettings), ("judge", JudgeSettings),
                                    ("filters", dict[str, FilterSettings]), ("train_hn", train_hn),
                                    ("ablations", dict[str, AblationStudy]), ("rerank", rerank),
-                                   ("distill", distill), ("visme", visme))]
+                                   ("distill", distill), ("visme", visme),
+                                   ("objembed", objembed_schema(TrainSettings)))]
     return dataclasses.make_dataclass("Recipe", [("name", str), ("seed", Seed), ("device", str),
                                                  ("embedding", EmbeddingMode), ("evaluate", EvaluateSettings),
                                                  *optional, ("loader", LoaderSettings, field(default_factory=LoaderSettings))])
@@ -328,6 +333,9 @@ def validate_groups(cfg: DictConfig) -> None:
                                       f"expected some of {sorted(spec['variants'])}")
     for where, stage in stages.items():
         _check_objective(stage["objective"], f"{where}.objective", task="embedding")
+    objembed = check_objembed(recipe, ConfigTypeError)
+    if objembed:
+        _check_objective(objembed["objective"], "recipe.objembed.train.objective", task="objects")
     for name, stage in ((recipe.get("rerank") or {}).get("rerankers") or {}).items():
         _check_objective(stage["objective"], f"recipe.rerank.rerankers.{name}.objective", task="rerank")
     _check_filters(recipe.get("filters") or {})

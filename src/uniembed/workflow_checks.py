@@ -115,7 +115,7 @@ def run_model_tags(cfg: DictConfig) -> list[str]:
     """The models a run trains and evaluates, by tag, in DAG order (``zero_shot``, ``pretrain_<stage>``, ``hn_<objective>``,
     ``distill``), each also the name of its stage output; raises :class:`RecipeError` where a recipe key names a
     model (``mine.from``, ``train_hn.from``, ``rerank.recall``, ``distill.from``, an ablation's ``model`` variant,
-    ``visme.train.from``, ``visme.models``) or a
+    ``visme.train.from``, ``visme.models``, ``objembed.train.from``, ``objembed.baselines``) or a
     reranker (``distill.reranker``) the run does not make before it is needed, or a distillation variant without
     ``rerank`` and ``distill``."""
     recipe = cfg.recipe
@@ -156,6 +156,15 @@ def run_model_tags(cfg: DictConfig) -> list[str]:
                 raise RecipeError(f"recipe.ablations.{study}.variants.{variant}: a distillation variant needs "
                                   f"recipe.rerank (a reranker) and recipe.distill")
     _check_visme(cfg, tags, known)
+    objembed = cfg.recipe.get("objembed")
+    if objembed:   # ObjEmbed: starts from a model of the run, compared with whole-image embedders of the run
+        from .config_objects import check_region_set
+
+        check_region_set(OmegaConf.to_container(recipe, resolve=True), OmegaConf.to_container(cfg.data, resolve=True),
+                         RecipeError)
+        known("objembed.train.from", objembed.train["from"], tags)
+        for tag in objembed.baselines:
+            known("objembed.baselines", tag, tags)
     return tags
 
 

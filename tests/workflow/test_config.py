@@ -78,6 +78,11 @@ def test_hydra_typo_override_names_the_key():
     ("recipe.visme.train.seeds=[]", "recipe.visme.train.seeds: expected at least one seed, each once, got []"),
     ("recipe.visme.train.seeds=[0,0]", "recipe.visme.train.seeds: expected at least one seed, each once, got [0, 0]"),
     ("+recipe.visme.train.negatives=umarvel", "recipe.visme.train: unknown key(s) ['negatives']"),
+    ("recipe.objembed.train.seeds=[1,1]", "recipe.objembed.train.seeds: expected at least one seed, each once, got [1, 1]"),
+    ("recipe.objembed.train.objective={name: info_nce}", "recipe.objembed.train.objective.name: expected one of "
+                                                        "['objembed'] (objectives of the objects task), got 'info_nce'"),
+    ("+recipe.objembed.train.source=mbeir", "recipe.objembed.train: unknown key(s) ['source']"),
+    ("data.regions.objects.proposals=null", "data.regions.objects.proposals: expected str, got None"),
 ])
 def test_group_values_are_type_checked_naming_key_value_and_type(override, message):
     from uniembed.config_schema import ConfigTypeError, validate_groups

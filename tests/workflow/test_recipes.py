@@ -336,6 +336,12 @@ def test_the_runs_models_are_listed_in_dag_order():
                                           r"zero_shot was never trained"),
     ("recipe.visme.models=[zero_shot,visme_seed7]", r"recipe.visme.models = 'visme_seed7' is not one of this run's "
                                                     r"\['zero_shot', .*'visme_seed0', 'visme_seed1', 'visme_seed2'\]"),
+    ("recipe.objembed.train.from=objembed_seed0", r"recipe.objembed.train.from = 'objembed_seed0' is not one of"),
+    ("recipe.objembed.baselines=[hn_umarvel,visme_seed0]", r"recipe.objembed.baselines = 'visme_seed0' is not one of"),
+    ("recipe.objembed.regions=scenes", r"recipe.objembed.regions = 'scenes' is not a region set of data.regions "
+                                       r"\['objects'\]"),
+    ("~data.regions.objects.global_retrieval", r"data.regions.objects: recipe.objembed trains and evaluates on it, so "
+                                               r"it needs \['global_retrieval'\]"),
 ])
 def test_a_recipe_key_naming_a_model_the_run_does_not_make_is_refused_naming_it(override, message):
     with pytest.raises(RecipeError, match=message):

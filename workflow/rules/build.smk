@@ -124,7 +124,8 @@ if STAGE_CONFIG.data.generator is not None:
             code=code_version("data.synthetic.generate", "data.synthetic.world", "data.synthetic.mbeir",
                               "data.synthetic.mmeb", "data.synthetic.pairs", "data.synthetic.zeroshot",
                               "data.synthetic.identity", "data.synthetic.identity_tasks",
-                              "data.synthetic.identity_train", "stages.generate_data"),
+                              "data.synthetic.identity_train", "data.synthetic.scenes",
+                              "data.synthetic.scene_files", "stages.generate_data"),
         resources:
             **rule_resources("generate_data"),
         conda:

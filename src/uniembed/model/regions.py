@@ -11,7 +11,7 @@ agree exactly.
 
 ``box_position_embedding`` follows the released code (``gen_sineembed_for_position``): the box as (cx, cy, w, h)
 normalised to [0, 1], each coordinate a ``dim / 4`` sine-cosine embedding with temperature 10,000, concatenated in
-the order (cy, cx, w, h).
+the order (cy, cx, w, h). ``box_iou`` is the IoU of every pair of two box lists (eq. 2-3's overlap).
 """
 from __future__ import annotations
 
@@ -79,3 +79,13 @@ def box_position_embedding(boxes: torch.Tensor, width: float, height: float, dim
     angles = coords[..., None] * 2 * math.pi / freq                  # [K, 4, quarter]
     embedded = torch.stack([angles[..., 0::2].sin(), angles[..., 1::2].cos()], -1).flatten(-2)
     return embedded.flatten(-2)
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of every box of ``a`` [N, 4] with every box of ``b`` [M, 4], both (x1, y1, x2, y2): [N, M]."""
+    area = lambda x: (x[:, 2] - x[:, 0]).clamp(min=0) * (x[:, 3] - x[:, 1]).clamp(min=0)  # noqa: E731
+    top_left = torch.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (bottom_right - top_left).clamp(min=0).prod(-1)
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))

@@ -10,7 +10,9 @@ U-MARVEL's progressive transition (``section: pretrain``, §3.1.3), one hard-neg
 ``soft_label``), or one variant of an ablation study (``section: ablations``, ``name:
 <study>/<variant>``, with ``--stage seed N``), U-MARVEL's distillation (``section: distill``, ``name:
 distill``, on the teacher table of ``distill_data`` as ``--stage hard_negatives``), identity training (``section:
-visme``, ``name: identity``, with ``--stage seed N``: VisME, on the identity split's own look-alike negatives), or one generative reranker (``section: rerank``:
+visme``, ``name: identity``, with ``--stage seed N``: VisME, on the identity split's own look-alike negatives), an
+object embedder (``section: objembed``, ``name: objects``, with ``--stage seed N``: ObjEmbed, ``curated_dir`` = the
+region set's training tables), or one generative reranker (``section: rerank``:
 U-MARVEL's ``pointwise``, UniME-V2's ``pair_list``, on ``--stage retrieval``, the mined table) —
 on the curated source it names, and writes ``out_dir/adapter`` +
 ``out_dir/model`` (merged) + ``training_summary.json``. Rerunning resumes from
@@ -28,7 +30,7 @@ from ..config import stage_config
 from ..embed.embedder import EmbeddingMode
 from ..train.settings import ablation_entry, study_variants
 from ..train.objectives import objective_task
-from ..train.trainer import TrainSettings, train_contrastive, train_reranker
+from ..train.trainer import TrainSettings, train_contrastive, train_objects, train_reranker
 from .common import loader_settings, require
 
 log = logging.getLogger("uniembed.train")
@@ -41,6 +43,8 @@ SECTIONS = {
     "rerank": lambda recipe: recipe["rerank"]["rerankers"],
     "distill": lambda recipe: {"distill": recipe["distill"]["train"]},
     "visme": lambda recipe: _identity_training(recipe),
+    "objembed": lambda recipe: {"objects": {k: v for k, v in recipe["objembed"]["train"].items()
+                                            if k not in ("from", "seeds")}},
 }
 
 
@@ -60,7 +64,7 @@ def stage_settings(cfg, section: str, name: str) -> tuple[str, TrainSettings]:
     if name not in entries:
         raise SystemExit(f"unknown {section} entry {name!r}; recipe {cfg.recipe.name!r} defines {list(entries)}")
     params = dict(entries[name])
-    source = params.pop("source")
+    source = params.pop("source", None)   # objembed trains on a region set (the rule passes its tables)
     params.pop("negatives", None)  # train_hn: which filter's hard negatives (the rule passes the file)
     try:
         settings = TrainSettings.from_dict({"seed": cfg.recipe.seed, **params})
@@ -76,6 +80,12 @@ def run(cfg) -> dict:
     require(s, "section", "name", "model_dir", "curated_dir", "out_dir", "checkpoint_dir", "log_dir")
     source, settings = stage_settings(cfg, s.section, s.name)
     log.info("train %s.%s on %s from %s: %s", s.section, s.name, source, s.model_dir, settings)
+    if objective_task(settings.objective["name"]) == "objects":
+        summary = train_objects(settings, base_model=s.model_dir, region_dir=s.curated_dir, out_dir=s.out_dir,
+                                checkpoint_dir=s.checkpoint_dir, log_dir=s.log_dir, device=cfg.recipe.device,
+                                progress=s.progress, loader=loader_settings(cfg))
+        log.info("train %s.%s done: %d steps on %d images", s.section, s.name, summary["step"], summary["num_images"])
+        return summary
     if objective_task(settings.objective["name"]) == "rerank":
         require(s, "retrieval")
         summary = train_reranker(settings, base_model=s.model_dir, curated_dir=Path(s.curated_dir) / source,

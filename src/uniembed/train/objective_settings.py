@@ -2,7 +2,8 @@
 a recipe's objective sections against them when it is parsed, and each objective module trains with them.
 
 ``OBJECTIVE_SETTINGS`` maps an objective's name to its settings, ``OBJECTIVE_TASKS`` to the task it trains
-(``embedding``: contrastive; ``rerank``: generative).
+(``embedding``: contrastive; ``rerank``: generative;
+``objects``: object embeddings, ObjEmbed).
 """
 from __future__ import annotations
 
@@ -77,7 +78,20 @@ class PairListSettings:
                              f"first list_size ({self.list_size}) positions, got {weights}")
 
 
+@dataclass
+class ObjEmbedSettings:
+    """ObjEmbed (seed 002 §3.2): eq. 4's weights (§4.1), eq. 2's IoU for a positive proposal, proposals per image."""
+    region_weight: Annotated[float, Range(ge=0)] = 1.0
+    image_weight: Annotated[float, Range(ge=0)] = 1.0
+    iou_weight: Annotated[float, Range(ge=0)] = 0.25
+    positive_iou: Annotated[float, Range(gt=0, lt=1)] = 0.5
+    num_proposals: Annotated[int, Range(ge=1)] = 20   # per training image (the ground-truth boxes always covered)
+    roi_size: Annotated[int, Range(ge=1)] = 7          # RoIAlign output per side (§3.1: 7 x 7)
+
+
 OBJECTIVE_SETTINGS = {"info_nce": InfoNCESettings, "soft_label": SoftLabelSettings, "distill": DistillSettings,
-                      "pointwise": PointwiseSettings, "pair_list": PairListSettings}
+                      "pointwise": PointwiseSettings, "pair_list": PairListSettings,
+                      "objembed": ObjEmbedSettings}
 OBJECTIVE_TASKS = {"info_nce": "embedding", "soft_label": "embedding", "distill": "embedding",
-                   "pointwise": "rerank", "pair_list": "rerank"}
+                   "pointwise": "rerank", "pair_list": "rerank",
+                   "objembed": "objects"}

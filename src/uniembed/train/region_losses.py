@@ -24,19 +24,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..model.object_heads import matching_logits  # noqa: F401 (eq. 1, with the heads it scores)
+from ..model.regions import box_iou  # noqa: F401 (the IoU of eq. 2-3)
+
 FOCAL_ALPHA, FOCAL_GAMMA = 0.25, 2.0
 POSITIVE_IOU = 0.5
 WEIGHTS = (1.0, 1.0, 0.25)   # lambda_1..3 of eq. 4 (§4.1)
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of every box of ``a`` [N, 4] with every box of ``b`` [M, 4], both (x1, y1, x2, y2): [N, M]."""
-    area = lambda x: (x[:, 2] - x[:, 0]).clamp(min=0) * (x[:, 3] - x[:, 1]).clamp(min=0)  # noqa: E731
-    top_left = torch.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (bottom_right - top_left).clamp(min=0).prod(-1)
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
 
 
 def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = FOCAL_ALPHA,
@@ -48,19 +41,18 @@ def sigmoid_focal_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float
     return ce * (1 - p_t) ** gamma * (alpha * targets + (1 - alpha) * (1 - targets))
 
 
-def matching_logits(a: torch.Tensor, b: torch.Tensor, log_scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """Eq. 1 as a logit: cosine of every row of ``a`` with every row of ``b``, times exp(log_scale), plus bias."""
-    return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T * log_scale.exp() + bias
-
-
 def _rows_mean_columns_sum(loss: torch.Tensor) -> torch.Tensor:
     return loss.mean(0).sum() if loss.numel() else loss.sum()
 
 
-def region_loss(logits: torch.Tensor, ious: torch.Tensor, threshold: float = POSITIVE_IOU) -> torch.Tensor:
+def region_loss(logits: torch.Tensor, ious: torch.Tensor, threshold: float = POSITIVE_IOU,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
     """Eq. 2: ``logits`` [proposals, phrases] (eq. 1), ``ious`` [proposals, phrases] of each proposal with the phrase's
-    box; a proposal is positive for a phrase when that IoU exceeds ``threshold``."""
-    return _rows_mean_columns_sum(sigmoid_focal_loss(logits, (ious > threshold).to(logits.dtype)))
+    box; a proposal is positive for a phrase when that IoU exceeds ``threshold``. ``mask`` [proposals, phrases]
+    (1 counts, 0 ignored, as the released code's mask): pairs that say nothing (a referring phrase of another image)
+    add nothing, and still count in the mean over rows."""
+    loss = sigmoid_focal_loss(logits, (ious > threshold).to(logits.dtype))
+    return _rows_mean_columns_sum(loss if mask is None else loss * mask.to(loss.dtype))
 
 
 def image_loss(logits: torch.Tensor) -> torch.Tensor:

@@ -14,13 +14,14 @@ from ..data.loader import LoaderSettings
 from ..embed.embedder import EmbeddingMode
 from .core import build_optimizer, init_distributed, run_training
 from .embedding_task import EmbeddingTask
+from .objembed_task import ObjectTask
 from .objectives import make_objective, objective_task
 from .rerank_task import RerankTask
 from .objectives.base import global_order as _global_order
 from .settings import LoraSettings, OptimizerSettings, TrainSettings
 
 __all__ = ["LoraSettings", "OptimizerSettings", "TrainSettings", "build_optimizer",
-           "train_contrastive", "train_reranker", "_global_order"]
+           "train_contrastive", "train_objects", "train_reranker", "_global_order"]
 
 
 def train_contrastive(settings: TrainSettings, *, base_model, curated_dir, out_dir, checkpoint_dir, log_dir,
@@ -55,5 +56,19 @@ def train_reranker(settings: TrainSettings, *, base_model, curated_dir, retrieva
     objective = make_objective(settings.objective, start_model=base_model)
     task = RerankTask(settings, objective, base_model=base_model, curated_dir=curated_dir, retrieval=retrieval,
                       device=device)
+    return run_training(task, objective, settings, out_dir=out_dir, checkpoint_dir=checkpoint_dir, log_dir=log_dir,
+                        progress=progress, stop_after=stop_after, loader=loader)
+
+
+def train_objects(settings: TrainSettings, *, base_model, region_dir, out_dir, checkpoint_dir, log_dir,
+                  device: str = "auto", progress: bool = True, stop_after: int | None = None,
+                  loader: LoaderSettings = LoaderSettings()) -> dict:
+    """Train an object embedder (objective ``objembed``, ObjEmbed §3.2) on the region tables in ``region_dir``
+    with the same loop, checkpoints and backends as :func:`train_contrastive`."""
+    if objective_task(settings.objective.get("name")) != "objects":
+        raise ValueError(f"objective {settings.objective.get('name')!r} is not an object objective")
+    init_distributed()
+    objective = make_objective(settings.objective, start_model=base_model)
+    task = ObjectTask(settings, objective, base_model=base_model, region_dir=region_dir, device=device)
     return run_training(task, objective, settings, out_dir=out_dir, checkpoint_dir=checkpoint_dir, log_dir=log_dir,
                         progress=progress, stop_after=stop_after, loader=loader)

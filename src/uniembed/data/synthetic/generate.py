@@ -8,6 +8,8 @@
     <root>/captions/captions.tsv, images/  CC3M-style image-caption pairs
     <root>/zeroshot/...                    the zero-shot split (Karpathy + SugarCrepe formats), see ``zeroshot.py``
     <root>/identity/...                    the identity training split (M-BEIR layout), see ``identity_train.py``
+    <root>/objects/...                     multi-object scenes with boxes (ObjEmbed training jsonl, RefCOCO refexp,
+                                           SORCE-1K jsonl, proposals), see ``scene_files.py``
     <root>/truth/mbeir_truth.parquet       qid, split, task_id, true_match_dids
     <root>/truth/mmeb_eval_truth.parquet   dataset, row, query_spec, tgt_attrs, is_match
     <root>/manifest.json                   seed, sizes, rows per file (PNGs per image folder)
@@ -31,6 +33,7 @@ from .mbeir import write_mbeir
 from .mmeb import TRUTH_SCHEMA as MMEB_TRUTH_SCHEMA
 from .mmeb import write_mmeb
 from .pairs import write_captions, write_nli
+from .scene_files import write_object_scenes
 from .zeroshot import write_zeroshot
 
 DEFAULT_SIZES = {
@@ -46,6 +49,8 @@ DEFAULT_SIZES = {
     "caption_pairs": 300,
     "zeroshot_images": 60,       # two-object scenes of the zero-shot split (never in a training file)
     "identity_per_group": 8,     # training identities per look-alike group and meta-task (36 groups, 4 meta-tasks)
+    "object_train_scenes": 512,  # multi-object scenes with boxes (ObjEmbed training, objects/)
+    "object_eval_scenes": 100,   # their grounding and local-retrieval gallery
 }
 MBEIR_TRUTH_SCHEMA = pa.schema([("qid", pa.string()), ("split", pa.string()), ("task_id", pa.int32()),
                                 ("true_match_dids", pa.list_(pa.string()))])
@@ -83,6 +88,11 @@ def generate_synthetic(root: str | os.PathLike, *, seed: int = 0, sizes: dict | 
     counts.update(write_captions(root, seed=seed, pairs=s["caption_pairs"]))
     counts.update(write_zeroshot(root, seed=seed, images=s["zeroshot_images"]))
     counts.update(write_identity_train(root, seed=seed, per_group=s["identity_per_group"]))
+    scenes = write_object_scenes(root / "objects", seed=seed, train_scenes=s["object_train_scenes"],
+                                 eval_scenes=s["object_eval_scenes"])
+    counts.update({"objects/train.jsonl": scenes["train_scenes"], "objects/refexp_eval.json": scenes["expressions"],
+                   "objects/sorce_eval.jsonl": scenes["local_queries"],
+                   "objects/images/train/": scenes["train_scenes"], "objects/images/eval/": scenes["eval_scenes"]})
     write_parquet(pa.Table.from_pylist(mbeir_truth, MBEIR_TRUTH_SCHEMA), root / "truth/mbeir_truth.parquet")
     write_parquet(pa.Table.from_pylist(mmeb_truth, MMEB_TRUTH_SCHEMA), root / "truth/mmeb_eval_truth.parquet")
     counts["truth/mbeir_truth.parquet"] = len(mbeir_truth)

@@ -93,12 +93,26 @@ def _triples(rng: np.random.Generator, n: int) -> list[tuple[str, str, str]]:
     return chosen
 
 
+class _NoRoom(Exception):
+    pass
+
+
 def draw_scene(rng: np.random.Generator, n_objects: int | None = None) -> Scene:
-    """One scene of ``n_objects`` objects (drawn from :data:`OBJECTS_PER_SCENE` when None)."""
+    """One scene of ``n_objects`` objects (drawn from :data:`OBJECTS_PER_SCENE` when None); objects that find no free
+    place are drawn again (from the same generator, so the result is still a function of its state)."""
     low, high = OBJECTS_PER_SCENE
     n = int(rng.integers(low, high + 1)) if n_objects is None else n_objects
     if not low <= n <= high:
         raise ValueError(f"a scene holds {low} to {high} objects, got {n}")
+    for _ in range(100):
+        try:
+            return _place(rng, n)
+        except _NoRoom:
+            continue
+    raise RuntimeError(f"no room for {n} objects on a {SCENE_SIZE}-pixel canvas after 100 draws")
+
+
+def _place(rng: np.random.Generator, n: int) -> Scene:
     shade = int(rng.integers(25, 66))
     image = Image.new("RGB", (SCENE_SIZE, SCENE_SIZE), (shade,) * 3)
     draw, taken = ImageDraw.Draw(image), Image.new("1", (SCENE_SIZE, SCENE_SIZE))
@@ -114,7 +128,7 @@ def draw_scene(rng: np.random.Generator, n_objects: int | None = None) -> Scene:
             if taken.crop(grown).getbbox() is None:
                 break
         else:
-            raise RuntimeError(f"no free place for a {size} {shape} after 200 tries")
+            raise _NoRoom(f"no free place for a {size} {shape} after 200 tries")
         ImageDraw.Draw(taken).rectangle((grown[0], grown[1], grown[2] - 1, grown[3] - 1), fill=1)
         fill = tuple(int(v) for v in np.clip(np.array(COLORS[color]) + rng.integers(-12, 13, size=3), 0, 255))
         _draw(draw, shape, cx, cy, r, fill)

@@ -159,6 +159,17 @@ class Family(abc.ABC):
         ``pixels``: the image processor's (min, max) pixel bounds where the family resizes within them (None:
         the processor's defaults)."""
 
+    # --- object embeddings (ObjEmbed, seed 002 §3.1) ----------------------------------------------------
+    def region_levels(self, config) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(channels, strides in resized-image pixels) of the feature maps :meth:`region_maps` gives."""
+        raise NotImplementedError(f"{self.title}: no object embedding (region feature maps) for this family")
+
+    def region_maps(self, model, pixel_values, image_grid_thw) -> tuple[dict, list[list[torch.Tensor]], list[tuple[int, int]]]:
+        """The frozen tower run once on a processed batch: (keyword arguments that hand its outputs to the model's
+        forward so it does not run the tower again, each image's feature maps [C, h, w] in :meth:`region_levels`'
+        order, each image's resized (width, height))."""
+        raise NotImplementedError(f"{self.title}: no object embedding (region feature maps) for this family")
+
     # --- the tiny offline factory ---------------------------------------------------------------------
     @abc.abstractmethod
     def tiny_config(self, processor, **sizes):

@@ -154,6 +154,41 @@ class QwenVLFamily(Family):
         tower = self.vision_tower(model)
         return ImageEncoder(tower, lambda images: self._merged_tokens(tower, image_processor, images))
 
+    #: whether the tower's per-patch outputs (``last_hidden_state``) come in the processor's order (merge blocks of
+    #: 2 x 2 patches, blocks row by row), so they make a feature map at the patch stride (Qwen2-VL; Qwen2.5-VL's
+    #: windowed tower reorders them)
+    patch_level_maps = False
+
+    def region_levels(self, config) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The merged tokens (decoder width, stride patch x merge) and, where their order is known, the tower's patch
+        outputs (tower width, stride patch): the levels ObjEmbed's RoIAlign reads here (seed 002 §3.1)."""
+        vision, stride = config.vision_config, self.patch_size * self.spatial_merge_size
+        merged = ((config.get_text_config().hidden_size,), (stride,))
+        if not self.patch_level_maps:
+            return merged
+        return (vision.embed_dim, *merged[0]), (self.patch_size, *merged[1])
+
+    def region_maps(self, model, pixel_values, image_grid_thw):
+        import torch
+
+        from .base import unwrap
+        inner = unwrap(model)
+        with torch.no_grad():   # the tower is frozen
+            outputs = inner.get_image_features(pixel_values.to(self.vision_tower(model).dtype), image_grid_thw,
+                                               return_dict=True)
+        m = self.spatial_merge_size
+        maps, sizes, start = [], [], 0
+        for merged, (t, h, w) in zip(outputs.pooler_output, image_grid_thw.tolist()):
+            levels = [merged.reshape(h // m, w // m, -1).permute(2, 0, 1)]
+            if self.patch_level_maps:
+                patches = outputs.last_hidden_state[start:start + t * h * w]
+                blocks = patches.reshape(h // m, w // m, m, m, -1)          # the processor's merge-block order
+                levels.insert(0, blocks.permute(4, 0, 2, 1, 3).reshape(-1, h, w))
+            start += t * h * w
+            maps.append(levels)
+            sizes.append((w * self.patch_size, h * self.patch_size))
+        return {"mm_encoder_outputs": {"image": outputs}}, maps, sizes
+
     @staticmethod
     def _merged_tokens(tower, image_processor, images: Sequence) -> torch.Tensor:
         inputs = image_processor(images=list(images), return_tensors="pt")

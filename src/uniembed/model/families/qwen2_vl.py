@@ -16,6 +16,7 @@ class Qwen2VL(QwenVLFamily):
     processor_class = image_only_processor("Qwen2VLProcessor")
     processor_name = "Qwen2VLProcessor"
     chat_template = chat_template("You are a helpful assistant.")
+    patch_level_maps = True
 
     def tower_config(self, vision: dict, width: int, llm_width: int) -> dict:
         return {**vision, "embed_dim": width, "hidden_size": llm_width, "mlp_ratio": 4}

@@ -8,6 +8,7 @@ configuration into the run fingerprint. ``make_objective({"name": ..., ...})`` b
 * ``info_nce`` — U-MARVEL eq. 2: in-batch (+ hard) negatives, learnable temperature.
 * ``soft_label`` — UniME-V2 eq. 2-4: symmetric KL between the embedder's and the judge's
   distributions over each query's [positive, k hard negatives].
+* ``objembed`` — ObjEmbed eq. 1-4: region- and image-level focal losses and focal IoU regression (the object task).
 * ``distill`` — U-MARVEL §3.3: KL from the fused recall + rerank scores to the embedder's
   cos / tau over each query's [positive, k candidates], learnable temperature.
 * ``pointwise`` / ``pair_list`` — generative rerankers (U-MARVEL eq. 3; UniME-V2-Reranker): which
@@ -21,6 +22,7 @@ from ..objective_settings import OBJECTIVE_TASKS
 from .base import Objective, ObjectiveBatch
 from .distill import DistillObjective, DistillSettings
 from .info_nce import InfoNCEObjective, InfoNCESettings
+from .objembed import ObjEmbedObjective, ObjEmbedSettings
 from .rerank import PairListObjective, PairListSettings, PointwiseObjective, PointwiseSettings, RerankObjective
 from .soft_label import SoftLabelObjective, SoftLabelSettings
 
@@ -30,6 +32,7 @@ OBJECTIVES: dict[str, tuple[type[Objective] | type[RerankObjective], type]] = {
     "distill": (DistillObjective, DistillSettings),
     "pointwise": (PointwiseObjective, PointwiseSettings),
     "pair_list": (PairListObjective, PairListSettings),
+    "objembed": (ObjEmbedObjective, ObjEmbedSettings),
 }
 
 
