@@ -39,7 +39,9 @@ def test_the_tables_hold_every_object_both_labels_and_the_captioned_gallery(scen
     assert len(gallery) == 30 and all(g["short_caption"] and g["long_caption"] and len(g["proposals"]) == 20
                                       for g in gallery)
     assert pq.read_table(tmp_path / "out" / "eval" / "objects.parquet").num_rows == counts["expressions"]
-    assert pq.read_table(tmp_path / "out" / "eval" / "local_queries.parquet").num_rows == counts["local_queries"]
+    queries = pq.read_table(tmp_path / "out" / "eval" / "local_queries.parquet").to_pylist()
+    assert len(queries) == counts["local_queries"]
+    assert {g["image_id"] for g in gallery if g["local_gallery"]} == {q["image_id"] for q in queries}
     assert pq.read_table(tmp_path / "out" / "eval" / "quarantine.parquet").num_rows == 0
 
 

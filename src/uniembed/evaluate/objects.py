@@ -7,9 +7,9 @@ with an object embedder, and the whole-image embedder on the same local-retrieva
   that overlap the box that much.
 * **Local image retrieval** (SORCE / REIRCOCO-style, the released ``eval_retrieval``): an image's score for a query is
   the maximum over its proposals of sigmoid(s) (no objectness factor, as the released code); Recall@1/5/10 with the
-  query's own image as the only relevant one.
+  query's own image as the only relevant one, over the local-retrieval file's images (``local_gallery``).
 * **Global retrieval**: short captions against the coarse global token, long captions against the detailed one
-  (each with the global tokens' scale and bias); Recall@1/5/10.
+  (each with the global tokens' scale and bias); Recall@1/5/10 over the captioned images.
 * **Whole-image baseline**: an ordinary embedder of the run, the query text (with the world's text-to-image
   instruction) against each gallery image's one embedding, cosine; Recall@1/5/10.
 
@@ -40,6 +40,7 @@ class EvalImage:
     proposals: np.ndarray                    # [P, 4] x1, y1, x2, y2
     short_caption: str | None = None
     long_caption: str | None = None
+    local_gallery: bool = True               # one of the local-retrieval gallery's images
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,10 @@ class EncodedImages:
     iou_logits: list[torch.Tensor]   # per image [P]
     coarse: torch.Tensor             # [N, H]
     detailed: torch.Tensor
+
+    def subset(self, indices: list[int]) -> "EncodedImages":
+        return EncodedImages([self.objects[i] for i in indices], [self.iou_logits[i] for i in indices],
+                             self.coarse[indices], self.detailed[indices])
 
 
 @torch.no_grad()
@@ -145,6 +150,14 @@ def whole_image_scores(embedder, images: list[EvalImage], queries: list[LocalQue
     gallery = embedder.encode([EmbedItem(None, image_path=i.path) for i in images], batch_size=batch_size)
     texts = embedder.encode([EmbedItem(q.text, instruction=instruction) for q in queries], batch_size=batch_size)
     return texts @ gallery.T
+
+
+def local_gallery(images: list[EvalImage]) -> list[int]:
+    """Positions of the local-retrieval gallery's images; ValueError when there are none."""
+    indices = [n for n, image in enumerate(images) if image.local_gallery]
+    if not indices:
+        raise ValueError("no image of the local-retrieval gallery (local_gallery) to retrieve from")
+    return indices
 
 
 def relevant_columns(images: list[EvalImage], queries: list[LocalQuery]) -> np.ndarray:

@@ -8,9 +8,10 @@ joined to the set's root; ``objects.parquet``: its labelled boxes, ``kind`` = ``
 ``category`` for a detection label; ``quarantine.parquet``) from every training file of the set (ObjEmbed's jsonl +
 ``proposals.json``; the files of one set label the same images, so their objects are merged per image), and
 ``out_dir/eval/`` from the grounding file (MDETR refexp: ``objects.parquet``, one row per expression) and the
-local-retrieval file (SORCE-1K: ``local_queries.parquet``), with ``images.parquet`` = the gallery: every image either
-names, with its proposals, and its short and long captions where the global-retrieval file (ObjEmbed's jsonl) gives
-them. More than ``max_quarantined`` of a file's records quarantined fails the stage.
+local-retrieval file (SORCE-1K: ``local_queries.parquet``), with ``images.parquet``: every image the grounding, the
+local- or the global-retrieval file names, with its proposals, its short and long captions where the global-retrieval
+file (ObjEmbed's jsonl) gives them, and ``local_gallery`` for the local-retrieval file's own images (its gallery, as
+SORCE-1K's: the images its queries name). Global retrieval's gallery is the captioned images. More than ``max_quarantined`` of a file's records quarantined fails the stage.
 """
 from __future__ import annotations
 
@@ -94,14 +95,17 @@ def run(cfg) -> dict:
         queries, bad_l = read_sorce(root / spec["local_retrieval"], root)
         _check_share(spec["local_retrieval"], len(queries), bad_l)
         bad += bad_l
-    gallery, bad_p = _gallery(root, spec, [e["image_id"] for e in expressions] + [q["image_id"] for q in queries])
+    captions: dict[str, tuple[str, str]] = {}
     if spec.get("global_retrieval"):
         captioned, bad_c = read_objembed_train(root / spec["global_retrieval"], root / spec["proposals"], root)
         _check_share(spec["global_retrieval"], len(captioned), bad_c)
         bad += bad_c
         captions = {r["image_id"]: (r["short_caption"], r["long_caption"]) for r in captioned}
-        gallery = [{**g, **dict(zip(("short_caption", "long_caption"), captions.get(g["image_id"], (None, None))))}
-                   for g in gallery]
+    local_ids = {q["image_id"] for q in queries}
+    gallery, bad_p = _gallery(root, spec, [e["image_id"] for e in expressions] + [q["image_id"] for q in queries]
+                              + list(captions))
+    gallery = [{**g, **dict(zip(("short_caption", "long_caption"), captions.get(g["image_id"], (None, None)))),
+                "local_gallery": g["image_id"] in local_ids} for g in gallery]
     known = {image["image_id"] for image in gallery}
     for kind, rows, key, file in (("expression", expressions, "expression_id", spec.get("grounding")),
                                   ("query", queries, "query_id", spec.get("local_retrieval"))):

@@ -28,8 +28,8 @@ from ..config import stage_config
 from ..embed.objects import ObjectEmbedder
 from ..evaluate.object_tables import GROUNDING_SCHEMA, SCORES_SCHEMA, objects_table, score_rows, timing_table, training_effect, training_effect_table
 from ..evaluate.objects import (EvalImage, Expression, LocalQuery, encode_images, global_retrieval, grounding,
-                                local_retrieval_scores, recall, relevant_columns, time_per_image, time_whole_image,
-                                whole_image_scores)
+                                local_gallery, local_retrieval_scores, recall, relevant_columns, time_per_image,
+                                time_whole_image, whole_image_scores)
 from .common import load_embedder, require
 
 log = logging.getLogger("uniembed.evaluate_objects")
@@ -39,7 +39,8 @@ TEXT_TO_IMAGE = "Find the picture that matches this caption of a shape."
 def load_eval(regions_dir: Path) -> tuple[list[EvalImage], list[Expression], list[LocalQuery]]:
     eval_dir = regions_dir / "eval"
     images = [EvalImage(r["image_id"], r["image_path"], np.array(r["proposals"], dtype=np.float32).reshape(-1, 4),
-                        r["short_caption"], r["long_caption"]) for r in pq.read_table(eval_dir / "images.parquet").to_pylist()]
+                        r["short_caption"], r["long_caption"], bool(r["local_gallery"]))
+              for r in pq.read_table(eval_dir / "images.parquet").to_pylist()]
     expressions = [Expression(r["object_id"], r["image_id"], r["phrase"], tuple(r["box"]))
                    for r in pq.read_table(eval_dir / "objects.parquet").to_pylist()]
     queries = [LocalQuery(r["query_id"], r["text"], r["image_id"])
@@ -53,8 +54,10 @@ def load_eval(regions_dir: Path) -> tuple[list[EvalImage], list[Expression], lis
 def evaluate_object_embedder(embedder: ObjectEmbedder, images, expressions, queries, batch_size: int):
     encoded = encode_images(embedder, images, batch_size)
     found = grounding(embedder, images, encoded, expressions)
+    gallery = local_gallery(images)
+    local = local_retrieval_scores(embedder, encoded.subset(gallery), queries)
     results = {"grounding": {"accuracy@0.5": found["accuracy@0.5"], "chance": found["chance"]},
-               "local": recall(local_retrieval_scores(embedder, encoded, queries), relevant_columns(images, queries))}
+               "local": recall(local, relevant_columns([images[n] for n in gallery], queries))}
     results.update({f"global_{name}": value for name, value in global_retrieval(embedder, images, encoded).items()})
     return results, found["rows"]
 
@@ -84,8 +87,9 @@ def run(cfg) -> dict:
             timing += [{"what": tag, "proposals": n, "ms_per_image": ms, "ratio": ms / first} for n, ms in per_image.items()]
     for tag, model_dir in baselines.items():
         embedder = load_embedder(cfg, model_dir)
-        scores = whole_image_scores(embedder, images, queries, TEXT_TO_IMAGE, cfg.recipe.evaluate.batch_size)
-        rows += score_rows(tag, "whole-image", {"local": recall(scores, relevant_columns(images, queries))})
+        gallery = [images[n] for n in local_gallery(images)]
+        scores = whole_image_scores(embedder, gallery, queries, TEXT_TO_IMAGE, cfg.recipe.evaluate.batch_size)
+        rows += score_rows(tag, "whole-image", {"local": recall(scores, relevant_columns(gallery, queries))})
         ms = time_whole_image(embedder, images[:spec.batch_size])
         timing.append({"what": f"{tag} (whole image)", "proposals": None, "ms_per_image": ms,
                        "ratio": ms / timing[0]["ms_per_image"]})

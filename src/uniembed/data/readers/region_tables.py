@@ -29,6 +29,7 @@ REGION_IMAGES_SCHEMA = pa.schema([
     pa.field("short_caption", pa.string()),
     pa.field("long_caption", pa.string()),
     pa.field("proposals", pa.list_(BOX), nullable=False),
+    pa.field("local_gallery", pa.bool_()),   # evaluation: one of the local-retrieval file's images (its gallery)
 ])
 
 REGION_OBJECTS_SCHEMA = pa.schema([

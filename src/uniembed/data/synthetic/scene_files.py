@@ -14,12 +14,12 @@ on, under ``root`` (e.g. ``resources/synthetic/objects/``)::
     eval_captions.jsonl  the eval scenes in the training format: their short and long captions are the global
                          retrieval's queries (caption to image, one global token each)
 
-Boxes are the scenes' exact boxes, x2 and y2 exclusive (so w = x2 - x1). **The retrieval gallery is every image
-listed in refexp_eval.json** (all eval scenes: each has at least two objects, so each has expressions). A SORCE query
-names one object by its category (:func:`category`: size, colour, shape and where it sits); only an object whose category
-occurs in no other eval scene may be a query, so each query has exactly one relevant image and SORCE's diagonal
-Recall@k is right; a scene gets at most one query (drawn among its unique objects), a scene without one gets none
-but stays in the gallery. 648 categories exist (72 kinds x 9 places), so most of 100 scenes get a query (91 at seed 0).
+Boxes are the scenes' exact boxes, x2 and y2 exclusive (so w = x2 - x1). A SORCE query names one object by its
+category (:func:`category`: size, colour, shape and where it sits); only an object whose category occurs in no other
+eval scene may be a query, so each query has exactly one relevant image and SORCE's diagonal Recall@k is right; a
+scene gets at most one query (drawn among its unique objects). As in SORCE-1K, the local-retrieval gallery is the
+images the queries name (a scene without a unique object is in the grounding and global sets only). 648 categories
+exist (72 kinds x 9 places), so most of 100 scenes get a query (91 at seed 0).
 
 Train scenes, eval scenes, their proposals and the query choice each have a generator of their own
 (:func:`~.world.seeded_rng`), so changing the train count leaves the eval files unchanged and the other way
