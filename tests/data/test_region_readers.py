@@ -105,7 +105,7 @@ def test_an_image_whose_every_object_is_bad_is_quarantined_as_no_objects(bad_roo
         ("1", "objects", "no_objects")}
 
 
-def test_sorce_converts_xywh_and_quarantines_bad_queries(bad_root, tmp_path):
+def test_sorce_converts_xywh_and_quarantines_bad_queries_and_bad_boxes_alone(bad_root, tmp_path):
     path = _lines(tmp_path / "sorce.jsonl", [
         {"image": "img/a.png", "caption": "a small red square", "bbox": [[2, 3, 10, 5]]},
         {"image": "img/a.png", "caption": "two squares", "bbox": [[0, 0, 5, 5], [10, 10, 5, 5]]},
@@ -123,8 +123,12 @@ def test_sorce_converts_xywh_and_quarantines_bad_queries(bad_root, tmp_path):
          "box": [2.0, 3.0, 12.0, 8.0]},
         {"query_id": "sorce:2", "text": "two squares", "image_id": "img/a.png",
          "boxes": [[0.0, 0.0, 5.0, 5.0], [10.0, 10.0, 15.0, 15.0]], "box": None},
+        {"query_id": "sorce:3", "text": "a large thing", "image_id": "img/b.png", "boxes": [], "box": None},
+        {"query_id": "sorce:4", "text": "a flat thing", "image_id": "img/b.png", "boxes": [], "box": None},
         {"query_id": "sorce:9", "text": "the whole image", "image_id": "img/b.png", "boxes": [], "box": None}]
-    assert _reasons(quarantine) == {("3", "bbox[0]", "box_outside_image"), ("4", "bbox[0]", "box_outside_image"),
+    # a bad box is quarantined alone: retrieval never reads it, the query stays
+    assert _reasons(quarantine) == {("3:bbox[0]", "bbox[0]", "box_outside_image"),
+                                    ("4:bbox[0]", "bbox[0]", "box_outside_image"),
                                     ("5", "caption", "empty_phrase"), ("6", "image", "missing_image"),
                                     ("7", "image", "path_outside_root"), ("8", "image", "unreadable_image")}
 

@@ -55,18 +55,18 @@ def test_grounding_takes_the_top_proposal_by_match_times_objectness():
 def test_local_retrieval_scores_an_image_by_its_best_proposal_without_objectness():
     embedder = FakeEmbedder(VECTORS)
     scores = local_retrieval_scores(embedder, ENCODED, [LocalQuery("q1", "x", "a"), LocalQuery("q2", "y", "b")])
-    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
-    cos_b = 1 / np.sqrt(1.04)
-    assert scores == pytest.approx(np.array([[sig(9), sig(10 * cos_b - 1)], [sig(9), sig(10 * cos_b - 1)]]), rel=1e-5)
+    cos_b = 1 / np.sqrt(1.04)   # image b's best proposal for either query; image a has an exact match for both
+    assert scores == pytest.approx(np.array([[9.0, 10 * cos_b - 1], [9.0, 10 * cos_b - 1]]), rel=1e-5)
     assert relevant_columns(IMAGES, [LocalQuery("q", "x", "b")]).tolist() == [1]
     with pytest.raises(KeyError, match="outside the gallery"):
         relevant_columns(IMAGES, [LocalQuery("q", "x", "c")])
 
 
-def test_recall_counts_the_relevant_image_among_the_top_k():
+def test_recall_counts_the_relevant_image_among_the_top_k_and_ties_against_it():
     scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.3, 0.8], [0.5, 0.5, 0.1]])
-    assert recall(scores, np.array([0, 0, 1]), ks=(1, 2)) == {"R@1": pytest.approx(200 / 3), "R@2": pytest.approx(200 / 3)}
+    assert recall(scores, np.array([0, 0, 1]), ks=(1, 2)) == {"R@1": pytest.approx(100 / 3), "R@2": pytest.approx(200 / 3)}
     assert recall(scores, np.array([2, 2, 2]), ks=(1, 3)) == {"R@1": pytest.approx(100 / 3), "R@3": 100.0}
+    assert recall(np.ones((4, 10)), np.arange(4), ks=(1, 5, 10)) == {"R@1": 0.0, "R@5": 0.0, "R@10": 100.0}
 
 
 def test_global_retrieval_matches_each_caption_kind_with_its_own_token():

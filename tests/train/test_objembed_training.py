@@ -96,3 +96,10 @@ def test_packed_chunks_unpack_to_the_outputs_in_image_order():
     assert torch.equal(back.iou_logits, torch.cat([p.iou_logits for p in parts]))
     assert torch.equal(back.coarse, torch.cat([p.coarse for p in parts]))
     assert torch.equal(back.detailed, torch.cat([p.detailed for p in parts]))
+
+
+def test_the_deepspeed_backend_is_refused_for_the_object_task(tmp_path, region_tables, tiny_qwen2vl):
+    settings = TrainSettings.from_dict({**SETTINGS.as_dict(), "backend": "deepspeed_zero2"})
+    with pytest.raises(ValueError, match="ddp only"):
+        train_objects(settings, base_model=tiny_qwen2vl, region_dir=region_tables, out_dir=tmp_path / "m",
+                      checkpoint_dir=tmp_path / "c", log_dir=tmp_path / "t", device="cpu", progress=False)

@@ -49,8 +49,7 @@ if OBJEMBED:
             f"{BENCHMARKS}/objembed_seed{{seed}}.tsv"
         params:
             settings=rule_settings("recipe.objembed.train", "recipe.device", ignore={"seeds"}),
-            code=code_version("train.objembed_task", "train.object_data", "train.objectives",
-                              "train.region_losses", "embed.objects", "model.object_heads", "model.regions"),
+            code=code_version("train", "embed", "model", "stages.train"),
             model_dir=lambda wildcards, input: loadable(input.model),
             region_dir=lambda wildcards, input: f"{Path(input.regions).parent}/train",
             checkpoint_dir=lambda wildcards: f"{RUN_DIR}/checkpoints/objembed/seed{wildcards.seed}",
@@ -88,8 +87,7 @@ if OBJEMBED:
             f"{BENCHMARKS}/evaluate_objects.tsv"
         params:
             settings=rule_settings("recipe.objembed", "recipe.embedding", "recipe.evaluate", "recipe.device"),
-            code=code_version("evaluate.objects", "evaluate.object_tables", "embed.objects", "model.object_heads",
-                              "stages.evaluate_objects"),
+            code=code_version("evaluate.objects", "evaluate.object_tables", "embed", "model", "stages.evaluate_objects"),
             regions_dir=lambda wildcards, input: Path(input.regions).parent,
             start=lambda wildcards, input: loadable(input.start),
             trained=lambda wildcards, input: json.dumps(dict(zip(OBJEMBED_TRAINED, input.trained))),

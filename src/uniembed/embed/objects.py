@@ -117,13 +117,13 @@ class ObjectEmbedder(torch.nn.Module):
         processor = load_processor(path)
         model = load_for_embedding(path, torch_dtype=_dtype(device))
         processor.tokenizer.add_tokens(list(NEW_TOKENS), special_tokens=True)
-        if len(processor.tokenizer) > model.get_input_embeddings().num_embeddings:
-            model.resize_token_embeddings(len(processor.tokenizer), mean_resizing=False)
         channels, strides = family_of(model).region_levels(model.config)
-        generator_state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
-        heads = ObjectHeads(ObjectHeadsConfig(model.config.get_text_config().hidden_size, channels, strides, roi_size))
-        torch.random.set_rng_state(generator_state)
+        with torch.random.fork_rng(devices=[]):   # new rows and heads a function of the seed alone
+            torch.manual_seed(seed)
+            if len(processor.tokenizer) > model.get_input_embeddings().num_embeddings:
+                model.resize_token_embeddings(len(processor.tokenizer), mean_resizing=False)
+            heads = ObjectHeads(ObjectHeadsConfig(model.config.get_text_config().hidden_size, channels, strides,
+                                                  roi_size))
         return cls(model, heads, processor, device)
 
     @classmethod

@@ -114,18 +114,20 @@ def grounding(embedder: ObjectEmbedder, images: list[EvalImage], encoded: Encode
 
 
 def recall(scores: np.ndarray, relevant: np.ndarray, ks=RECALL_AT) -> dict[str, float]:
-    """Recall@k (percent) of ``scores`` [queries, gallery] with one relevant gallery column per query."""
+    """Recall@k (percent) of ``scores`` [queries, gallery] with one relevant gallery column per query; a gallery
+    item scored the same as the relevant one ranks before it (ties never help: a constant scorer finds nothing)."""
     own = scores[np.arange(len(relevant)), relevant]
-    rank = (scores > own[:, None]).sum(1)          # 0 = first; ties resolve in the query's favour
+    rank = (scores >= own[:, None]).sum(1) - 1     # 0 = first
     return {f"R@{k}": 100 * float((rank < k).mean()) for k in ks}
 
 
 @torch.no_grad()
 def local_retrieval_scores(embedder: ObjectEmbedder, encoded: EncodedImages, queries: list[LocalQuery]) -> np.ndarray:
-    """[queries, images]: each image's best proposal for each query, sigmoid(s) (module docstring)."""
+    """[queries, images]: each image's best proposal for each query, as the logit s (sigmoid(s) ranks the same, but
+    saturates to 1.0 in float32 and would tie the best images; module docstring)."""
     texts = encode_texts(embedder, [q.text for q in queries], local=True)
     heads = embedder.heads
-    columns = [torch.sigmoid(matching_logits(texts, objects, heads.object_log_scale, heads.object_bias)).max(1).values
+    columns = [matching_logits(texts, objects, heads.object_log_scale, heads.object_bias).max(1).values
                for objects in encoded.objects]
     return torch.stack(columns, 1).numpy()
 
@@ -139,7 +141,7 @@ def global_retrieval(embedder: ObjectEmbedder, images: list[EvalImage], encoded:
         if not kept:
             continue
         texts = encode_texts(embedder, [getattr(images[n], f"{name}_caption") for n in kept], local=False)
-        scores = torch.sigmoid(matching_logits(texts, tokens[kept], heads.image_log_scale, heads.image_bias)).numpy()
+        scores = matching_logits(texts, tokens[kept], heads.image_log_scale, heads.image_bias).numpy()   # ranks as sigmoid
         out[name] = recall(scores, np.arange(len(kept)))
     return out
 

@@ -14,10 +14,14 @@ what turns the decoder's outputs into scores.
   and one for the global image tokens, starting at scale 20 and bias -3 ln 99 (p = 1e-6: almost every pair is a
   negative).
 
-Shapes and initial values follow the released code (WeChatCV/ObjEmbed ``qwen3vl_objembed.py``); its three feature
-levels (strides 8, 16, 32, two made by transposed convolutions from Qwen3-VL's deepstack features) are whatever levels
-the family's tower has here (:meth:`uniembed.model.families.base.Family.region_maps`). The modules are saved next to
-the decoder as ``object_heads.safetensors`` with their settings in ``object_heads.json``.
+The modules' shapes and initial values follow the released code (WeChatCV/ObjEmbed ``qwen3vl_objembed.py``). Where
+this differs from it: its three feature levels (strides 8, 16, 32, two made by transposed convolutions from Qwen3-VL's
+deepstack features) are whatever levels the family's tower has here
+(:meth:`uniembed.model.families.base.Family.region_levels`); RoIAlign samples 2 x 2 points per bin (the released code:
+torchvision's adaptive count); the image tokens get no position embedding of their own (the released
+``image_pos_projector``); and these parameters train at the optimiser's one learning rate (the released code gives
+every ``logit*`` parameter 10x). The modules are saved next to the decoder as ``object_heads.safetensors`` with their
+settings in ``object_heads.json``.
 """
 from __future__ import annotations
 

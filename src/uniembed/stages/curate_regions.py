@@ -11,7 +11,8 @@ joined to the set's root; ``objects.parquet``: its labelled boxes, ``kind`` = ``
 local-retrieval file (SORCE-1K: ``local_queries.parquet``), with ``images.parquet``: every image the grounding, the
 local- or the global-retrieval file names, with its proposals, its short and long captions where the global-retrieval
 file (ObjEmbed's jsonl) gives them, and ``local_gallery`` for the local-retrieval file's own images (its gallery, as
-SORCE-1K's: the images its queries name). Global retrieval's gallery is the captioned images. More than ``max_quarantined`` of a file's records quarantined fails the stage.
+SORCE-1K's: the images its queries name). Global retrieval's gallery is the captioned images. More than
+:data:`MAX_QUARANTINED` of a file's records quarantined (or kept with a quarantined part) fails the stage.
 """
 from __future__ import annotations
 
@@ -64,10 +65,16 @@ def _gallery(root: Path, spec: dict, image_ids: list[str]) -> tuple[list[dict], 
 
 
 def _check_share(name: str, kept: int, quarantined: list[dict]) -> None:
-    total = kept + len({q["record"].split(":")[0] for q in quarantined})
-    if total and len(quarantined) / total > MAX_QUARANTINED:
-        raise SystemExit(f"{name}: {len(quarantined)} of {total} records quarantined (more than "
-                         f"{MAX_QUARANTINED:.0%}); first: {quarantined[0]}")
+    """Fail when more than MAX_QUARANTINED of the records of file ``name`` lost anything: a row whose record is a
+    whole record (a line, an entry, an image) rejected it, a row of a part of one (``3:objects[1]``, a proposal
+    ``[i]`` of an image) only damaged it, and the record was kept."""
+    rows = [q for q in quarantined if Path(q["file"]).name == Path(name).name]
+    whole = {q["record"] for q in rows if ":" not in q["record"] and not q["key"].startswith("[")}
+    damaged = {q["record"].split(":")[0] for q in rows} - whole
+    total = kept + len(whole)
+    if total and (len(whole) + len(damaged)) / total > MAX_QUARANTINED:
+        raise SystemExit(f"{name}: {len(whole)} of {total} records quarantined and {len(damaged)} kept with a "
+                         f"quarantined part (more than {MAX_QUARANTINED:.0%} in all); first: {rows[0]}")
 
 
 def _rooted(rows: list[dict], root: Path) -> list[dict]:
@@ -106,12 +113,17 @@ def run(cfg) -> dict:
                               + list(captions))
     gallery = [{**g, **dict(zip(("short_caption", "long_caption"), captions.get(g["image_id"], (None, None)))),
                 "local_gallery": g["image_id"] in local_ids} for g in gallery]
+    _check_share(spec["proposals"], len(gallery), bad_p)
     known = {image["image_id"] for image in gallery}
-    for kind, rows, key, file in (("expression", expressions, "expression_id", spec.get("grounding")),
-                                  ("query", queries, "query_id", spec.get("local_retrieval"))):
-        bad += [{"file": str(root / file), "record": str(r[key]), "key": "image", "reason": "image_quarantined",
+    for kind, rows, record, file in (("expression", expressions, lambda r: str(r["expression_id"]), spec.get("grounding")),
+                                     ("query", queries, lambda r: r["query_id"].rsplit(":", 1)[-1],   # its line
+                                      spec.get("local_retrieval"))):
+        bad += [{"file": str(root / file), "record": record(r), "key": "image", "reason": "image_quarantined",
                  "value": f"the {kind}'s image {r['image_id']!r} was quarantined"} for r in rows
                 if r["image_id"] not in known]
+    for file, rows in ((spec.get("grounding"), expressions), (spec.get("local_retrieval"), queries)):
+        if file:
+            _check_share(file, sum(r["image_id"] in known for r in rows), bad)
     counts["eval"] = write_region_tables(
         out / "eval", images=_rooted(gallery, root),
         objects=[{**e, "kind": "phrase"} for e in expressions if e["image_id"] in known],

@@ -64,11 +64,11 @@ def load_object_training_set(region_dir: str | Path) -> ObjectTrainingSet:
 
 
 def cover_boxes(proposals: np.ndarray, boxes: np.ndarray, threshold: float) -> np.ndarray:
-    """``proposals`` with every box of ``boxes`` that none of them overlaps at IoU >= ``threshold`` appended (the
-    released code's rule: each labelled box has a positive proposal)."""
+    """``proposals`` with every box of ``boxes`` that none of them overlaps at IoU > ``threshold`` (eq. 2's positive)
+    appended (the released code's rule: each labelled box has a positive proposal)."""
     if not len(boxes):
         return proposals
     iou = box_iou(torch.as_tensor(proposals, dtype=torch.float32), torch.as_tensor(boxes, dtype=torch.float32))
-    covered = (iou >= threshold).any(0).numpy() if len(proposals) else np.zeros(len(boxes), bool)
+    covered = (iou > threshold).any(0).numpy() if len(proposals) else np.zeros(len(boxes), bool)
     missing = np.unique(boxes[~covered], axis=0)
     return np.concatenate([proposals, missing]).astype(np.float32) if len(missing) else proposals

@@ -156,6 +156,11 @@ class ObjectTask:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
         if settings.batch_size % world:
             raise ValueError(f"batch_size {settings.batch_size} must be divisible by the {world} processes")
+        if settings.chunk_size and world > 1:
+            raise ValueError("objembed: GradCache (chunk_size) runs in one process only here: a chunk's re-encode "
+                             "under DDP leaves the heads it does not use unreduced; unset chunk_size or use one process")
+        if settings.backend != "ddp":
+            raise ValueError(f"objembed: backend {settings.backend!r} is not supported by the object task (ddp only)")
         torch.manual_seed(settings.seed)
         s = objective.settings
         self.base_model, self.region_dir = base_model, Path(region_dir)
