@@ -35,22 +35,26 @@ def test_rows_of_unequal_counts_come_back_in_process_order_without_padding():
     assert torch.equal(gather_rows(rows, (6,)), rows)   # one process: itself
 
 
-def _worker(rank, port, model, regions, out):
+def _worker(rank, port, model, regions, out, chunk_size):
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    train_objects(SETTINGS, base_model=model, region_dir=regions, out_dir=f"{out}/model", checkpoint_dir=f"{out}/ckpt",
+    settings = TrainSettings.from_dict({**SETTINGS.as_dict(), "chunk_size": chunk_size})
+    train_objects(settings, base_model=model, region_dir=regions, out_dir=f"{out}/model", checkpoint_dir=f"{out}/ckpt",
                   log_dir=f"{out}/tb", device="cpu", progress=False)
     torch.distributed.destroy_process_group()
 
 
-def test_two_processes_match_one(tmp_path, region_tables, tiny_qwen2vl):
+@pytest.mark.parametrize("chunk_size", [None, 1], ids=["whole", "gradcache"])
+def test_two_processes_match_one(tmp_path, region_tables, tiny_qwen2vl, chunk_size):
+    """With GradCache too (chunks of one image or text, every backward local, one average at the end)."""
     one = train_objects(SETTINGS, base_model=tiny_qwen2vl, region_dir=region_tables, out_dir=tmp_path / "one" / "model",
                         checkpoint_dir=tmp_path / "one" / "ckpt", log_dir=tmp_path / "one" / "tb", device="cpu",
                         progress=False)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_worker, args=(port, str(tiny_qwen2vl), str(region_tables), str(tmp_path / "two")), nprocs=2, join=True)
+    mp.spawn(_worker, args=(port, str(tiny_qwen2vl), str(region_tables), str(tmp_path / "two"), chunk_size), nprocs=2,
+             join=True)
     for name in ("model.safetensors", "object_heads.safetensors"):
         a = load_file(str(tmp_path / "one" / "model" / "model" / name))
         b = load_file(str(tmp_path / "two" / "model" / "model" / name))

@@ -54,3 +54,17 @@ def gather_with_grad(x: Tensor) -> Tensor:
     dist.all_gather(shards, x.detach().contiguous())
     shards[rank] = _ScaleGradient.apply(x, world)
     return torch.cat(shards, dim=0)
+
+
+def average_gradients(module: torch.nn.Module) -> None:
+    """Average every trainable parameter's gradient over the processes (DDP's reduction), for a step whose backward
+    passes all ran under ``no_sync``; nothing when not distributed. A parameter without a gradient counts as zero."""
+    _, world = world_info()
+    if world == 1:
+        return
+    for parameter in module.parameters():
+        if parameter.requires_grad:
+            if parameter.grad is None:
+                parameter.grad = torch.zeros_like(parameter)
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= world

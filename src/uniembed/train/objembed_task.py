@@ -17,7 +17,9 @@ Each process encodes its share of the images and of the text columns; the object
 global tokens and text embeddings are gathered with the local gradient kept, so every process computes the same
 loss on the whole global batch (as the contrastive task does: :mod:`uniembed.train.distributed`). With
 ``chunk_size`` the step runs through GradCache (:mod:`uniembed.train.gradcache`): images and texts in chunks of that
-many, each image chunk's outputs packed into one tensor (:func:`pack`) so that one cached gradient serves it.
+many, each image chunk's outputs packed into one tensor (:func:`pack`) so that one cached gradient serves it; across
+processes every chunk's backward runs under ``no_sync`` and the gradients are averaged once after the last (a text
+chunk uses none of the object heads, so DDP's own reduction, which expects every parameter, cannot run per chunk).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from ..data.loader import Pinnable
 from ..embed.cache import file_digest, fingerprint_model_dir
 from ..embed.objects import ImageOutputs, ObjectEmbedder, ObjectInputs, PreparedImages, PreparedTexts
 from .data import BatchSampler
-from .distributed import gather_with_grad, world_info
+from .distributed import average_gradients, gather_with_grad, world_info
 from .gradcache import chunks, gradcache_chunks
 from .lora import apply_lora
 from .object_data import ObjectTrainingSet, cover_boxes, load_object_training_set
@@ -156,9 +158,6 @@ class ObjectTask:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
         if settings.batch_size % world:
             raise ValueError(f"batch_size {settings.batch_size} must be divisible by the {world} processes")
-        if settings.chunk_size and world > 1:
-            raise ValueError("objembed: GradCache (chunk_size) runs in one process only here: a chunk's re-encode "
-                             "under DDP leaves the heads it does not use unreduced; unset chunk_size or use one process")
         if settings.backend != "ddp":
             raise ValueError(f"objembed: backend {settings.backend!r} is not supported by the object task (ddp only)")
         torch.manual_seed(settings.seed)
@@ -194,9 +193,12 @@ class ObjectTask:
             return objective(outputs, gather_with_grad(words), gather_with_grad(short), gather_with_grad(long),
                              batch.labels, self.embedder.heads)
 
-        if settings.chunk_size:
+        if settings.chunk_size:   # every chunk's backward local, then one average (a chunk uses only some modules)
             encode = lambda chunk: (pack if isinstance(chunk, PreparedImages) else (lambda t: t))(self.encoder(chunk)[0])  # noqa: E731
-            return gradcache_chunks(encode, batch.images, batch.texts, loss_fn, no_sync=backend.no_sync), batch.items
+            with backend.no_sync():
+                loss = gradcache_chunks(encode, batch.images, batch.texts, loss_fn)
+            average_gradients(self.model)
+            return loss, batch.items
         outputs = self.encoder(*batch.images, *batch.texts)
         images = torch.cat([pack(o) for o in outputs[:len(batch.images)]])
         loss = loss_fn(images, torch.cat(outputs[len(batch.images):]))
