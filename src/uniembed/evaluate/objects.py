@@ -17,6 +17,7 @@ Every image runs through the object embedder once, with all its proposals.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,8 +177,6 @@ def time_per_image(embedder: ObjectEmbedder, images: list[EvalImage], counts, re
                    seed: int = 0) -> dict[int, float]:
     """Milliseconds per image of one forward over ``images`` (one batch) with ``count`` proposals each (random boxes
     inside each image), the median of ``repeats`` after one warm-up: the cost of more objects in the one pass."""
-    import time
-
     rng = np.random.default_rng(seed)
     out = {}
     embedder.eval()
@@ -189,24 +188,22 @@ def time_per_image(embedder: ObjectEmbedder, images: list[EvalImage], counts, re
             corner = rng.uniform(0, size * 0.7, size=(count, 2))
             boxes.append(np.concatenate([corner, corner + rng.uniform(4, size * 0.3, size=(count, 2))], 1))
         prepared = embedder.inputs.images([i.path for i in images], boxes)
-        times = []
-        for _ in range(repeats + 1):
-            start = time.perf_counter()
-            embedder.forward_images(prepared)
-            times.append(time.perf_counter() - start)
-        out[count] = 1000 * float(np.median(times[1:])) / len(images)
+        out[count] = _median_ms(lambda: embedder.forward_images(prepared), repeats) / len(images)
     return out
 
 
 def time_whole_image(embedder, images: list[EvalImage], repeats: int = 3) -> float:
     """Milliseconds per image of an ordinary embedder's forward over the same batch (the baseline's cost)."""
-    import time
-
     prepared = embedder.inputs([EmbedItem(None, image_path=i.path) for i in images])
-    times = []
     with torch.no_grad():
-        for _ in range(repeats + 1):
-            start = time.perf_counter()
-            embedder.forward_prepared(prepared)
-            times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times[1:])) / len(images)
+        return _median_ms(lambda: embedder.forward_prepared(prepared), repeats) / len(images)
+
+
+def _median_ms(run, repeats: int) -> float:
+    """Milliseconds of ``run()``, the median of ``repeats`` calls after one warm-up."""
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times[1:]))

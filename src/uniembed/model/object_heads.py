@@ -125,6 +125,3 @@ class ObjectHeads(nn.Module):
         heads.load_state_dict(load_file(str(directory / HEADS_WEIGHTS)))
         return heads
 
-
-def has_object_heads(directory: str | Path) -> bool:
-    return (Path(directory) / HEADS_CONFIG).is_file()

@@ -53,9 +53,7 @@ def _gallery(root: Path, spec: dict, image_ids: list[str]) -> tuple[list[dict], 
         found = checks.image(root / spec["proposals"], image_id, "image", image_id, None)
         if found is None:
             continue
-        fitted = [checks.box(root / spec["proposals"], image_id, f"[{i}]", b, found[1])
-                  for i, b in enumerate(proposals.get(image_id, []))]
-        fitted = [b for b in fitted if b is not None]
+        fitted = checks.proposals(root / spec["proposals"], image_id, proposals.get(image_id, []), found[1])
         if not fitted:
             checks.reject(root / spec["proposals"], image_id, "image", "no_proposals", f"no valid proposal for {image_id!r}")
             continue

@@ -76,7 +76,7 @@ class ObjectSteps:
         per_rank = len(images) // self.world
         pairs = [_pairs(image, b, boxes, columns) for b, (image, boxes) in enumerate(zip(images, proposals))]
         labels = ObjectLabels(torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs]),
-                              torch.cat([p[2] for p in pairs]), 0)
+                              torch.cat([p[2] for p in pairs]))
         counts = tuple(sum(len(boxes) for boxes in proposals[r * per_rank:(r + 1) * per_rank]) for r in range(self.world))
         share = len(columns) // self.world
         texts = [text for text, _, _ in columns[self.rank * share:(self.rank + 1) * share]]
@@ -194,7 +194,10 @@ class ObjectTask:
                              batch.labels, self.embedder.heads)
 
         if settings.chunk_size:   # every chunk's backward local, then one average (a chunk uses only some modules)
-            encode = lambda chunk: (pack if isinstance(chunk, PreparedImages) else (lambda t: t))(self.encoder(chunk)[0])  # noqa: E731
+            def encode(chunk):
+                out = self.encoder(chunk)[0]
+                return pack(out) if isinstance(chunk, PreparedImages) else out
+
             with backend.no_sync():
                 loss = gradcache_chunks(encode, batch.images, batch.texts, loss_fn)
             average_gradients(self.model)

@@ -111,6 +111,11 @@ class RegionChecks:
         self.reject(file, record, key, "empty_phrase", text)
         return False
 
+    def proposals(self, file: Path, image_id: str, boxes: list[list[float]], size: tuple) -> list[list[float]]:
+        """An image's proposals fitted to it; each bad one quarantined alone (record: the image, key: ``[i]``)."""
+        fitted = [self.box(file, image_id, f"[{i}]", b, size) for i, b in enumerate(boxes)]
+        return [b for b in fitted if b is not None]
+
     def box(self, file: Path, record, key: str, box: list[float], size: tuple, shown=None) -> list[float] | None:
         """The box (xyxy) fitted to the image, else None (quarantined as ``box_outside_image``)."""
         fitted = fit_box(box, *size)
@@ -186,8 +191,7 @@ def read_objembed_train(jsonl_path: str | os.PathLike, proposals_path: str | os.
         if not objects:
             checks.reject(path, line, "objects", "no_objects", f"none of {len(rec['objects'])} objects is valid")
             continue
-        fitted = [checks.box(proposals_path, image_id, f"[{i}]", b, size) for i, b in enumerate(proposals[image_id])]
-        fitted = [b for b in fitted if b is not None]
+        fitted = checks.proposals(proposals_path, image_id, proposals[image_id], size)
         if not fitted:
             checks.reject(path, line, "image", "no_proposals", f"no valid proposal for {image_id!r}")
             continue

@@ -24,8 +24,7 @@ class ObjectLabels:
     """What the step's boxes say, for this process's proposals (rows) and the global batch's texts (columns)."""
     ious: Tensor          # [local proposals, global texts]: IoU of the proposal with the text's box in its own image
     mask: Tensor          # [local proposals, global texts]: 1 = the pair counts (ObjectSteps decides which)
-    best_ious: Tensor     # [local proposals]: the proposal's best IoU with any box of its image (eq. 3's target)
-    image_offset: int     # the global index of this process's first image (its own caption's column)
+    best_ious: Tensor     # [proposals]: the proposal's best IoU with any box of its image (eq. 3's target)
 
 
 class ObjEmbedObjective(TrainingObjective):
@@ -34,9 +33,6 @@ class ObjEmbedObjective(TrainingObjective):
     name = "objembed"
     task = "objects"
 
-    def __init__(self, settings: ObjEmbedSettings, start_model=None):
-        super().__init__(settings, start_model)
-
     def forward(self, outputs, texts: Tensor, short: Tensor, long: Tensor, labels: ObjectLabels, heads) -> Tensor:
         """Eq. 4 on a step. ``outputs``: :class:`uniembed.embed.objects.ImageOutputs` of the local images; ``texts``,
         ``short``, ``long``: the global batch's local-text, short- and long-caption embeddings; ``heads``: the
@@ -44,15 +40,10 @@ class ObjEmbedObjective(TrainingObjective):
         s = self.settings
         logits = matching_logits(outputs.objects, texts, heads.object_log_scale, heads.object_bias)
         region = region_loss(logits, labels.ious.to(logits), s.positive_iou, labels.mask.to(logits))
-        image = 0.5 * sum(image_loss(_shifted(matching_logits(tokens, captions, heads.image_log_scale, heads.image_bias),
-                                              labels.image_offset))
+        image = 0.5 * sum(image_loss(matching_logits(tokens, captions, heads.image_log_scale, heads.image_bias))
                           for tokens, captions in ((outputs.coarse, short), (outputs.detailed, long)))
         iou = iou_loss(outputs.iou_logits, labels.best_ious.to(outputs.iou_logits), s.positive_iou)
         loss = ObjEmbedLoss(region, image, iou, (s.region_weight, s.image_weight, s.iou_weight))
         self.parts = {"region": float(region.detach()), "image": float(image.detach()), "iou": float(iou.detach())}
         return loss.total
 
-
-def _shifted(logits: Tensor, offset: int) -> Tensor:
-    """Rows of local images against global captions, rolled so that each image's own caption is on the diagonal."""
-    return torch.roll(logits, shifts=-offset, dims=1) if offset else logits
